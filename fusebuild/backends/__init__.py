@@ -1,0 +1,102 @@
+"""Targets and the backend interface.
+
+`TARGETS` is the registry: target name -> `TargetInfo` (cheap data: dtypes, schedule
+hints, which module implements it). The implementation is imported only when a task
+runs, so planning a build never imports a toolchain.
+
+A backend is a folder `fusebuild/backends/<name>/` with a `backend.py` defining
+`Backend(Base)`, plus a folder of Jinja templates under `templates/`. Copy one to start a
+new target. The debugging modes (fused/separate/compare) are written against `Base`
+only: a new target gets them by implementing it.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    name: str
+    module: str               # python module holding `Backend`
+    dtypes: tuple
+    hints: tuple = ()         # schedule hint keys a spec may set for this target
+    description: str = ""
+
+
+TARGETS = {t.name: t for t in [
+    TargetInfo("tir-cpu", "fusebuild.backends.tir_cpu.backend", ("float32",),
+               ("tile_m", "tile_n", "tile_k", "micro_m", "micro_n", "threads"),
+               "Apache TVM TIR, LLVM, host CPU"),
+]}
+DEFAULT_TARGETS = ("tir-cpu",)
+
+
+def get_backend(target: str):
+    """Instantiate the backend of a target (imports its module)."""
+    info = TARGETS[target]
+    return importlib.import_module(info.module).Backend(info)
+
+
+class Base:
+    """What every backend implements. Files in `build_dir` carry state between stages.
+
+    render(graph, hints, source, variant) -> ({filename: text}, {template: sha256})
+                           pure: no toolchain needed; the second part lists templates used
+    compile(build_dir, dest)    writes objects/compiled modules into dest
+    assemble(build_dir, dest)   writes the loadable artifact (`artifact_name`) into dest
+    run(build_dir, graph, inputs) -> {output name: torch tensor}
+    toolchain()            -> {"available": bool, "versions": {...}, "reason": str}; cheap
+    device()               -> (True, "") or (False, reason) if artifacts cannot run here
+    """
+
+    source_files = ("kernel.txt",)     # what render writes
+    compiled_files = ("kernel.o",)     # what compile writes
+    artifact_name = "kernel.bin"       # what assemble writes
+
+    def __init__(self, info: TargetInfo):
+        self.info = info
+        self.name = info.name
+
+    def toolchain(self) -> dict:
+        raise NotImplementedError
+
+    def device(self):
+        return True, ""
+
+    def render(self, plan) -> dict:
+        raise NotImplementedError
+
+    def compile(self, build_dir):
+        raise NotImplementedError
+
+    def assemble(self, build_dir):
+        raise NotImplementedError
+
+    def run(self, build_dir, graph, inputs: dict) -> dict:
+        raise NotImplementedError
+
+    # --- helpers shared by host-memory backends ------------------------------------------
+    @staticmethod
+    def host_buffers(graph, inputs: dict) -> dict:
+        """Kernel arguments in order (inputs, then outputs), packed into their layouts.
+
+        Outputs start as NaN so an element the kernel never writes cannot pass.
+        """
+        import torch
+        buffers = {}
+        for name in graph.inputs:
+            x, t = inputs[name].contiguous(), graph.tensors[name]
+            buffers[name] = t.layout.pack(x) if t.layout is not None else x
+        for name in graph.outputs:
+            t = graph.tensors[name]
+            buffers[name] = torch.full(t.memory_shape, float("nan"), dtype=getattr(torch, t.dtype))
+        return buffers
+
+    @staticmethod
+    def host_outputs(graph, buffers: dict) -> dict:
+        out = {}
+        for name in graph.outputs:
+            t = graph.tensors[name]
+            out[name] = t.layout.unpack(buffers[name]) if t.layout is not None else buffers[name]
+        return out

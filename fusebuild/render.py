@@ -1,0 +1,63 @@
+"""Jinja environments for backends.
+
+Templates only lay out text; every decision is made in Python and passed in. The
+environment is sandboxed (a template cannot reach Python internals), StrictUndefined
+(a missing variable is an error, not an empty string), and its loader is confined to
+the backend's folder under `templates/` (plus, for tests and experiments, override
+folders named in FUSEBUILD_TEMPLATE_OVERRIDES, searched first). Spec strings reach
+templates only as values (names are checked identifiers), never as template source.
+
+Every template a render loads is recorded with its hash, so the render task knows
+exactly which templates an artifact came from (a depfile, as ninja has).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "templates"
+OVERRIDES_ENV = "FUSEBUILD_TEMPLATE_OVERRIDES"
+
+
+def template_dirs(backend_folder: str) -> list:
+    extra = [Path(p) / backend_folder for p in os.environ.get(OVERRIDES_ENV, "").split(os.pathsep) if p]
+    return [p for p in extra if p.is_dir()] + [TEMPLATES / backend_folder]
+
+
+class _RecordingLoader(jinja2.FileSystemLoader):
+    def __init__(self, dirs):
+        super().__init__([str(d) for d in dirs])
+        self.used = {}
+
+    def get_source(self, environment, template):
+        source, filename, uptodate = super().get_source(environment, template)
+        path = Path(filename)
+        key = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+        self.used[key] = hashlib.sha256(source.encode()).hexdigest()
+        return source, filename, uptodate
+
+
+def make_env(backend_folder: str, **globals_) -> SandboxedEnvironment:
+    loader = _RecordingLoader(template_dirs(backend_folder))
+    env = SandboxedEnvironment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=False,
+                               keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(globals_)
+    return env
+
+
+def used_templates(env) -> dict:
+    """{template path: sha256} of every template this environment has loaded."""
+    return dict(sorted(env.loader.used.items()))
+
+
+def file_digest(path) -> str | None:
+    """sha256 of a file (relative paths are taken from the repo root), None if missing."""
+    try:
+        return hashlib.sha256((ROOT / path).read_bytes()).hexdigest()
+    except OSError:
+        return None

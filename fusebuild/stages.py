@@ -1,0 +1,111 @@
+"""The stage actions doit runs: render, compile, assemble, validate.
+
+Each stage reads its inputs from the artifact folder, works in a staging folder, and
+moves finished files into place atomically (fsutil.staging): a killed build never leaves
+a half-written output that looks current. Each stage records its time in
+`.stages/<stage>.json`; validate gathers them into validation.json.
+
+Failures come back as doit TaskFailed with a short message, not a traceback.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+
+from doit.exceptions import TaskFailed
+
+from .backends import get_backend
+from .fsutil import read_json, staging, write_atomic, write_json
+from .toolchains import package_version
+from . import validate as V
+
+
+def _timed(stage: str):
+    def wrap(fn):
+        def action(a, *args):
+            start = time.perf_counter()
+            try:
+                result = fn(a, *args)
+            except Exception as err:  # toolchain errors: report them, keep the build going
+                tail = "".join(traceback.format_exception_only(type(err), err)).strip()
+                return TaskFailed(f"{stage} {a.id}: {tail[-4000:]}")
+            write_json(a.dir / ".stages" / f"{stage}.json", {"seconds": round(time.perf_counter() - start, 4)})
+            return result
+        action.__name__ = f"{stage}_action"
+        return action
+    return wrap
+
+
+@_timed("render")
+def render(a):
+    backend = get_backend(a.target)
+    files, templates = backend.render(a.variant.graph, a.variant.schedule.get(a.target, {}),
+                                      str(a.variant.path), a.variant.name)
+    for name, text in files.items():
+        write_atomic(a.dir / name, text, only_if_changed=True)
+    write_json(a.dir / ".stages" / "render.deps.json", templates)
+
+
+@_timed("compile")
+def compile(a):
+    with staging(a.dir) as dest:
+        get_backend(a.target).compile(a.dir, dest)
+
+
+@_timed("assemble")
+def assemble(a):
+    with staging(a.dir) as dest:
+        get_backend(a.target).assemble(a.dir, dest)
+
+
+def validate(a, toolchain: dict):
+    """Run the artifact on seeded inputs, compare with the torch reference, write the report.
+    Returns TaskFailed iff the artifact ran and its numerics are wrong (or it crashed)."""
+    backend = get_backend(a.target)
+    v = a.variant
+    report = _report_base(a, toolchain)
+    start = time.perf_counter()
+    can_run, why = backend.device()
+    if not toolchain["available"] or not can_run:
+        report.update(status="not-run", reason=toolchain["reason"] or why)
+        write_json(a.report, report)
+        return None
+    try:
+        inputs = V.make_inputs(v.graph, v.seed)
+        ref = V.reference(v.graph, inputs)
+        outs = backend.run(a.dir, v.graph, inputs)
+        per_output = {}
+        for name in v.graph.outputs:
+            atol, rtol = V.tolerance(v.graph, v.graph.tensors[name].dtype, v.tolerance, ref[name])
+            per_output[name] = dict(V.compare(outs[name], ref[name], atol, rtol), atol=atol, rtol=rtol)
+    except Exception as err:
+        report.update(status="fail", reason=f"run failed: {type(err).__name__}: {err}"[-2000:])
+        write_json(a.report, report)
+        return TaskFailed(f"validate {a.id}: {report['reason']}")
+    worst = max(per_output.values(), key=lambda r: r.get("max_rel", float("inf")))
+    ok = all(r["ok"] for r in per_output.values())
+    report.update(status="pass" if ok else "fail", outputs=per_output,
+                  **{k: worst.get(k) for k in ("max_abs", "mean_abs", "max_rel", "atol", "rtol")})
+    report["timings"]["validate"] = round(time.perf_counter() - start, 4)
+    write_json(a.report, report)
+    if not ok:
+        bad = [f"{n}: {r.get('mismatches', '?')} mismatches, max_abs {r.get('max_abs')}" for n, r in per_output.items()
+               if not r["ok"]]
+        return TaskFailed(f"validate {a.id}: FAIL " + "; ".join(bad))
+    return None
+
+
+def _report_base(a, toolchain) -> dict:
+    timings = {}
+    for stage in ("render", "compile", "assemble"):
+        rec = read_json(a.dir / ".stages" / f"{stage}.json")
+        if rec:
+            timings[stage] = rec["seconds"]
+    return {"spec": a.variant.spec, "variant": a.variant.name, "target": a.target, "mode": a.variant.mode,
+            "params": a.variant.params, "seed": a.variant.seed, "status": None,
+            "toolchain": dict(toolchain["versions"], torch=package_version("torch")), "timings": timings}
+
+
+def spec_error(path, err):
+    """The action of a bad spec's task: fail with the message, touch nothing in out/."""
+    return TaskFailed(str(err))

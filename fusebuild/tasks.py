@@ -1,0 +1,128 @@
+"""The doit task graph, built from specs/ (dodo.py only re-exports what is here).
+
+Per artifact (spec, variant, target): render -> compile -> assemble -> validate, each a
+doit subtask named `<stage>:<spec>/<variant>/<target>`; `build:<spec>` builds one spec;
+`build` (the default) builds all. A spec that fails to load gets one failing task
+`build:<file stem>` and no others; every other spec still builds.
+
+Up-to-date rules (doit does not rerun a task when only its action changed, so everything
+that matters is in `uptodate` keys or file deps):
+  render    graph digest + hints + renderer code, and the hashes of the templates the last
+            render used (recorded by the render: a depfile)
+  compile   the rendered files (content, via file_dep) + toolchain versions
+  assemble  the object (content) + toolchain versions
+  validate  the artifact (content) + seed, tolerances, torch version
+A render whose text comes out byte-identical leaves the files alone, so nothing after it
+reruns (early cutoff).
+
+Environment: FUSEBUILD_SPECS (default specs), FUSEBUILD_OUT (default out).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from doit.tools import config_changed
+
+from . import plan, stages
+from .backends import get_backend
+from .fsutil import read_json
+from .render import file_digest
+from .report import SummaryReporter
+
+SPECS = Path(os.environ.get("FUSEBUILD_SPECS", "specs"))
+OUT = Path(os.environ.get("FUSEBUILD_OUT", "out"))
+OUT.mkdir(parents=True, exist_ok=True)  # doit opens its dependency DB there
+
+DOIT_CONFIG = {
+    "default_tasks": ["build"],
+    "continue": True,                      # one bad artifact must not stop the others
+    "backend": "sqlite3",                  # survives concurrent runs (dbm.dumb does not)
+    "dep_file": str(OUT / ".doit.db"),
+    "reporter": SummaryReporter,
+}
+
+_SPECS, _ERRORS = plan.load_specs(SPECS)
+ARTIFACTS = plan.artifacts(_SPECS, OUT)
+_TOOLCHAINS = {}
+
+
+def toolchain(target: str) -> dict:
+    if target not in _TOOLCHAINS:
+        _TOOLCHAINS[target] = get_backend(target).toolchain()
+    return _TOOLCHAINS[target]
+
+
+def _templates_unchanged(a):
+    """uptodate check: every template the last render used still has the same hash."""
+    def check(task, values):
+        deps = read_json(a.dir / ".stages" / "render.deps.json")
+        return bool(deps) and all(file_digest(p) == h for p, h in deps.items())
+    check.__name__ = "templates_unchanged"
+    return check
+
+
+def _runnable(a) -> bool:
+    return toolchain(a.target)["available"]
+
+
+def task_render():
+    """Render each artifact's source from its spec and the target's templates."""
+    for a in ARTIFACTS:
+        if not _runnable(a):
+            continue
+        files = get_backend(a.target).source_files
+        yield {"name": a.id, "actions": [(stages.render, [a])],
+               "targets": [str(a.dir / f) for f in files],
+               "uptodate": [config_changed(plan.render_key(a)), _templates_unchanged(a)],
+               "clean": True, "doc": f"render {a.id}"}
+
+
+def task_compile():
+    """Compile rendered sources with the target's toolchain."""
+    for a in ARTIFACTS:
+        if not _runnable(a):
+            continue
+        backend = get_backend(a.target)
+        yield {"name": a.id, "actions": [(stages.compile, [a])],
+               "file_dep": [str(a.dir / f) for f in backend.source_files],
+               "targets": [str(a.dir / f) for f in backend.compiled_files],
+               "uptodate": [config_changed(plan.toolchain_key(a, toolchain(a.target)))],
+               "clean": True, "doc": f"compile {a.id}"}
+
+
+def task_assemble():
+    """Link/assemble compiled objects into the loadable artifact."""
+    for a in ARTIFACTS:
+        if not _runnable(a):
+            continue
+        backend = get_backend(a.target)
+        yield {"name": a.id, "actions": [(stages.assemble, [a])],
+               "file_dep": [str(a.dir / f) for f in backend.compiled_files],
+               "targets": [str(a.dir / backend.artifact_name)],
+               "uptodate": [config_changed(plan.toolchain_key(a, toolchain(a.target)))],
+               "clean": True, "doc": f"assemble {a.id}"}
+
+
+def task_validate():
+    """Run each artifact on seeded inputs and compare with the torch reference."""
+    for a in ARTIFACTS:
+        tc = toolchain(a.target)
+        deps = [str(a.dir / get_backend(a.target).artifact_name)] if tc["available"] else []
+        yield {"name": a.id, "actions": [(stages.validate, [a, tc])], "file_dep": deps,
+               "targets": [str(a.report)],
+               "uptodate": [config_changed(dict(plan.validate_key(a, tc), available=tc["available"],
+                                                reason=tc["reason"]))],
+               "clean": True, "doc": f"validate {a.id}"}
+
+
+def task_build():
+    """Build and validate every spec (build:<spec> for one). Summary table at the end."""
+    by_spec = {}
+    for a in ARTIFACTS:
+        by_spec.setdefault(a.variant.spec, []).append(f"validate:{a.id}")
+    for spec, deps in by_spec.items():
+        yield {"name": spec, "actions": None, "task_dep": deps, "doc": f"build spec {spec}"}
+    for path, err in _ERRORS:
+        yield {"name": Path(path).stem, "actions": [(stages.spec_error, [path, err])],
+               "uptodate": [False], "doc": f"{path}: does not load"}
