@@ -1,0 +1,74 @@
+"""Shared test helpers: a throwaway project folder and a doit runner that counts tasks."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+GEMM_SPEC = """\
+name: {name}
+params:
+  M: [4, 8]
+  N: 32
+  K: 16
+inputs:
+  x: {{shape: [M, K], dtype: float32}}
+  w: {{shape: [N, K], dtype: float32}}
+  b: {{shape: [N], dtype: float32}}
+graph:
+  - {{op: matmul, inputs: [x, w], output: y, transpose_b: true, epilogue: [{{add: b}}, {act}]}}
+outputs: [y]
+seed: 3
+"""
+
+
+def gemm_spec(name="small", act="silu") -> str:
+    return GEMM_SPEC.format(name=name, act=act)
+
+
+class Project:
+    """A folder with specs/ and a dodo.py, where `doit` runs as a user would run it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        (root / "specs").mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / "dodo.py", root / "dodo.py")
+        self.env = dict(os.environ, PYTHONPATH=str(REPO), FUSEBUILD_TEMPLATE_OVERRIDES="")
+
+    def spec(self, name: str, text: str) -> Path:
+        path = self.root / "specs" / f"{name}.yaml"
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def doit(self, *args, check=None, env=None):
+        proc = subprocess.run([sys.executable, "-m", "doit", *args], cwd=self.root, capture_output=True, text=True,
+                              env=dict(self.env, **(env or {})), timeout=600)
+        result = DoitResult(proc)
+        if check is not None:
+            assert proc.returncode == check, result.text
+        return result
+
+
+class DoitResult:
+    def __init__(self, proc):
+        self.code = proc.returncode
+        self.text = proc.stdout + proc.stderr
+        # doit prints ".  task" for an executed task and "-- task" for an up-to-date one
+        self.ran = re.findall(r"^\.  (\S+)", proc.stdout, re.M)
+        self.skipped = re.findall(r"^-- (\S+)", proc.stdout, re.M)
+
+    def ran_stage(self, stage: str) -> list:
+        return [t for t in self.ran if t.startswith(stage + ":")]
+
+
+@pytest.fixture
+def project(tmp_path) -> Project:
+    return Project(tmp_path)
