@@ -30,20 +30,23 @@ def template_dirs(backend_folder: str) -> list:
 
 
 class _RecordingLoader(jinja2.FileSystemLoader):
-    def __init__(self, dirs):
-        super().__init__([str(d) for d in dirs])
-        self.used = {}
+    def __init__(self, backend_folder):
+        super().__init__([str(d) for d in template_dirs(backend_folder)])
+        self.folder, self.used = backend_folder, {}
 
     def get_source(self, environment, template):
         source, filename, uptodate = super().get_source(environment, template)
-        path = Path(filename)
-        key = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-        self.used[key] = hashlib.sha256(source.encode()).hexdigest()
+        self.used[template] = [_show(filename), hashlib.sha256(source.encode()).hexdigest()]
         return source, filename, uptodate
 
 
+def _show(path) -> str:
+    path = Path(path)
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def make_env(backend_folder: str, **globals_) -> SandboxedEnvironment:
-    loader = _RecordingLoader(template_dirs(backend_folder))
+    loader = _RecordingLoader(backend_folder)
     env = SandboxedEnvironment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=False,
                                keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.globals.update(globals_)
@@ -51,13 +54,26 @@ def make_env(backend_folder: str, **globals_) -> SandboxedEnvironment:
 
 
 def used_templates(env) -> dict:
-    """{template path: sha256} of every template this environment has loaded."""
-    return dict(sorted(env.loader.used.items()))
+    """The render's depfile: backend folder and {template name: [path, sha256]} of every
+    template this environment loaded."""
+    return {"folder": env.loader.folder, "templates": dict(sorted(env.loader.used.items()))}
+
+
+def templates_unchanged(deps) -> bool:
+    """True if every template in a depfile still resolves to the same file with the same
+    content (an override folder added or removed counts as a change)."""
+    if not deps or "templates" not in deps:
+        return False
+    dirs = template_dirs(deps["folder"])
+    for name, (path, digest) in deps["templates"].items():
+        found = next((d / name for d in dirs if (d / name).is_file()), None)
+        if found is None or _show(found) != path or file_digest(found) != digest:
+            return False
+    return True
 
 
 def file_digest(path) -> str | None:
-    """sha256 of a file (relative paths are taken from the repo root), None if missing."""
     try:
-        return hashlib.sha256((ROOT / path).read_bytes()).hexdigest()
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError:
         return None

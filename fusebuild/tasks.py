@@ -27,7 +27,7 @@ from doit.tools import config_changed
 from . import plan, stages
 from .backends import get_backend
 from .fsutil import read_json
-from .render import file_digest
+from .render import templates_unchanged
 from .report import SummaryReporter
 
 SPECS = Path(os.environ.get("FUSEBUILD_SPECS", "specs"))
@@ -54,10 +54,9 @@ def toolchain(target: str) -> dict:
 
 
 def _templates_unchanged(a):
-    """uptodate check: every template the last render used still has the same hash."""
+    """uptodate check: the templates the last render used are still the ones it would use."""
     def check(task, values):
-        deps = read_json(a.dir / ".stages" / "render.deps.json")
-        return bool(deps) and all(file_digest(p) == h for p, h in deps.items())
+        return templates_unchanged(read_json(a.dir / ".stages" / "render.deps.json"))
     check.__name__ = "templates_unchanged"
     return check
 
