@@ -1,0 +1,130 @@
+"""CPU benchmark: fusebuild's fused tir-cpu kernel vs torch, side by side in one run.
+
+Builds `gemm_bias_silu` (float32, w in nn.Linear layout) at M=N=K=1024 and M=1,N=K=4096
+through the real pipeline (a spec in a temp folder, `doit build`, validation included),
+then loads the built kernel.so and times it against torch's `F.silu(F.linear(x, w, b))`
+on the same inputs, same threads, interleaved, median of many runs.
+
+    python bench/cpu_gemm.py            # writes bench/results/cpu_gemm.{json,md}
+
+Numbers are for the machine it runs on; the JSON records which.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+os.environ.setdefault("TVM_NUM_THREADS", str(THREADS))
+
+SPEC = """\
+name: {name}
+params:
+  M: {M}
+  N: {N}
+  K: {K}
+inputs:
+  x:    {{shape: [M, K], dtype: float32}}
+  w:    {{shape: [N, K], dtype: float32}}
+  bias: {{shape: [N], dtype: float32}}
+graph:
+  - {{op: matmul, inputs: [x, w], output: y, transpose_b: true, epilogue: [{{add: bias}}, silu]}}
+outputs: [y]
+targets: [tir-cpu]
+"""
+SHAPES = [(1024, 1024, 1024), (1, 4096, 4096)]
+
+
+def build(work: Path) -> dict:
+    """One spec per shape, built and validated by `doit build` (the user's path)."""
+    (work / "specs").mkdir(parents=True)
+    for m, n, k in SHAPES:
+        (work / "specs" / f"gemm_bias_silu_{m}.yaml").write_text(SPEC.format(name=f"gemm_bias_silu_{m}", M=m, N=n, K=k))
+    (work / "dodo.py").write_text((REPO / "dodo.py").read_text())
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "doit", "build"], cwd=work, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    print(proc.stdout[-2000:])
+    if proc.returncode != 0:
+        sys.exit(f"build failed:\n{proc.stdout}\n{proc.stderr}")
+    return {"build_seconds": round(time.perf_counter() - start, 2)}
+
+
+def median_time(fn, reps: int) -> float:
+    fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main():
+    import torch
+    import torch.nn.functional as F
+    import tvm
+
+    torch.set_num_threads(THREADS)
+    work = Path(tempfile.mkdtemp(prefix="fusebuild-bench-"))
+    meta = build(work)
+    rows = []
+    for m, n, k in SHAPES:
+        folder = work / "out" / f"gemm_bias_silu_{m}" / f"M{m}_N{n}_K{k}" / "tir-cpu"
+        report = json.loads((folder / "validation.json").read_text())
+        assert report["status"] == "pass", report
+        lib = tvm.runtime.load_module(str(folder / "kernel.so"))["main"]
+        gen = torch.Generator().manual_seed(0)
+        x, w, b = (torch.randn(s, generator=gen) for s in ((m, k), (n, k), (n,)))
+        y = torch.empty(m, n)
+        args = [tvm.runtime.from_dlpack(t) for t in (x, w, b, y)]
+        reps = 30 if m > 1 else 200
+        fused, ref = [], []
+        for _ in range(3):          # interleave: both see the same machine state
+            fused.append(median_time(lambda: lib(*args), reps))
+            ref.append(median_time(lambda: F.silu(F.linear(x, w, b)), reps))
+        torch.testing.assert_close(y, F.silu(F.linear(x, w, b)), atol=1e-3, rtol=1e-3)
+        tf, tr = statistics.median(fused), statistics.median(ref)
+        flops = 2 * m * n * k
+        rows.append({"M": m, "N": n, "K": k, "fusebuild_ms": tf * 1e3, "torch_ms": tr * 1e3,
+                     "fusebuild_gflops": flops / tf / 1e9, "torch_gflops": flops / tr / 1e9,
+                     "speed_ratio": tr / tf, "compile_seconds": report["timings"].get("compile")})
+    result = {"benchmark": "gemm_bias_silu float32, tir-cpu vs torch F.silu(F.linear(x, w, b))",
+              "threads": THREADS, "machine": platform.processor() or platform.machine(),
+              "cpu": _cpu(), "torch": torch.__version__, "tvm": tvm.__version__,
+              "date": time.strftime("%Y-%m-%d"), **meta, "rows": rows}
+    out = REPO / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cpu_gemm.json").write_text(json.dumps(result, indent=1) + "\n")
+    lines = [f"# gemm_bias_silu float32 on the CPU ({THREADS} threads, {result['cpu']})", "",
+             f"torch {result['torch']}, apache-tvm {result['tvm']}, {result['date']}. "
+             "Median of interleaved runs; ratio = torch time / fusebuild time (>1: fusebuild faster).", "",
+             "| M x N x K | fusebuild ms | torch ms | fusebuild GFLOP/s | torch GFLOP/s | ratio |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['M']} x {r['N']} x {r['K']} | {r['fusebuild_ms']:.3f} | {r['torch_ms']:.3f} | "
+                     f"{r['fusebuild_gflops']:.1f} | {r['torch_gflops']:.1f} | {r['speed_ratio']:.2f}x |")
+    (out / "cpu_gemm.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _cpu() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+if __name__ == "__main__":
+    main()
