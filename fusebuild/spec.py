@@ -32,7 +32,7 @@ SPEC_FIELDS = {
     "inputs": (True, dict, "input tensors: {shape, dtype, layout}"),
     "graph": (True, list, "nodes: {op, inputs, output, <attributes>}"),
     "outputs": (True, list, "names of the tensors the operator returns"),
-    "targets": (False, list, "targets to build, e.g. [tir-cpu]"),
+    "targets": (False, (list, dict), "targets to build: [tir-cpu], or {tir-cpu: {dtype: [float32]}}"),
     "tolerance": (False, dict, "per-dtype overrides: {float32: {atol, rtol}}"),
     "seed": (False, int, "random seed of the validation inputs"),
     "schedule": (False, dict, "per-target schedule hints: {tir-cpu: {tile_m: 64}}"),
@@ -134,6 +134,8 @@ def _isinstance(value, typ):
 
 
 def _tname(typ):
+    if isinstance(typ, tuple):
+        return " or ".join(_tname(t) for t in typ)
     return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", bool: "true/false"}.get(typ, typ.__name__)
 
 
@@ -398,21 +400,48 @@ def _outputs(doc, tensors, nodes, ctx):
 
 
 def _targets(doc, graph, ctx) -> tuple:
+    """The variant's targets. `targets:` is a list (every variant), or a mapping
+    target -> {param: [values]} that builds the target only for variants whose params
+    match (e.g. tir-cpu for float32, tir-cuda for bfloat16 and float16)."""
     raw = doc.get("targets", list(DEFAULT_TARGETS))
     line = doc.line_of("targets")
     if not raw:
         ctx.fail("empty target list", line, "targets", valid=one_of(TARGETS))
+    if isinstance(raw, list) and len(set(map(str, raw))) != len(raw):
+        ctx.fail("duplicate target", line, "targets")
+    chosen = []
     for t in raw:
+        tline = raw.line_of(t) if isinstance(raw, LDict) else line
         if t not in TARGETS:
-            ctx.fail(f"unknown target {t!r}{did_you_mean(t, TARGETS)}", line, "targets", valid=one_of(TARGETS))
+            ctx.fail(f"unknown target {t!r}{did_you_mean(t, TARGETS)}", tline, "targets", valid=one_of(TARGETS))
+        if isinstance(raw, LDict) and not _matches(raw[t], ctx, tline, f"targets.{t}"):
+            continue
         info = TARGETS[t]
         bad = sorted({x.dtype for x in graph.tensors.values()} - set(info.dtypes))
         if bad:
-            ctx.fail(f"target {t} does not support dtype {bad[0]}", line, "targets",
-                     valid=f"{t} dtypes: {one_of(info.dtypes)}")
-    if len(set(raw)) != len(raw):
-        ctx.fail("duplicate target", line, "targets")
-    return tuple(raw)
+            ctx.fail(f"target {t} does not support dtype {bad[0]} (variant with {ctx.params})", tline, "targets",
+                     valid=f"{t} dtypes: {one_of(info.dtypes)}; restrict it with targets: {{{t}: {{dtype: [...]}}}}")
+        chosen.append(t)
+    if not chosen:
+        ctx.fail(f"no target matches the variant {ctx.params}", line, "targets",
+                 valid="a target filter that matches every variant")
+    return tuple(chosen)
+
+
+def _matches(where, ctx, line, field) -> bool:
+    if where is None:
+        return True
+    if not isinstance(where, LDict):
+        ctx.fail(f"a target filter is a mapping param -> [values], got {where!r}", line, field,
+                 valid="e.g. {dtype: [float32]}")
+    for key, allowed in where.items():
+        if key not in ctx.params:
+            ctx.fail(f"filter on undefined parameter '{key}'{did_you_mean(key, ctx.params)}", where.line_of(key),
+                     f"{field}.{key}", valid="parameters " + one_of(ctx.params))
+        allowed = allowed if isinstance(allowed, list) else [allowed]
+        if ctx.params[key] not in allowed:
+            return False
+    return True
 
 
 def _tolerance(doc, ctx) -> dict:

@@ -117,3 +117,19 @@ def test_cli_prints_error_without_traceback(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr + proc.stdout
     assert f"{tmp_path / 'bad.yaml'}:11: graph[0].op: unknown op 'matmull'" in proc.stderr
+
+
+def test_target_filter_selects_variants_by_params():
+    spec = parse_spec(GOOD + "targets:\n  tir-cpu: {M: [2, 4]}\n", "specs/op.yaml")
+    assert [v.targets for v in spec.variants] == [("tir-cpu",), ("tir-cpu",)]
+    e = err(GOOD + "targets:\n  tir-cpu: {M: [2]}\n")
+    assert e.message.startswith("no target matches the variant {'M': 4") and e.line == 13
+    e = err(GOOD + "targets:\n  tir-cpu: {Q: [2]}\n")
+    assert "filter on undefined parameter 'Q'" in e.message and e.field == "targets.tir-cpu.Q"
+
+
+def test_target_that_lacks_a_dtype_is_refused_with_the_fix():
+    text = GOOD.replace("  K: 16\n", "  K: 16\n  dtype: [float32, bfloat16]\n").replace("float32}", "$dtype}")
+    e = err(text + "targets: [tir-cpu]\n")
+    assert "target tir-cpu does not support dtype bfloat16" in e.message
+    assert "restrict it with targets: {tir-cpu: {dtype: [...]}}" in e.valid
