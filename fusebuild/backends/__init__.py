@@ -26,7 +26,7 @@ class TargetInfo:
 
 TARGETS = {t.name: t for t in [
     TargetInfo("tir-cpu", "fusebuild.backends.tir_cpu.backend", ("float32",),
-               ("tile_m", "tile_n", "tile_k", "micro_m", "micro_n", "threads"),
+               ("tile_m", "tile_n", "micro_m", "micro_n", "threads"),
                "Apache TVM TIR, LLVM, host CPU"),
 ]}
 DEFAULT_TARGETS = ("tir-cpu",)
