@@ -21,6 +21,7 @@ def test_reference_composes_op_references():
     ins = V.make_inputs(g, seed=0)
     ref = V.reference(g, ins)
     want = torch.nn.functional.gelu(ins["x"] @ ins["w"].T + ins["b"], approximate="tanh")
+    assert abs(float(ins["w"].std()) - 64 ** -0.5) < 0.05       # B operand drawn like nn.Linear
     assert torch.allclose(ref["y"], want, atol=1e-5)
 
 
@@ -51,5 +52,9 @@ def test_compare_never_passes_nan_or_wrong_shape():
 def test_tolerance_scales_with_k_and_honours_overrides():
     g = parse_spec(SPEC, "t.yaml").variants[0].graph
     big = parse_spec(SPEC.replace("K: [64]", "K: [4096]"), "t.yaml").variants[0].graph
-    assert V.tolerance(big, "float32", {})[1] == 8 * V.tolerance(g, "float32", {})[1]
+    eps32 = 2.0 ** -23
+    assert V.tolerance(big, "float32", {})[1] == 4 * eps32 + 64 * eps32 * 64
+    assert V.tolerance(big, "bfloat16", {})[1] == 4 * 2.0 ** -7 + 64 * eps32 * 64
+    ref = torch.tensor([3.0, -5.0])
+    assert V.tolerance(g, "float32", {}, ref)[0] == 5 * V.tolerance(g, "float32", {})[1]
     assert V.tolerance(g, "float32", {"float32": {"atol": 0.5}})[0] == 0.5
