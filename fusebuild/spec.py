@@ -222,6 +222,7 @@ def _variant(doc: LDict, spec_name: str, vname: str, params: dict, ctx) -> Varia
     outputs = _outputs(doc, tensors, nodes, ctx)
     graph = Graph(tensors, tuple(inputs), tuple(nodes), tuple(outputs))
     targets = _targets(doc, graph, ctx)
+    _check_target_layouts(inputs, tensors, targets, ctx)
     return Variant(spec_name, vname, params, graph, targets, doc.get("seed", 0),
                    _tolerance(doc, ctx), _schedule(doc, targets, ctx), _mode(doc, ctx), ctx.path)
 
@@ -413,6 +414,21 @@ def _targets(doc, graph, ctx) -> tuple:
     if len(set(raw)) != len(raw):
         ctx.fail("duplicate target", line, "targets")
     return tuple(raw)
+
+
+def _check_target_layouts(inputs, tensors, targets, ctx):
+    """Layouts against the DMA limits of targets that move them with a DMA engine."""
+    for t in targets:
+        limits = TARGETS[t].dma_limits
+        for name in inputs:
+            x = tensors[name]
+            if limits is None or x.layout is None:
+                continue
+            try:
+                layouts.check_dma(x.layout, x.dtype, name, limits)
+            except LayoutError as err:
+                ctx.fail(f"{err.message} (target {t})", inputs[name].line_of("layout"), f"inputs.{name}.layout",
+                         valid=err.valid, cls=LayoutError)
 
 
 def _tolerance(doc, ctx) -> dict:
