@@ -166,6 +166,15 @@ def _subst(value, params, ctx, line, field):
     return value
 
 
+def _subst_deep(value, params, ctx, line, field):
+    """`$name` anywhere inside lists/mappings (layouts such as {tiled: [$r, 8]})."""
+    if isinstance(value, list):
+        return [_subst_deep(v, params, ctx, line, field) for v in value]
+    if isinstance(value, dict):
+        return {k: _subst_deep(v, params, ctx, line, field) for k, v in value.items()}
+    return _subst(value, params, ctx, line, field)
+
+
 def _dtype(value, params, ctx, line, field):
     dtype = _subst(value, params, ctx, line, field)
     if dtype not in DTYPES:
@@ -211,7 +220,8 @@ def _variant(doc: LDict, spec_name: str, vname: str, params: dict, ctx) -> Varia
         layout = None
         if tdef.get("layout") is not None:
             try:
-                layout = layouts.parse_layout(tdef["layout"], shape, tname)
+                raw = _subst_deep(tdef["layout"], params, ctx, tdef.line_of("layout"), f"{field}.layout")
+                layout = layouts.parse_layout(raw, shape, tname)
             except LayoutError as err:
                 ctx.fail(err.message, tdef.line_of("layout"), f"{field}.layout", valid=err.valid, cls=LayoutError)
             if layout.is_row_major():

@@ -61,6 +61,58 @@ def _block_dims(rows, cols, br, bc):
     return [(rows // br, br * cols), (cols // bc, bc), (br, cols), (bc, 1)]
 
 
+def infer_loops(seq) -> list:
+    """Nested (size, stride) loops, outer -> inner, that generate an integer sequence."""
+    import torch
+    seq = torch.as_tensor(seq, dtype=torch.int64).reshape(-1)
+    loops = []
+    while seq.numel() > 1:
+        step = int(seq[1] - seq[0])
+        size = 2
+        while size < seq.numel() and int(seq[size] - seq[size - 1]) == step:
+            size += 1
+        while seq.numel() % size:
+            size -= 1
+        rows = seq.reshape(-1, size)
+        if size < 2 or not bool((rows - rows[:, :1] == torch.arange(size) * step).all()):
+            return []
+        loops.insert(0, (size, step))
+        seq = rows[:, 0]
+    return loops
+
+
+def retile_dims(rows, cols, order, br, bc):
+    """dimensionsToStream (<= 4 dims) that reads a mem tile object holding a tile in the
+    stream order `order` (of the rows + cols loops) as (R/br, C/bc, br, bc) blocks."""
+    import torch
+    loops = rows + cols
+    sizes = [s for s, _ in loops]
+    l2 = [prod(sizes[q] for q in order[pos + 1:]) for pos in range(len(order))]
+    l2_stride = {q: l2[pos] for pos, q in enumerate(order)}
+
+    def positions(dim_loops, first):
+        idx = torch.zeros(1, dtype=torch.int64)
+        for q, (size, _) in enumerate(dim_loops, first):
+            idx = (idx[:, None] + torch.arange(size)[None, :] * l2_stride[q]).reshape(-1)
+        return idx
+    pr, pc = positions(rows, 0), positions(cols, len(rows))
+    R, C = pr.numel(), pc.numel()
+    grid = (pr[:, None] + pc[None, :]).reshape(R // br, br, C // bc, bc).permute(0, 2, 1, 3).reshape(-1)
+    found = L.merge_loops(infer_loops(grid))
+    if found in ([(R * C, 1)], [(1, 1)]):
+        return []                  # already in the core's order: no re-tiling
+    out = []
+    for size, stride in found:     # a mem tile BD dimension counts at most 1023
+        while size > 1023:
+            f = max(d for d in range(1, 1024) if size % d == 0)
+            if f == 1:
+                return None
+            out.append((size // f, stride * f))
+            size = f
+        out.append((size, stride))
+    return out if len(out) <= 4 else None
+
+
 def _unblock_dims(rows, cols, br, bc):
     """dimensionsToStream reading (rows/br, cols/bc, br, bc) blocks back in row-major order."""
     return [(rows // br, br * cols), (br, bc), (cols // bc, br * bc), (bc, 1)]
@@ -168,10 +220,10 @@ class _Builder:
             for core in cores:
                 self.inter[p["a"]].consumers.append(core)
         else:
-            a_fifos = [self.host_in(p["a"], "a", p, None, cores, a_ty, (m, k), _block_dims(m, k, r, s))]
+            a_fifos = [self.host_in(p["a"], "a", p, None, cores, a_ty, (m, k), (r, s))]
         b_rows = (n, k) if p["tb"] else (k, n)
-        b_dims = _block_dims(n, k, tt, s) if p["tb"] else _block_dims(k, n, s, tt)
-        b_fifos = [self.host_in(p["b"], "b", p, j if p["split"] else None, [core], b_ty, b_rows, b_dims)
+        b_block = (tt, s) if p["tb"] else (s, tt)
+        b_fifos = [self.host_in(p["b"], "b", p, j if p["split"] else None, [core], b_ty, b_rows, b_block)
                    for j, core in enumerate(cores)]
         load_fifos = {}
         for x in grp.loads():
@@ -180,7 +232,7 @@ class _Builder:
                 load_fifos[x] = [self.inter[x]] * ncores
             else:
                 load_fifos[x] = [self.host_in(x, "load", p, j if p["split"] else None, [core], c_ty, (m, n),
-                                              _block_dims(m, n, r, tt)) for j, core in enumerate(cores)]
+                                              (r, tt)) for j, core in enumerate(cores)]
         out = grp.output
         if out in g.outputs:
             out_fifos = [self.host_out(out, p, j if p["split"] else None, core, c_ty) for j, core in enumerate(cores)]
@@ -235,18 +287,47 @@ class _Builder:
                 "group": p["grp"].output}
 
     # --- host transfers ------------------------------------------------------------------
-    def host_in(self, x, role, p, j, cores, l1_type, l2_shape, dims):
-        """A host tensor streamed to `cores` in the order their loops consume it."""
-        blocks = [self.loops(x, role, p, i, j) for i in range(p["M"] // p["m"])]
+    def host_in(self, x, role, p, j, cores, l1_type, l2_shape, block):
+        """A host tensor streamed to `cores` in the order their loops consume it.
+
+        The shim reads each tile either row by row, or in the order of the operand's
+        layout (its inner loops by falling stride: contiguous blocks stay contiguous);
+        the mem tile's dimensionsToStream then re-tiles that order into the core's
+        (rows/br, cols/bc, br, bc) blocks. The order with fewer DMA ops wins.
+        """
+        nb = p["M"] // p["m"]
+        parts = [self.parts(x, role, p, i, j) for i in range(nb)]
+        rows, cols = parts[0][2], parts[0][3]
+        logical = list(range(len(rows) + len(cols)))
+        by_stride = sorted(logical, key=lambda q: -(rows + cols)[q][1])
+        best = None
+        for order in ([logical, by_stride] if by_stride != logical else [logical]):
+            dims = retile_dims(rows, cols, order, *block)
+            if dims is None:
+                continue
+            inner = [(rows + cols)[q] for q in order]
+            blocks = [(off, outer + inner) for off, outer, _, _ in parts]
+            eb = L.DTYPE_BYTES[self.g.tensors[x].dtype]
+            try:
+                nops = sum(len(L.dma_ops(off, lp, eb, L.NPU_SHIM_DMA, x)) for off, lp in blocks)
+            except L.LayoutError:
+                continue
+            shape = l2_shape if order == logical else (prod(l2_shape),)
+            if best is None or nops < best[0]:
+                best = (nops, blocks, dims, shape)
+        if best is None:
+            raise DesignError(f"'{x}': no DMA order of its {role} tiles fits the shim and mem tile DMAs",
+                              valid="tile sizes aligned with the operand's layout")
+        _, blocks, dims, l2_shape = best
         for f in self.fifos:     # same tensor, same stream: broadcast instead of a second DMA
-            if getattr(f, "stream_key", None) == (x, str(blocks)) and f.type == l1_type:
+            if getattr(f, "stream_key", None) == (x, str(blocks), str(dims)) and f.type == l1_type:
                 f.consumers.extend(cores)
                 return f
         col = self.shim_col("MM2S")
         idx = sum(1 for f in self.fifos if f.name.startswith(f"{x}_L2L1"))
         l2 = Fifo(f"{x}_L3L2_{idx}", self.tile(col, 0), [self.tile(col, 1)], memref(l2_shape, self.g.tensors[x].dtype))
         l1 = Fifo(f"{x}_L2L1_{idx}", self.tile(col, 1), list(cores), l1_type, dims)
-        l1.stream_key = (x, str(blocks))
+        l1.stream_key = (x, str(blocks), str(dims))
         self.fifos += [l2, l1]
         self.links.append(([l2.name], [l1.name]))
         self.streams.append({"tensor": x, "fifo": l2.name, "blocks": blocks, "col": col})
@@ -267,6 +348,11 @@ class _Builder:
 
     def loops(self, x, role, p, i, j):
         """(offset, loops) of row block i (and column core j) of operand x, in stream order."""
+        offset, outer, rows, cols = self.parts(x, role, p, i, j)
+        return offset, outer + rows + cols
+
+    def parts(self, x, role, p, i, j):
+        """(offset, outer loops, loops over a tile's rows, loops over its columns)."""
         t = self.g.tensors[x]
         lay = t.layout or L.row_major(t.shape)
         m, n, k, N, K = p["m"], p["n"], p["k"], p["N"], p["K"]
@@ -275,15 +361,15 @@ class _Builder:
         if role == "a":
             rows = L.region_loops(lay, 0, i * m, m, x)
             kt, cols = L.split_loops(L.region_loops(lay, 1, 0, K, x), k)
-            return lay.offset((i * m, 0)), rep + kt + rows + cols
+            return lay.offset((i * m, 0)), rep + kt, rows, cols
         if role == "b" and p["tb"]:
             jt, rows = L.split_loops(L.region_loops(lay, 0, n0, nn, x), n)
             kt, cols = L.split_loops(L.region_loops(lay, 1, 0, K, x), k)
-            return lay.offset((n0, 0)), jt + kt + rows + cols
+            return lay.offset((n0, 0)), jt + kt, rows, cols
         if role == "b":
             kt, rows = L.split_loops(L.region_loops(lay, 0, 0, K, x), k)
             jt, cols = L.split_loops(L.region_loops(lay, 1, n0, nn, x), n)
-            return lay.offset((0, n0)), jt + kt + rows + cols
+            return lay.offset((0, n0)), jt + kt, rows, cols
         # an output tile, or an epilogue operand broadcast into the output's m x n tiles
         nd, origin = len(t.shape), []
         if nd == 2 and t.shape[0] != 1:
@@ -298,7 +384,7 @@ class _Builder:
         else:
             jt, cols = [(nn // n, 0)], [(n, 0)]
             origin.append(0)
-        return lay.offset(tuple(origin)), jt + rows + cols
+        return lay.offset(tuple(origin)), jt, rows, cols
 
     # --- context for the templates ------------------------------------------------------
     def context(self):
