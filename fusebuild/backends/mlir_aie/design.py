@@ -21,7 +21,7 @@ from math import prod
 
 from ... import layouts as L
 from ...errors import FusebuildError
-from ...graph import Acc, Call, Load, fold, fuse
+from ...graph import fold, fuse
 from .kernels import DT, kernel_name
 
 DEVICES = {"npu1": 4, "npu2": 8}        # columns; rows: 0 shim, 1 mem tile, 2..5 compute
@@ -54,11 +54,6 @@ def _pick(size, cap, unit):
     divs = [d for d in range(1, min(size, cap) + 1) if size % d == 0]
     aligned = [d for d in divs if d % unit == 0]
     return max(aligned or divs)
-
-
-def _block_dims(rows, cols, br, bc):
-    """dimensionsToStream reading a row-major rows x cols tile as (rows/br, cols/bc, br, bc) blocks."""
-    return [(rows // br, br * cols), (cols // bc, bc), (br, cols), (bc, 1)]
 
 
 def infer_loops(seq) -> list:
