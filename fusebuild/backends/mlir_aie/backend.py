@@ -14,9 +14,6 @@ reported as `emulated` with the reason, never `pass`, unless the NPU ran it.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
