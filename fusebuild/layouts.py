@@ -9,7 +9,18 @@ Short forms: `row_major`, `col_major`, `{tiled: [r, s]}` (r x s tiles, tiles row
 each tile row-major). Long form: `{dims: [[[stride, bound], ...], ...]}`.
 
 Backends read the same object: TIR renders `offset_terms` as index arithmetic on a flat
-buffer, validation packs host tensors with `pack`, AIE turns levels into DMA patterns.
+buffer, validation packs host tensors with `pack`, AIE turns levels into DMA patterns
+(`region_loops` -> `split_loops` -> `merge_loops` -> `dma_ops`).
+
+Padding is not supported: tiles must divide the shape (a clear error says so).
+
+DMA limits (`DmaLimits`, `NPU_SHIM_DMA`) are those of mlir-aie's verifier of
+`aiex.npu.dma_memcpy_nd` (lib/Dialect/AIEX/IR/AIEXDialect.cpp, NpuDmaMemcpyNdOp::verify):
+at most 4 dimensions; counted in 32-bit words, the two innermost sizes <= 1023, the
+outermost (repeat) size <= 64, every stride <= 1M (0x100000); offsets, strides and the
+innermost transfer a multiple of 4 bytes. A spec whose targets carry limits is checked
+when it loads (`check_dma`: the whole-tensor pattern of the layout after merging);
+each transfer a backend renders is checked again by `dma_ops`.
 """
 from __future__ import annotations
 
@@ -107,8 +118,8 @@ def tiled(shape, r: int, s: int) -> Layout:
         raise LayoutError(f"tiled needs a 2-D tensor, got {len(shape)}-D")
     m, n = shape
     if r <= 0 or s <= 0 or m % r or n % s:
-        raise LayoutError(f"tile {r}x{s} does not divide shape {list(shape)}",
-                          valid=f"tile sizes dividing {m} and {n}")
+        raise LayoutError(f"tile {r}x{s} does not divide shape {list(shape)} (padding is not supported)",
+                          valid=f"positive tile sizes dividing {m} and {n}")
     return Layout((((r * n, m // r), (s, r)), ((r * s, n // s), (1, s))), f"tiled[{r},{s}]")
 
 
@@ -143,3 +154,162 @@ def _parse_dims(dims, operand):
     if any(b == 0 for levels in dims for _, b in levels):
         raise LayoutError(f"layout of '{operand}' has a zero bound")
     return tuple(tuple((s, b) for s, b in levels) for levels in dims)
+
+
+# --- access patterns: a region of a tensor as nested (size, stride) loops ---------------
+
+def region_loops(layout: Layout, d: int, origin: int, extent: int, operand: str = "tensor") -> list:
+    """Loops [(size, stride)] outer -> inner that visit indices [origin, origin+extent) of
+    dim d in order. The region must be aligned to the layout's levels (a tile that cuts
+    a level in a way no stride can express raises LayoutError)."""
+    loops, covered = [], 1
+    for stride, bound in reversed(layout.dims[d]):
+        if covered == extent:
+            break
+        if covered * bound <= extent:
+            loops.append((bound, stride))
+            covered *= bound
+        else:
+            part = extent // covered
+            if extent % covered or bound % part:
+                break
+            loops.append((part, stride))
+            covered *= part
+    if covered != extent or origin % extent:
+        levels = [list(p) for p in layout.dims[d]]
+        raise LayoutError(f"'{operand}': rows/cols [{origin}, {origin + extent}) of dimension {d} do not align with "
+                          f"its layout levels {levels}",
+                          valid="tile sizes that are products of the layout's inner bounds")
+    return loops[::-1]
+
+
+def split_loops(loops: list, inner: int) -> tuple:
+    """(outer, inner) loops: the inner ones cover `inner` consecutive indices."""
+    out, ins, covered = list(loops), [], 1
+    while covered < inner:
+        size, stride = out.pop()
+        if covered * size <= inner:
+            ins.insert(0, (size, stride))
+            covered *= size
+        else:
+            part = inner // covered
+            if size % part:
+                raise LayoutError(f"a tile of {inner} does not split a loop of {size}")
+            ins.insert(0, (part, stride))
+            out.append((size // part, stride * part))
+            covered *= part
+    if covered != inner:
+        raise LayoutError(f"a tile of {inner} does not split loops {loops}")
+    return out, ins
+
+
+def merge_loops(loops: list) -> list:
+    """Drop size-1 loops; fuse an outer loop into the next when it continues it."""
+    out = []
+    for size, stride in loops:
+        if size == 1:
+            continue
+        if out and out[-1][1] == size * stride:
+            out[-1] = (out[-1][0] * size, stride)
+        else:
+            out.append((size, stride))
+    return out or [(1, 1)]
+
+
+@dataclass(frozen=True)
+class DmaLimits:
+    """One DMA engine's address generator (all numbers in `word_bytes` units)."""
+    name: str
+    dims: int = 4
+    word_bytes: int = 4
+    inner_sizes: int = 1023        # two innermost sizes (inner one counted in words)
+    repeat: int = 64               # outermost size of a 4-D pattern
+    stride: int = 0x100000         # every stride, in words
+    source: str = ""
+
+
+NPU_SHIM_DMA = DmaLimits("npu shim DMA (aiex.npu.dma_memcpy_nd)",
+                         source="mlir-aie lib/Dialect/AIEX/IR/AIEXDialect.cpp NpuDmaMemcpyNdOp::verify")
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+
+def whole_loops(layout: Layout) -> list:
+    """The layout's levels in logical row-major order: the pattern that reads the tensor."""
+    return [(b, s) for levels in layout.dims for s, b in levels]
+
+
+def dma_ops(offset: int, loops: list, elem_bytes: int, limits: DmaLimits, operand: str) -> list:
+    """Fit one transfer (loops outer -> inner) into DMA ops of `limits.dims` dimensions.
+
+    Merges loops, factors an innermost size over the limit, and unrolls outer loops into
+    several ops when more dimensions are needed. Returns [(offset, sizes, strides)], each
+    padded to `limits.dims` (outermost first). Raises LayoutError naming the rule broken.
+    """
+    loops = _factor(merge_loops(loops), elem_bytes, limits)
+    if len(loops) > limits.dims or (len(loops) == limits.dims and loops[0][0] > limits.repeat):
+        size, stride = loops[0]
+        return [op for v in range(size) for op in dma_ops(offset + v * stride, loops[1:], elem_bytes, limits, operand)]
+    loops = [(1, 0)] * (limits.dims - len(loops)) + loops
+    _check_op(offset, loops, elem_bytes, limits, operand)
+    return [(offset, [s for s, _ in loops], [t for _, t in loops])]
+
+
+def _factor(loops, elem_bytes, limits):
+    """Split an innermost size (words) above the limit into two loops when it factors."""
+    out = list(loops)
+    for pos in (len(out) - 1, len(out) - 2):
+        if pos < 0:
+            continue
+        size, stride = out[pos]
+        words = size * elem_bytes // limits.word_bytes if pos == len(out) - 1 else size
+        if words <= limits.inner_sizes:
+            continue
+        cap = limits.inner_sizes * limits.word_bytes // elem_bytes if pos == len(out) - 1 else limits.inner_sizes
+        inner = max((f for f in range(1, cap + 1) if size % f == 0), default=1)
+        out[pos:pos + 1] = [(size // inner, stride * inner), (inner, stride)]
+        return _factor(out, elem_bytes, limits) if len(out) <= 8 else out
+    return out
+
+
+def _check_op(offset, loops, elem_bytes, limits, operand):
+    def fail(rule):
+        pattern = f"sizes {[s for s, _ in loops]} strides {[t for _, t in loops]} offset {offset}"
+        raise LayoutError(f"'{operand}': DMA pattern {pattern} breaks the {limits.name} rule: {rule}",
+                          valid=f"limits from {limits.source}" if limits.source else None)
+    wb = limits.word_bytes
+    (s3, _), (s1, t1), (s0, t0) = loops[0], loops[-2], loops[-1]
+    if s3 > limits.repeat:
+        fail(f"outermost (repeat) size {s3} > {limits.repeat}")
+    if t1 and s1 > limits.inner_sizes:
+        fail(f"size of dimension 1 is {s1} > {limits.inner_sizes}")
+    if s0 * elem_bytes % wb:
+        fail(f"innermost transfer {s0} x {elem_bytes} bytes is not a multiple of {wb} bytes")
+    if t0 and s0 * elem_bytes // wb > limits.inner_sizes:
+        fail(f"innermost size {s0 * elem_bytes // wb} words > {limits.inner_sizes}")
+    if elem_bytes < wb and s0 > 1 and t0 != 1:
+        fail(f"innermost stride must be 1 for {elem_bytes}-byte elements, got {t0}")
+    for _, t in loops[:-1]:
+        if t * elem_bytes % wb:
+            fail(f"stride {t} x {elem_bytes} bytes is not a multiple of {wb} bytes")
+        if t * elem_bytes // wb > limits.stride:
+            fail(f"stride {t * elem_bytes // wb} words > {limits.stride}")
+    if offset * elem_bytes % wb:
+        fail(f"offset {offset} x {elem_bytes} bytes is not {wb}-byte aligned")
+
+
+def check_dma(layout: Layout, dtype: str, operand: str, limits: DmaLimits) -> None:
+    """Spec-time check of a layout against a target's DMA: its levels, merged, must fit
+    in `limits.dims` dimensions with strides in range (sizes are checked per transfer at
+    render time, when the tiles are known)."""
+    loops = merge_loops(whole_loops(layout))
+    eb = DTYPE_BYTES[dtype]
+    if len(loops) > limits.dims:
+        raise LayoutError(f"layout of '{operand}' needs {len(loops)} DMA dimensions after merging "
+                          f"({[list(x) for x in loops]}), the {limits.name} has {limits.dims}",
+                          valid=f"at most {limits.dims} (size, stride) levels that do not merge")
+    for i, (size, stride) in enumerate(loops):
+        inner_unit = i == len(loops) - 1 and stride == 1
+        if (stride * eb % limits.word_bytes and not inner_unit) or stride * eb // limits.word_bytes > limits.stride:
+            raise LayoutError(f"layout of '{operand}' has stride {stride} ({stride * eb} bytes): the {limits.name} "
+                              f"needs strides that are multiples of {limits.word_bytes} bytes and <= "
+                              f"{limits.stride} words")

@@ -23,6 +23,8 @@ def summary_rows(reports) -> list:
         status = r.get("status") or "?"
         if status == "not-run":
             status = f"not-run: {r.get('reason', '')}"
+        elif status == "emulated":
+            status = "emulated (no device run)"
         rows.append([r["spec"], r["variant"], r["target"], status, fmt(r.get("max_abs")), fmt(r.get("max_rel")),
                      f"{total:.2f}s"])
     return rows

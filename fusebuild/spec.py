@@ -168,6 +168,15 @@ def _subst(value, params, ctx, line, field):
     return value
 
 
+def _subst_deep(value, params, ctx, line, field):
+    """`$name` anywhere inside lists/mappings (layouts such as {tiled: [$r, 8]})."""
+    if isinstance(value, list):
+        return [_subst_deep(v, params, ctx, line, field) for v in value]
+    if isinstance(value, dict):
+        return {k: _subst_deep(v, params, ctx, line, field) for k, v in value.items()}
+    return _subst(value, params, ctx, line, field)
+
+
 def _dtype(value, params, ctx, line, field):
     dtype = _subst(value, params, ctx, line, field)
     if dtype not in DTYPES:
@@ -213,7 +222,8 @@ def _variant(doc: LDict, spec_name: str, vname: str, params: dict, ctx) -> Varia
         layout = None
         if tdef.get("layout") is not None:
             try:
-                layout = layouts.parse_layout(tdef["layout"], shape, tname)
+                raw = _subst_deep(tdef["layout"], params, ctx, tdef.line_of("layout"), f"{field}.layout")
+                layout = layouts.parse_layout(raw, shape, tname)
             except LayoutError as err:
                 ctx.fail(err.message, tdef.line_of("layout"), f"{field}.layout", valid=err.valid, cls=LayoutError)
             if layout.is_row_major():
@@ -224,6 +234,7 @@ def _variant(doc: LDict, spec_name: str, vname: str, params: dict, ctx) -> Varia
     outputs = _outputs(doc, tensors, nodes, ctx)
     graph = Graph(tensors, tuple(inputs), tuple(nodes), tuple(outputs))
     targets = _targets(doc, graph, ctx)
+    _check_target_layouts(inputs, tensors, targets, ctx)
     return Variant(spec_name, vname, params, graph, targets, doc.get("seed", 0),
                    _tolerance(doc, ctx), _schedule(doc, targets, ctx), _mode(doc, ctx), ctx.path)
 
@@ -442,6 +453,21 @@ def _matches(where, ctx, line, field) -> bool:
         if ctx.params[key] not in allowed:
             return False
     return True
+
+
+def _check_target_layouts(inputs, tensors, targets, ctx):
+    """Layouts against the DMA limits of targets that move them with a DMA engine."""
+    for t in targets:
+        limits = TARGETS[t].dma_limits
+        for name in inputs:
+            x = tensors[name]
+            if limits is None or x.layout is None:
+                continue
+            try:
+                layouts.check_dma(x.layout, x.dtype, name, limits)
+            except LayoutError as err:
+                ctx.fail(f"{err.message} (target {t})", inputs[name].line_of("layout"), f"inputs.{name}.layout",
+                         valid=err.valid, cls=LayoutError)
 
 
 def _tolerance(doc, ctx) -> dict:

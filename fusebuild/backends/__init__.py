@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+from ..layouts import NPU_SHIM_DMA
+
 
 @dataclass(frozen=True)
 class TargetInfo:
@@ -22,12 +24,17 @@ class TargetInfo:
     dtypes: tuple
     hints: tuple = ()         # schedule hint keys a spec may set for this target
     description: str = ""
+    dma_limits: object = None  # layouts.DmaLimits checked when a spec loads, if any
 
 
 TARGETS = {t.name: t for t in [
     TargetInfo("tir-cpu", "fusebuild.backends.tir_cpu.backend", ("float32",),
                ("tile_m", "tile_n", "micro_m", "micro_n", "threads"),
                "Apache TVM TIR, LLVM, host CPU"),
+    TargetInfo("mlir-aie", "fusebuild.backends.mlir_aie.backend", ("float32",),
+               ("tile_m", "tile_n", "tile_k", "npu"),
+               "IRON-style MLIR-AIE design for AMD NPUs (npu2; hint npu: 1 for npu1); "
+               "emulated here, aiecc/XRT where present", NPU_SHIM_DMA),
 ]}
 DEFAULT_TARGETS = ("tir-cpu",)
 
@@ -48,6 +55,8 @@ class Base:
     run(build_dir, graph, inputs) -> {output name: torch tensor}
     toolchain()            -> {"available": bool, "versions": {...}, "reason": str}; cheap
     device()               -> (True, "") or (False, reason) if artifacts cannot run here
+    execution(build_dir)   -> {} when `run` executed the artifact for real; otherwise
+                           {"status": "emulated", "reason": ..., "steps": {...}}: how it ran
     """
 
     source_files = ("kernel.txt",)     # what render writes
@@ -75,6 +84,9 @@ class Base:
 
     def run(self, build_dir, graph, inputs: dict) -> dict:
         raise NotImplementedError
+
+    def execution(self, build_dir) -> dict:
+        return {}
 
     # --- helpers shared by host-memory backends ------------------------------------------
     @staticmethod

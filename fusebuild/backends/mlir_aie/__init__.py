@@ -1,0 +1,1 @@
+"""mlir-aie target: IRON-style MLIR-AIE designs for AMD NPUs (see backend.py)."""
