@@ -28,6 +28,8 @@ TARGETS = {t.name: t for t in [
     TargetInfo("tir-cpu", "fusebuild.backends.tir_cpu.backend", ("float32",),
                ("tile_m", "tile_n", "tile_k", "micro_m", "micro_n", "threads"),
                "Apache TVM TIR, LLVM, host CPU"),
+    TargetInfo("mlir-cpu", "fusebuild.backends.mlir_cpu.backend", ("float32",), (),
+               "upstream MLIR (linalg on tensors) through IREE, llvm-cpu, host CPU"),
 ]}
 DEFAULT_TARGETS = ("tir-cpu",)
 
