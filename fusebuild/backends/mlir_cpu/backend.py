@@ -58,16 +58,7 @@ class Backend(Base):
         opmacros = env.get_template("ops.j2").module
         t = graph.tensors
 
-        unpacks = []
-        for name in graph.inputs:
-            x = t[name]
-            if x.layout is not None:
-                dims = [f"d{i}" for i in range(len(x.shape))]
-                unpacks.append({"name": name, "packed": _ttype(x.memory_shape, x.dtype), "type": _type(x),
-                                "elem": MLIR_TYPES[x.dtype], "dims": ", ".join(dims),
-                                "iterators": ", ".join(['"parallel"'] * len(dims)),
-                                "offset": _offset(x.layout, dims)})
-
+        unpacks = [_unpack(name, t[name]) for name in graph.inputs if t[name].layout is not None]
         groups = []
         for g in fuse(graph):
             out = t[g.output]
@@ -171,7 +162,7 @@ def _iree_compile(src: Path, out: Path, *flags):
     cmd = [find_tool("iree-compile"), str(src), *COMPILE_FLAGS, *flags, "-o", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise ToolchainError(f"iree-compile exited {proc.returncode}: {proc.stderr.strip()[-3000:]}",
+        raise ToolchainError(f"iree-compile exited {proc.returncode}: {_first_error(proc.stderr)}",
                              path=str(src))
 
 
@@ -188,16 +179,38 @@ def _type(x) -> str:
     return _ttype(x.shape, x.dtype)
 
 
-def _offset(layout, dims) -> str:
-    """A layout's memory offset as an affine expression of the logical indices."""
-    terms = []
-    for d, var in enumerate(dims):
-        for div, bound, stride in layout.offset_terms(d):
-            if bound == 1:
-                continue
-            text = var if div == 1 else f"({var} floordiv {div})"
-            terms.append(f"({text} mod {bound}) * {stride}")
-    return " + ".join(terms) or "0"
+def _unpack(name, x) -> dict:
+    """How a laid-out input becomes its logical tensor: the flat buffer is expanded into
+    one dimension per tile level (ordered by stride: a mixed-radix number), transposed so
+    each tensor dimension's levels are adjacent (outer to inner), and collapsed back.
+    This is the packing view of layouts.Layout; IREE cannot tile the equivalent
+    floordiv/mod indexing map."""
+    levels = [(stride, bound, d, j) for d, lv in enumerate(x.layout.dims)
+              for j, (stride, bound) in enumerate(lv) if bound > 1]
+    for d in range(x.layout.rank):
+        if not any(lv[2] == d for lv in levels):
+            levels.append((0, 1, d, 0))            # a dimension of size 1 still needs a place
+    by_stride = sorted(levels, key=lambda lv: -lv[0])
+    radix = 1
+    for stride, bound, _, _ in reversed(by_stride):
+        if bound > 1 and stride != radix:
+            raise ToolchainError(f"mlir-cpu renders layouts whose tile levels are a mixed-radix split of the "
+                                 f"buffer; the layout of '{name}' ({x.layout.form}) is not",
+                                 valid="row_major, col_major, {tiled: [r, s]}, or dims with strides that are "
+                                       "products of inner bounds")
+        radix *= bound
+    logical = sorted(levels, key=lambda lv: (lv[2], lv[1] == 1 and lv[0] == 0, lv[3]))
+    expanded = [lv[1] for lv in by_stride]
+    groups, k = [], 0
+    for d in range(x.layout.rank):
+        n = sum(1 for lv in logical if lv[2] == d)
+        groups.append(list(range(k, k + n)))
+        k += n
+    return {"name": name, "packed": _ttype(x.memory_shape, x.dtype), "type": _type(x),
+            "expanded": _ttype(expanded, x.dtype), "expanded_shape": expanded,
+            "transposed": _ttype([lv[1] for lv in logical], x.dtype),
+            "permutation": [by_stride.index(lv) for lv in logical], "groups": groups,
+            "form": x.layout.form}
 
 
 def _float(x: float) -> str:
@@ -207,3 +220,10 @@ def _float(x: float) -> str:
 def _attrs_text(node) -> str:
     shown = [f"{k}={v}" for k, v in node.attrs if not (k == "acc_dtype" and v == "float32")]
     return f" [{', '.join(shown)}]" if shown else ""
+
+
+def _first_error(stderr: str) -> str:
+    """iree-compile's first diagnostic, without the megabyte of target attributes after it."""
+    lines = [ln if len(ln) <= 300 else ln[:300] + " ..." for ln in stderr.strip().splitlines()]
+    start = next((i for i, ln in enumerate(lines) if "error:" in ln), 0)
+    return "\n".join(lines[start:start + 12])
