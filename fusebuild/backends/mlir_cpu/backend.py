@@ -6,8 +6,8 @@ maps) followed by one `linalg.generic` holding the whole epilogue, or a lone
 `linalg.generic` for an elementwise group. IREE's dispatch formation puts a matmul and
 its elementwise consumer into one dispatch, so a GEMM+epilogue spec compiles to one
 dispatch (tests/test_mlir_cpu.py checks the count). An input with a layout arrives as
-a flat buffer and is read through an affine map built from the same layouts.Layout the
-other backends use.
+a flat buffer and is unpacked (expand_shape, transpose, collapse_shape) from the same
+layouts.Layout the other backends use.
 
 Files in the build folder:
   kernel.mlir        rendered MLIR (readable), from templates/mlir/
