@@ -77,6 +77,13 @@ def apply(artifacts: list) -> list:
     return [dataclasses.replace(a, variant=dataclasses.replace(a.variant, mode=mode)) for a in artifacts]
 
 
+def hint(a: Artifact) -> str:
+    """What to try next when `a` fails validation in its mode."""
+    if a.variant.mode in ("fused", "separate") and len(a.variant.graph.nodes) > 1:
+        return f"to find the node: {ENV}=compare doit build:{a.variant.spec}"
+    return ""
+
+
 def needs_toolchain(a: Artifact) -> bool:
     return a.variant.mode != "reference"
 

@@ -96,6 +96,8 @@ def validate(a, toolchain: dict):
                if not r["ok"]]
         if report.get("first_bad_step"):
             bad.append(f"first step over tolerance: {report['first_bad_step']}\n{step_table(report)}")
+        if modes.hint(a):
+            bad.append(modes.hint(a))
         return TaskFailed(f"validate {a.id}: FAIL " + "; ".join(bad))
     return None
 
