@@ -41,7 +41,7 @@ def usable(target: str) -> bool:
     return target != "tir-cpu" or importlib.util.find_spec("fusebuild.backends.tir_cpu.schedule") is not None
 
 
-TARGETS = [pytest.param(t, marks=pytest.mark.skipif(not usable(t), reason=f"{t} toolchain not here"))
+TARGETS = [pytest.param(t, marks=pytest.mark.skipif(not usable(t), reason=f"{t}: toolchain (or tir-cpu schedule module) not here"))
            for t in ("mlir-cpu", "tir-cpu")]
 
 
