@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .backends import TARGETS
 from .errors import SpecError
+from .render import OVERRIDES_ENV
 from .spec import load_spec
 from .toolchains import package_version
 
@@ -57,7 +59,9 @@ def backend_folder(target: str) -> str:
 def render_key(a: Artifact) -> dict:
     v = a.variant
     return {"graph": v.graph.digest(), "hints": v.schedule.get(a.target, {}), "source": v.path,
-            "code": code_digest("graph.py", "ops.py", "render.py", "layouts.py", backend_folder(a.target))}
+            "code": code_digest("graph.py", "ops.py", "render.py", "layouts.py", backend_folder(a.target)),
+            # which folders templates are searched in: removing an override must rerender
+            "overrides": os.environ.get(OVERRIDES_ENV, "")}
 
 
 def toolchain_key(a: Artifact, toolchain: dict) -> dict:
@@ -68,7 +72,7 @@ def validate_key(a: Artifact, toolchain: dict) -> dict:
     v = a.variant
     return {"graph": v.graph.digest(), "seed": v.seed, "tolerance": v.tolerance, "mode": v.mode,
             "torch": package_version("torch"), "versions": toolchain["versions"],
-            "code": code_digest("validate.py", "ops.py", "stages.py")}
+            "code": code_digest("validate.py", "ops.py", "stages.py", "modes.py")}
 
 
 def load_specs(spec_dir) -> tuple:

@@ -1,4 +1,5 @@
-"""Console reporting: doit's reporter plus the summary table printed at the end of a run."""
+"""Console reporting: doit's reporter plus the summary table printed at the end of a run
+(and, for artifacts validated in compare mode, their per-node tables)."""
 from __future__ import annotations
 
 import json
@@ -25,6 +26,8 @@ def summary_rows(reports) -> list:
             status = f"not-run: {r.get('reason', '')}"
         elif status == "emulated":
             status = "emulated (no device run)"
+        if r.get("mode", "fused") != "fused":  # a reference-mode pass is not an artifact's
+            status = f"{status} ({r['mode']})"
         rows.append([r["spec"], r["variant"], r["target"], status, fmt(r.get("max_abs")), fmt(r.get("max_rel")),
                      f"{total:.2f}s"])
     return rows
@@ -34,6 +37,18 @@ def table(header, rows) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def step_table(report: dict) -> str:
+    """The compare report of one artifact as a table; the first step over tolerance is marked."""
+    rows = []
+    for s in report.get("steps", []):
+        mark = "<-- first over tolerance" if s.get("first_bad") else ("over" if not s["ok"] else "")
+        rows.append([s["step"], s["node"], f"{s['op']}({', '.join(s['inputs'])})", fmt(s.get("max_abs")),
+                     fmt(s.get("mean_abs")), fmt(s.get("max_rel")), fmt(s.get("atol")), "ok" if s["ok"] else "FAIL",
+                     mark])
+    title = f"compare {report['spec']}/{report['variant']}/{report['target']}"
+    return title + "\n" + table(["step", "node", "op", "max_abs", "mean_abs", "max_rel", "atol", "status", ""], rows)
 
 
 class SummaryReporter(ConsoleReporter):
@@ -76,3 +91,6 @@ class SummaryReporter(ConsoleReporter):
         if rows:
             self.outstream.write("\n" + table(["spec", "variant", "target", "status", "max_abs", "max_rel", "time"],
                                               rows) + "\n")
+        for r in reports:
+            if r.get("steps"):
+                self.outstream.write("\n" + step_table(r) + "\n")

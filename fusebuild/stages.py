@@ -16,8 +16,9 @@ from doit.exceptions import TaskFailed
 
 from .backends import get_backend
 from .fsutil import read_json, staging, write_atomic, write_json
+from .report import step_table
 from .toolchains import package_version
-from . import validate as V
+from . import modes, validate as V
 
 
 def _timed(stage: str):
@@ -63,20 +64,22 @@ def validate(a, toolchain: dict):
     Returns TaskFailed iff the artifact ran and its numerics are wrong (or it crashed).
     A backend that could only emulate says so through `execution()`: the status is then
     its own (e.g. `emulated`, with a reason and which steps ran), never `pass`."""
-    backend = get_backend(a.target)
     v = a.variant
+    backend = get_backend(a.target) if modes.needs_toolchain(a) else None
     report = _report_base(a, toolchain)
     start = time.perf_counter()
-    can_run, why = backend.device()
-    if not toolchain["available"] or not can_run:
+    can_run, why = backend.device() if backend else (True, "")
+    if backend and (not toolchain["available"] or not can_run):
         report.update(status="not-run", reason=toolchain["reason"] or why)
         write_json(a.report, report)
         return None
     try:
         inputs = V.make_inputs(v.graph, v.seed)
         ref = V.reference(v.graph, inputs)
-        outs = backend.run(a.dir, v.graph, inputs)
-        how = backend.execution(a.dir)      # {} for a real run; else how it ran instead
+        run = modes.execute(a, backend, inputs)
+        outs = run.outputs
+        report.update(run.report)
+        how = backend.execution(a.dir) if backend else {}   # {} for a real run; else how it ran
         per_output = {}
         for name in v.graph.outputs:
             atol, rtol = V.tolerance(v.graph, v.graph.tensors[name].dtype, v.tolerance, ref[name])
@@ -86,7 +89,7 @@ def validate(a, toolchain: dict):
         write_json(a.report, report)
         return TaskFailed(f"validate {a.id}: {report['reason']}")
     worst = max(per_output.values(), key=lambda r: r.get("max_rel", float("inf")))
-    ok = all(r["ok"] for r in per_output.values())
+    ok = all(r["ok"] for r in per_output.values()) and run.ok
     report.update(status="pass" if ok else "fail", outputs=per_output,
                   **{k: worst.get(k) for k in ("max_abs", "mean_abs", "max_rel", "atol", "rtol")})
     if how:   # numerics checked, but not by running the artifact: never report `pass`
@@ -96,6 +99,10 @@ def validate(a, toolchain: dict):
     if not ok:
         bad = [f"{n}: {r.get('mismatches', '?')} mismatches, max_abs {r.get('max_abs')}" for n, r in per_output.items()
                if not r["ok"]]
+        if report.get("first_bad_step"):
+            bad.append(f"first step over tolerance: {report['first_bad_step']}\n{step_table(report)}")
+        if modes.hint(a):
+            bad.append(modes.hint(a))
         return TaskFailed(f"validate {a.id}: FAIL " + "; ".join(bad))
     return None
 

@@ -5,6 +5,10 @@ doit subtask named `<stage>:<spec>/<variant>/<target>`; `build:<spec>` builds on
 `build` (the default) builds all. A spec that fails to load gets one failing task
 `build:<file stem>` and no others; every other spec still builds.
 
+Dispatch modes (fusebuild/modes.py): in `separate`/`compare` the render/compile/assemble
+tasks are per graph node, `<stage>:<spec>/<variant>/<target>/nodes/<node>`; `reference`
+has none; validate stays one task per artifact.
+
 Up-to-date rules (doit does not rerun a task when only its action changed, so everything
 that matters is in `uptodate` keys or file deps):
   render    graph digest + hints + renderer code, and the hashes of the templates the last
@@ -15,7 +19,8 @@ that matters is in `uptodate` keys or file deps):
 A render whose text comes out byte-identical leaves the files alone, so nothing after it
 reruns (early cutoff).
 
-Environment: FUSEBUILD_SPECS (default specs), FUSEBUILD_OUT (default out).
+Environment: FUSEBUILD_SPECS (default specs), FUSEBUILD_OUT (default out), FUSEBUILD_MODE
+(overrides every spec's `mode:`).
 """
 from __future__ import annotations
 
@@ -24,8 +29,9 @@ from pathlib import Path
 
 from doit.tools import config_changed
 
-from . import plan, stages
+from . import modes, plan, stages
 from .backends import get_backend
+from .errors import SpecError
 from .fsutil import read_json
 from .render import templates_unchanged
 from .report import SummaryReporter
@@ -43,7 +49,11 @@ DOIT_CONFIG = {
 }
 
 _SPECS, _ERRORS = plan.load_specs(SPECS)
-ARTIFACTS = plan.artifacts(_SPECS, OUT)
+try:
+    ARTIFACTS = modes.apply(plan.artifacts(_SPECS, OUT))
+except SpecError as err:                   # a bad FUSEBUILD_MODE: one failing task says so
+    ARTIFACTS, _ERRORS = [], _ERRORS + [(Path(modes.ENV), err)]
+UNITS = [u for a in ARTIFACTS for u in modes.units(a)]     # what gets rendered/compiled
 _TOOLCHAINS = {}
 
 
@@ -67,7 +77,7 @@ def _runnable(a) -> bool:
 
 def task_render():
     """Render each artifact's source from its spec and the target's templates."""
-    for a in ARTIFACTS:
+    for a in UNITS:
         if not _runnable(a):
             continue
         files = get_backend(a.target).source_files
@@ -79,7 +89,7 @@ def task_render():
 
 def task_compile():
     """Compile rendered sources with the target's toolchain."""
-    for a in ARTIFACTS:
+    for a in UNITS:
         if not _runnable(a):
             continue
         backend = get_backend(a.target)
@@ -92,7 +102,7 @@ def task_compile():
 
 def task_assemble():
     """Link/assemble compiled objects into the loadable artifact."""
-    for a in ARTIFACTS:
+    for a in UNITS:
         if not _runnable(a):
             continue
         backend = get_backend(a.target)
@@ -107,7 +117,7 @@ def task_validate():
     """Run each artifact on seeded inputs and compare with the torch reference."""
     for a in ARTIFACTS:
         tc = toolchain(a.target)
-        deps = [str(a.dir / get_backend(a.target).artifact_name)] if tc["available"] else []
+        deps = [str(u.dir / get_backend(a.target).artifact_name) for u in modes.units(a)] if tc["available"] else []
         yield {"name": a.id, "actions": [(stages.validate, [a, tc])], "file_dep": deps,
                "targets": [str(a.report)],
                "uptodate": [config_changed(dict(plan.validate_key(a, tc), available=tc["available"],
@@ -116,7 +126,12 @@ def task_validate():
 
 
 def task_build():
-    """Build and validate every spec (build:<spec> for one). Summary table at the end."""
+    """Build and validate every spec (build:<spec> for one). FUSEBUILD_MODE=fused|separate|reference|compare overrides each spec's `mode`.
+
+    Summary table at the end; in compare mode, a per-node table per artifact with the
+    first node over tolerance marked. The mode is part of each validate task's key:
+    switching it rebuilds what that mode needs and revalidates.
+    """
     by_spec = {}
     for a in ARTIFACTS:
         by_spec.setdefault(a.variant.spec, []).append(f"validate:{a.id}")

@@ -31,6 +31,8 @@ TARGETS = {t.name: t for t in [
     TargetInfo("tir-cpu", "fusebuild.backends.tir_cpu.backend", ("float32",),
                ("tile_m", "tile_n", "micro_m", "micro_n", "threads"),
                "Apache TVM TIR, LLVM, host CPU"),
+    TargetInfo("mlir-cpu", "fusebuild.backends.mlir_cpu.backend", ("float32",), (),
+               "upstream MLIR (linalg on tensors) through IREE, llvm-cpu, host CPU"),
     TargetInfo("mlir-aie", "fusebuild.backends.mlir_aie.backend", ("float32",),
                ("tile_m", "tile_n", "tile_k", "npu"),
                "IRON-style MLIR-AIE design for AMD NPUs (npu2; hint npu: 1 for npu1); "

@@ -1,0 +1,158 @@
+"""Dispatch modes: how a variant is built and run when it is validated.
+
+  fused      (default) the whole graph is one artifact: what a build ships.
+  separate   one artifact per graph node (Graph.subgraph), chained on the host: each
+             node's outputs are copied back and fed to the next; same final validation.
+  reference  each node's torch reference on host tensors, chained the same way; no
+             toolchain, no artifact. It checks the spec, the inputs and the validation
+             path on a machine without the target's toolchain (its error is zero by
+             construction).
+  compare    like separate, and before each step its inputs are the target's own
+             outputs of the previous steps; the node's torch reference runs on exactly
+             those inputs and the step's max_abs / mean_abs / max_rel are recorded. Each
+             row measures that node's error alone (nothing accumulates), so the first
+             row over tolerance names the node to look at.
+
+A mode is chosen per spec (`mode:`) or per invocation (FUSEBUILD_MODE, which wins); the
+effective mode is written into the variant by `apply`, so it is part of the validate
+task's up-to-date key (plan.validate_key) and of validation.json.
+
+Nothing here knows a target: node artifacts are ordinary artifacts (`NodeArtifact`,
+folder out/<spec>/<variant>/<target>/nodes/<node>/) rendered, compiled and assembled by
+the same tasks and the same `backends.Base` methods as a fused one, and run through
+`Base.run`. A new target gets every mode by implementing its backend.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import validate as V
+from .errors import SpecError, did_you_mean, one_of
+from .plan import Artifact
+from .spec import MODES
+
+ENV = "FUSEBUILD_MODE"
+NODE_MODES = ("separate", "compare")          # modes that build one artifact per node
+
+
+@dataclass(frozen=True)
+class NodeArtifact(Artifact):
+    """One graph node of an artifact, built on its own (its variant holds the one-node graph)."""
+    node: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{super().id}/nodes/{self.node}"
+
+    @property
+    def dir(self) -> Path:
+        return super().dir / "nodes" / self.node
+
+
+@dataclass(frozen=True)
+class Execution:
+    outputs: dict              # graph output name -> tensor
+    report: dict               # fields added to validation.json
+    ok: bool = True            # False if a step of compare is over tolerance
+
+
+def invocation_mode() -> str | None:
+    """The mode asked for by FUSEBUILD_MODE, None if unset. Raises SpecError if unknown."""
+    mode = os.environ.get(ENV, "").strip()
+    if not mode:
+        return None
+    if mode not in MODES:
+        raise SpecError(f"unknown mode {mode!r}{did_you_mean(mode, MODES)}", path=f"environment variable {ENV}", valid=one_of(MODES))
+    return mode
+
+
+def apply(artifacts: list) -> list:
+    """Artifacts with the effective mode (FUSEBUILD_MODE, else the spec's) in their variant."""
+    mode = invocation_mode()
+    if mode is None:
+        return list(artifacts)
+    return [dataclasses.replace(a, variant=dataclasses.replace(a.variant, mode=mode)) for a in artifacts]
+
+
+def hint(a: Artifact) -> str:
+    """What to try next when `a` fails validation in its mode."""
+    if a.variant.mode in ("fused", "separate") and len(a.variant.graph.nodes) > 1:
+        return f"to find the node: {ENV}=compare doit build:{a.variant.spec}"
+    return ""
+
+
+def needs_toolchain(a: Artifact) -> bool:
+    return a.variant.mode != "reference"
+
+
+def units(a: Artifact) -> list:
+    """What must be rendered, compiled and assembled for `a` in its mode."""
+    mode = a.variant.mode
+    if mode == "fused":
+        return [a]
+    if mode in NODE_MODES:
+        return [node_artifact(a, node) for node in a.variant.graph.nodes]
+    return []
+
+
+def node_artifact(a: Artifact, node) -> NodeArtifact:
+    v = a.variant
+    return NodeArtifact(dataclasses.replace(v, graph=v.graph.subgraph(node)), a.target, a.out, node.output)
+
+
+def execute(a: Artifact, backend, inputs: dict) -> Execution:
+    """Run `a` in its mode on `inputs`; `backend` is None in reference mode."""
+    mode, graph = a.variant.mode, a.variant.graph
+    if mode == "fused":
+        return Execution(backend.run(a.dir, graph, inputs), {})
+    if mode == "reference":
+        values = V.reference(graph, inputs)
+        return Execution({n: values[n] for n in graph.outputs}, {"timings": {}})
+    values, steps = dict(inputs), []
+    for node in graph.nodes:
+        unit = node_artifact(a, node)
+        sub = unit.variant.graph
+        args = {i: values[i] for i in sub.inputs}
+        got = backend.run(unit.dir, sub, args)[node.output]
+        if mode == "compare":
+            steps.append(_step(a, node, sub, args, got, len(steps)))
+        values[node.output] = got
+    report = {"timings": _unit_timings(a)}
+    ok = True
+    if mode == "compare":
+        first = next((s for s in steps if not s["ok"]), None)
+        for s in steps:
+            s["first_bad"] = s is first
+        report.update(steps=steps, first_bad_step=first["node"] if first else None)
+        ok = first is None
+    return Execution({n: values[n] for n in graph.outputs}, report, ok)
+
+
+def _step(a, node, sub, args, got, index) -> dict:
+    """One compare row: the node's reference on exactly the inputs the target gave it."""
+    import torch
+    dtype = sub.tensors[node.output].dtype
+    with torch.no_grad():
+        want = V.run_node(node, [args[i] for i in node.inputs]).to(getattr(torch, dtype))
+    atol, rtol = V.tolerance(sub, dtype, a.variant.tolerance, want)
+    r = V.compare(got, want, atol, rtol)
+    return {"step": index, "node": node.output, "op": node.op, "inputs": list(node.inputs),
+            "ok": r["ok"], "max_abs": r.get("max_abs"), "mean_abs": r.get("mean_abs"), "max_rel": r.get("max_rel"),
+            "atol": atol, "rtol": rtol, "mismatches": r.get("mismatches"),
+            **({"error": r["error"]} if "error" in r else {}),
+            **({"first_mismatches": r["first_mismatches"]} if "first_mismatches" in r else {})}
+
+
+def _unit_timings(a) -> dict:
+    """Stage times summed over the node artifacts (what a node mode paid to build)."""
+    from .fsutil import read_json
+    total = {}
+    for unit in units(a):
+        for stage in ("render", "compile", "assemble"):
+            rec = read_json(unit.dir / ".stages" / f"{stage}.json")
+            if rec:
+                total[stage] = round(total.get(stage, 0.0) + rec["seconds"], 4)
+    return total
