@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .backends import TARGETS
 from .errors import SpecError
-from .render import OVERRIDES_ENV
 from .spec import load_spec
 from .toolchains import package_version
 
@@ -59,9 +57,9 @@ def backend_folder(target: str) -> str:
 def render_key(a: Artifact) -> dict:
     v = a.variant
     return {"graph": v.graph.digest(), "hints": v.schedule.get(a.target, {}), "source": v.path,
-            "code": code_digest("graph.py", "ops.py", "render.py", "layouts.py", backend_folder(a.target)),
-            # which folders templates are searched in: removing an override must rerender
-            "overrides": os.environ.get(OVERRIDES_ENV, "")}
+            "code": code_digest("graph.py", "ops.py", "render.py", "layouts.py", backend_folder(a.target))}
+    # template overrides need no key: the render's depfile re-resolves each template
+    # name through the current search path (render.templates_unchanged)
 
 
 def toolchain_key(a: Artifact, toolchain: dict) -> dict:

@@ -85,7 +85,7 @@ class SummaryReporter(ConsoleReporter):
             except (OSError, ValueError):
                 spec, variant, target = task.name.split(":", 1)[1].split("/")
                 reports.append({"spec": spec, "variant": variant, "target": target, "status": "not built"})
-        rows = summary_rows(reports)
+        rows = sorted(summary_rows(reports), key=lambda r: (r[0], r[1], r[2]))
         for task in self._bad_specs:
             rows.append([task.name.split(":", 1)[1], "-", "-", "spec error", "-", "-", "-"])
         if rows:

@@ -93,7 +93,7 @@ def validate(a, toolchain: dict):
     report.update(status="pass" if ok else "fail", outputs=per_output,
                   **{k: worst.get(k) for k in ("max_abs", "mean_abs", "max_rel", "atol", "rtol")})
     if how:   # numerics checked, but not by running the artifact: never report `pass`
-        report.update(steps=how.get("steps", {}), **({"status": how["status"], "reason": how["reason"]} if ok else {}))
+        report.update(execution=how.get("steps", {}), **({"status": how["status"], "reason": how["reason"]} if ok else {}))
     report["timings"]["validate"] = round(time.perf_counter() - start, 4)
     write_json(a.report, report)
     if not ok:

@@ -167,3 +167,14 @@ def test_two_concurrent_builds_end_in_a_correct_state(project):
     assert r.ran_stage("compile") == [] and r.ran_stage("render") == [], r.text
     for report in (project.root / "out").rglob("validation.json"):
         assert json.loads(report.read_text())["status"] == "pass"
+
+
+def test_removing_a_template_override_rerenders(project):
+    project.spec("one", gemm_spec("one"))
+    source = (REPO / "templates/tir/gemm.j2").read_text()
+    override(project, "gemm.j2", source.replace("# {{ g.comment }}", "# overridden: {{ g.comment }}"))
+    project.doit("build", check=0)
+    project.env["FUSEBUILD_TEMPLATE_OVERRIDES"] = ""
+    r = project.doit("build", check=0)
+    assert sorted(r.ran_stage("render")) == sorted(f"render:one/M{m}_N32_K16/tir-cpu" for m in (4, 8)), r.text
+    assert "overridden" not in (project.root / "out/one/M4_N32_K16/tir-cpu/kernel.py").read_text()

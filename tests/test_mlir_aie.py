@@ -188,9 +188,9 @@ def test_doit_build_reports_emulated_not_pass(project):
     assert "emulated" in result.text
     report = json.loads((project.root / "out/small/M8_N32_K16/mlir-aie/validation.json").read_text())
     assert report["status"] == "emulated" and "no xclbin" in report["reason"]
-    assert report["steps"]["structural-check"] == "pass"
-    assert report["steps"]["aiecc"].startswith("not-run: aiecc")
-    assert report["steps"]["npu-run"].startswith("not-run")
+    assert report["execution"]["structural-check"] == "pass"
+    assert report["execution"]["aiecc"].startswith("not-run: aiecc")
+    assert report["execution"]["npu-run"].startswith("not-run")
     assert report["max_abs"] is not None
     assert project.doit("build", check=0).ran == []
 

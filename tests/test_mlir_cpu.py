@@ -128,7 +128,11 @@ def test_every_shipped_spec_passes_on_mlir_cpu(project):
         assert r["status"] == "pass", (path, r)
         assert r["toolchain"]["iree-base-compiler"] == r["toolchain"]["iree-base-runtime"] == "3.13.0"
         v = next(v for v in load_spec(project.root / "specs" / f"{r['spec']}.yaml").variants if v.name == r["variant"])
-        assert dispatch_count((path.parent / "executables.mlir").read_text()) == len(fuse(v.graph)), path
+        # one dispatch per fused group (the epilogue inside it); an input with a layout may
+        # add its own unpacking dispatch, at IREE's choice
+        laid_out = sum(v.graph.tensors[n].layout is not None for n in v.graph.inputs)
+        count = dispatch_count((path.parent / "executables.mlir").read_text())
+        assert len(fuse(v.graph)) <= count <= len(fuse(v.graph)) + laid_out, path
     assert "mlir-cpu  pass" in result.text
 
 

@@ -51,7 +51,8 @@ outputs: [y]
 """)
     src = files["kernel.py"]
     assert 'w: T.Buffer((512,), "float32")' in src
-    assert "w[(vj // 4 % 8) * 64 + (vj % 4) * 8 + (vk // 8 % 2) * 32 + (vk % 8) * 1]" in src
+    assert "w_rm[v0, v1] = w[(v0 // 4 % 8) * 64 + (v0 % 4) * 8 + (v1 // 8 % 2) * 32 + (v1 % 8) * 1]" in src
+    assert "y_acc[vi, vj] + x[vi, vk] * w_rm[vj, vk]" in src
 
 
 def test_templates_are_sandboxed_and_strict(tmp_path, monkeypatch):

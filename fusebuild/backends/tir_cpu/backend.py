@@ -47,8 +47,15 @@ class Backend(Base):
         def decl(x):
             return {"name": x.name, "shape": _tuple(x.memory_shape), "dtype": x.dtype}
 
-        def access(name, idx):
+        # An input with a layout is first copied to a row-major scratch buffer by its own
+        # elementwise block: the GEMM schedule packs B itself and needs an einsum-shaped
+        # matmul block (flat index arithmetic inside it is not one).
+        unpacked = {n: _fresh(f"{n}_rm", t) for n in graph.inputs if t[n].layout is not None}
+
+        def access(name, idx, raw=False):
             x = t[name]
+            if name in unpacked and not raw:
+                return f"{unpacked[name]}[{', '.join(idx)}]"
             if x.layout is None:
                 return f"{name}[{', '.join(idx)}]"
             terms = [_term(i, div, bound, stride) for d, i in enumerate(idx)
@@ -56,6 +63,14 @@ class Backend(Base):
             return f"{name}[{' + '.join(terms)}]"
 
         ctx_groups, gemms, ew_blocks = [], [], []
+        for name, logical in unpacked.items():
+            x = t[name]
+            allocs.append(type(x)(logical, x.shape, x.dtype))
+            vars_ = [f"v{d}" for d in range(len(x.shape))]
+            ctx_groups.append(_elementwise(logical, x.shape, f"{logical}[{', '.join(vars_)}]",
+                                           access(name, vars_, raw=True),
+                                           f"{name}: {x.layout.form} layout -> row-major copy"))
+            ew_blocks.append(f"{logical}_ew")
         for g in groups:
             out = t[g.output]
             if g.matmul is not None:
@@ -79,26 +94,24 @@ class Backend(Base):
             if out.dtype != dt:
                 store = f"T.Cast(\"{out.dtype}\", {store})"
             comment = " ; ".join(f"{nd.output} = {nd.op}({', '.join(nd.inputs)})" for nd in g.nodes)
-            item = {"out": g.output, "store_to": access(g.output, out_vars), "store": store, "comment": comment}
+            store_to = access(g.output, out_vars)
             if g.matmul is not None:
                 tb = mm.attr["transpose_b"]
-                item.update(template="gemm.j2", m=m, n=n, k=k, acc=acc, acc_dtype=dt,
-                            a=access(a, ["vi", "vk"]), b=access(b, ["vj", "vk"] if tb else ["vk", "vj"]))
+                ctx_groups.append({"template": "gemm.j2", "out": g.output, "store_to": store_to, "store": store,
+                                   "comment": comment, "m": m, "n": n, "k": k, "acc": acc, "acc_dtype": dt,
+                                   "a": access(a, ["vi", "vk"]),
+                                   "b": access(b, ["vj", "vk"] if tb else ["vk", "vj"])})
                 allocs.append(type(out)(acc, (m, n), dt))
                 gemms.append({"matmul_block": f"{g.output}_matmul", "epilogue_block": f"{g.output}_epilogue",
                               "m": m, "n": n, "k": k, "transpose_b": tb})
             else:
-                loops = [f"i{d}" for d in range(len(out.shape))]
-                item.update(template="elementwise.j2", loops=loops, extents=[str(s) for s in out.shape],
-                            axes=list(zip(out_vars, loops, out.shape)))
+                ctx_groups.append(_elementwise(g.output, out.shape, store_to, store, comment))
                 ew_blocks.append(f"{g.output}_ew")
-            ctx_groups.append(item)
 
         text = env.get_template("kernel.py.j2").render(
             source=source, variant=variant,
             graph_lines=[f"{n.output} = {n.op}({', '.join(n.inputs)}){_attrs_text(n)}" for n in graph.nodes],
             args=[decl(x) for x in args], allocs=[decl(x) for x in allocs], groups=ctx_groups)
-        # buffers: the kernel's arguments in order, with their in-memory (flat if laid out) shape
         plan = {"gemms": gemms, "elementwise_blocks": ew_blocks, "hints": hints,
                 "args": [x.name for x in args]}
         files = {"kernel.py": text, "plan.json": json.dumps(plan, indent=1) + "\n"}
@@ -131,6 +144,19 @@ class Backend(Base):
         buffers = self.host_buffers(graph, inputs)
         main(*[tvm.runtime.from_dlpack(b) for b in buffers.values()])
         return self.host_outputs(graph, buffers)
+
+
+def _elementwise(out: str, shape, store_to: str, store: str, comment: str) -> dict:
+    loops = [f"i{d}" for d in range(len(shape))]
+    return {"template": "elementwise.j2", "out": out, "store_to": store_to, "store": store, "comment": comment,
+            "loops": loops, "extents": [str(s) for s in shape],
+            "axes": list(zip([f"v{d}" for d in range(len(shape))], loops, shape))}
+
+
+def _fresh(name: str, taken) -> str:
+    while name in taken:
+        name += "_"
+    return name
 
 
 def _tuple(shape) -> str:
