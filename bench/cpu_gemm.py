@@ -1,9 +1,10 @@
-"""CPU benchmark: fusebuild's fused tir-cpu kernel vs torch, side by side in one run.
+"""CPU benchmark: fusebuild's fused kernels (tir-cpu, mlir-cpu) vs torch, in one run.
 
 Builds `gemm_bias_silu` (float32, w in nn.Linear layout) at M=N=K=1024 and M=1,N=K=4096
-through the real pipeline (a spec in a temp folder, `doit build`, validation included),
-then loads the built kernel.so and times it against torch's `F.silu(F.linear(x, w, b))`
-on the same inputs, same threads, interleaved, median of many runs.
+through the real pipeline (a spec in a temp folder, `doit build`, validation included)
+for both CPU targets, then loads the built artifacts (TVM kernel.so, IREE kernel.vmfb)
+and times them against torch's `F.silu(F.linear(x, w, b))` on the same inputs, same
+threads, interleaved, median of many runs.
 
     python bench/cpu_gemm.py            # writes bench/results/cpu_gemm.{json,md}
 
@@ -38,7 +39,7 @@ inputs:
 graph:
   - {{op: matmul, inputs: [x, w], output: y, transpose_b: true, epilogue: [{{add: bias}}, silu]}}
 outputs: [y]
-targets: [tir-cpu]
+targets: [tir-cpu, mlir-cpu]
 """
 SHAPES = [(1024, 1024, 1024), (1, 4096, 4096)]
 
@@ -69,6 +70,7 @@ def median_time(fn, reps: int) -> float:
 
 
 def main():
+    import iree.runtime as rt
     import torch
     import torch.nn.functional as F
     import tvm
@@ -78,26 +80,38 @@ def main():
     meta = build(work)
     rows = []
     for m, n, k in SHAPES:
-        folder = work / "out" / f"gemm_bias_silu_{m}" / f"M{m}_N{n}_K{k}" / "tir-cpu"
-        report = json.loads((folder / "validation.json").read_text())
-        assert report["status"] == "pass", report
-        lib = tvm.runtime.load_module(str(folder / "kernel.so"))["main"]
+        folder = work / "out" / f"gemm_bias_silu_{m}" / f"M{m}_N{n}_K{k}"
+        reports = {t: json.loads((folder / t / "validation.json").read_text()) for t in ("tir-cpu", "mlir-cpu")}
+        assert all(r["status"] == "pass" for r in reports.values()), reports
         gen = torch.Generator().manual_seed(0)
         x, w, b = (torch.randn(s, generator=gen) for s in ((m, k), (n, k), (n,)))
+        want = F.silu(F.linear(x, w, b))
+        # tir-cpu: the TVM library, called on torch tensors through DLPack (no copies)
+        lib = tvm.runtime.load_module(str(folder / "tir-cpu" / "kernel.so"))["main"]
         y = torch.empty(m, n)
         args = [tvm.runtime.from_dlpack(t) for t in (x, w, b, y)]
-        reps = 30 if m > 1 else 200
-        fused, ref = [], []
-        for _ in range(3):          # interleave: both see the same machine state
-            fused.append(median_time(lambda: lib(*args), reps))
-            ref.append(median_time(lambda: F.silu(F.linear(x, w, b)), reps))
-        torch.testing.assert_close(y, F.silu(F.linear(x, w, b)), atol=1e-3, rtol=1e-3)
-        tf, tr = statistics.median(fused), statistics.median(ref)
+        # mlir-cpu: the IREE module, inputs already on its (host) device
+        ctx = rt.SystemContext(config=rt.Config("local-task"))
+        ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, (folder / "mlir-cpu" / "kernel.vmfb").read_bytes()))
+        iree_main = ctx.modules.module["main"]
+        dev = [rt.asdevicearray(ctx.config.device, t.numpy()) for t in (x, w, b)]
+        runs = {"tir-cpu": lambda: lib(*args), "mlir-cpu": lambda: iree_main(*dev).to_host(),
+                "torch": lambda: F.silu(F.linear(x, w, b))}
+        reps = 20 if m > 1 else 200
+        times = {name: [] for name in runs}
+        for _ in range(3):          # interleave: all see the same machine state
+            for name, fn in runs.items():
+                times[name].append(median_time(fn, reps))
+        torch.testing.assert_close(y, want, atol=1e-3, rtol=1e-3)
+        torch.testing.assert_close(torch.from_numpy(iree_main(*dev).to_host()), want, atol=1e-3, rtol=1e-3)
+        med = {name: statistics.median(v) for name, v in times.items()}
         flops = 2 * m * n * k
-        rows.append({"M": m, "N": n, "K": k, "fusebuild_ms": tf * 1e3, "torch_ms": tr * 1e3,
-                     "fusebuild_gflops": flops / tf / 1e9, "torch_gflops": flops / tr / 1e9,
-                     "speed_ratio": tr / tf, "compile_seconds": report["timings"].get("compile")})
-    result = {"benchmark": "gemm_bias_silu float32, tir-cpu vs torch F.silu(F.linear(x, w, b))",
+        rows.append({"M": m, "N": n, "K": k, **{f"{t}_ms": med[t] * 1e3 for t in runs},
+                     **{f"{t}_gflops": flops / med[t] / 1e9 for t in runs},
+                     "tir_cpu_vs_torch": med["torch"] / med["tir-cpu"],
+                     "mlir_cpu_vs_torch": med["torch"] / med["mlir-cpu"],
+                     "compile_seconds": {t: r["timings"].get("compile") for t, r in reports.items()}})
+    result = {"benchmark": "gemm_bias_silu float32: tir-cpu and mlir-cpu vs torch F.silu(F.linear(x, w, b))",
               "threads": THREADS, "machine": platform.processor() or platform.machine(),
               "cpu": _cpu(), "torch": torch.__version__, "tvm": tvm.__version__,
               "date": time.strftime("%Y-%m-%d"), **meta, "rows": rows}
@@ -106,12 +120,14 @@ def main():
     (out / "cpu_gemm.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"# gemm_bias_silu float32 on the CPU ({THREADS} threads, {result['cpu']})", "",
              f"torch {result['torch']}, apache-tvm {result['tvm']}, {result['date']}. "
-             "Median of interleaved runs; ratio = torch time / fusebuild time (>1: fusebuild faster).", "",
-             "| M x N x K | fusebuild ms | torch ms | fusebuild GFLOP/s | torch GFLOP/s | ratio |",
-             "|---|---|---|---|---|---|"]
+             "Median of interleaved runs; speed vs torch = torch time / target time (>1: faster than torch).", "",
+             "| M x N x K | tir-cpu ms | mlir-cpu ms | torch ms | tir-cpu GFLOP/s | mlir-cpu GFLOP/s | torch GFLOP/s "
+             "| tir-cpu vs torch | mlir-cpu vs torch |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['M']} x {r['N']} x {r['K']} | {r['fusebuild_ms']:.3f} | {r['torch_ms']:.3f} | "
-                     f"{r['fusebuild_gflops']:.1f} | {r['torch_gflops']:.1f} | {r['speed_ratio']:.2f}x |")
+        lines.append(f"| {r['M']} x {r['N']} x {r['K']} | {r['tir-cpu_ms']:.3f} | {r['mlir-cpu_ms']:.3f} | "
+                     f"{r['torch_ms']:.3f} | {r['tir-cpu_gflops']:.1f} | {r['mlir-cpu_gflops']:.1f} | "
+                     f"{r['torch_gflops']:.1f} | {r['tir_cpu_vs_torch']:.2f}x | {r['mlir_cpu_vs_torch']:.2f}x |")
     (out / "cpu_gemm.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
