@@ -37,7 +37,7 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .fsutil import write_atomic, write_json
@@ -163,7 +163,6 @@ def check_record(raw: bytes, action: str, outputs) -> dict:
 class Cache:
     local: LocalStore | None
     remote: Remote | None = None
-    corrupt: list = field(default_factory=list)
 
     @property
     def enabled(self) -> bool:
@@ -173,7 +172,7 @@ class Cache:
         d = {"enabled": self.enabled, "local": str(self.local.root) if self.local else None, "remote": None}
         if self.remote:
             d["remote"] = {"url": self.remote.shown, "mode": "read-only" if self.remote.readonly else "read-write",
-                           "error": self.remote.disabled}
+                           "error": self.remote.disabled, "requests": dict(self.remote.stats)}
         return d
 
 
@@ -317,7 +316,6 @@ class Action:
         return files
 
     def _corrupt(self, msg: str):
-        self.cache.corrupt.append(msg)
         self._corrupt_msgs.append(msg)
         _warn(msg)
 

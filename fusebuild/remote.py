@@ -140,7 +140,7 @@ def _read_bounded(resp, limit, deadline) -> bytes:
     while True:
         if time.monotonic() > deadline:
             raise RemoteError("timed out reading the response")
-        chunk = resp.read(1 << 16)
+        chunk = resp.read1(1 << 16)          # returns after one socket read: the deadline holds
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)
