@@ -91,8 +91,8 @@ class NginxCache:
             conf = self.folder / "nginx.conf"
             conf.write_text(CONF.format(folder=self.folder, port=self.port, user=user))
             log = open(self.folder / "stderr.log", "w")
-            self.proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(self.folder)], stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            cmd = [binary, "-c", str(conf), "-p", str(self.folder), "-e", str(self.folder / "error.log")]
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             log.close()
             if self._wait_ready():
                 return self
