@@ -7,6 +7,8 @@ from pathlib import Path
 
 from doit.reporter import ConsoleReporter
 
+from . import cache_report
+
 
 def fmt(x) -> str:
     if x is None:
@@ -57,6 +59,7 @@ class SummaryReporter(ConsoleReporter):
     def __init__(self, outstream, options):
         super().__init__(outstream, options)
         self._validated, self._bad_specs = [], []
+        self._ran, self._uptodate = [], []          # for the cache summary
 
     def _note(self, task):
         if task.name.startswith("validate:"):
@@ -66,10 +69,12 @@ class SummaryReporter(ConsoleReporter):
 
     def execute_task(self, task):
         self._note(task)
+        self._ran.append(task)
         super().execute_task(task)
 
     def skip_uptodate(self, task):
         self._note(task)
+        self._uptodate.append(task)
         super().skip_uptodate(task)
 
     def skip_ignore(self, task):
@@ -94,3 +99,5 @@ class SummaryReporter(ConsoleReporter):
         for r in reports:
             if r.get("steps"):
                 self.outstream.write("\n" + step_table(r) + "\n")
+        failed = [f["task"].name for f in self.failures]
+        self.outstream.write("\n" + cache_report.finish(self._ran, self._uptodate, failed))

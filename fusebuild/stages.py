@@ -6,6 +6,10 @@ a half-written output that looks current. Each stage records its time in
 `.stages/<stage>.json`; validate gathers them into validation.json.
 
 Failures come back as doit TaskFailed with a short message, not a traceback.
+
+Every stage first asks the artifact cache (cache.py) for its result under a key of
+everything it depends on (keys.py): a hit writes the outputs and skips the tool; a miss
+runs the tool and stores the outputs. A failed validation is never stored.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import traceback
 
 from doit.exceptions import TaskFailed
 
+from . import cache, keys
 from .backends import get_backend
 from .fsutil import read_json, staging, write_atomic, write_json
 from .report import step_table
@@ -40,23 +45,37 @@ def _timed(stage: str):
 @_timed("render")
 def render(a):
     backend = get_backend(a.target)
+    act = cache.Action("render", a.dir, keys.render(a), (*backend.source_files, ".stages/render.deps.json"))
+    if act.restore():
+        return
     files, templates = backend.render(a.variant.graph, a.variant.schedule.get(a.target, {}),
                                       str(a.variant.path), a.variant.name)
     for name, text in files.items():
         write_atomic(a.dir / name, text, only_if_changed=True)
     write_json(a.dir / ".stages" / "render.deps.json", templates)
+    act.store_from(a.dir)
 
 
 @_timed("compile")
 def compile(a):
+    backend = get_backend(a.target)
+    act = cache.Action("compile", a.dir, keys.compile(a), backend.compiled_files)
+    if act.restore():
+        return
     with staging(a.dir) as dest:
-        get_backend(a.target).compile(a.dir, dest)
+        backend.compile(a.dir, dest)
+        act.store_from(dest)
 
 
 @_timed("assemble")
 def assemble(a):
+    backend = get_backend(a.target)
+    act = cache.Action("assemble", a.dir, keys.assemble(a), (backend.artifact_name,))
+    if act.restore():
+        return
     with staging(a.dir) as dest:
-        get_backend(a.target).assemble(a.dir, dest)
+        backend.assemble(a.dir, dest)
+        act.store_from(dest)
 
 
 def validate(a, toolchain: dict):
@@ -72,6 +91,9 @@ def validate(a, toolchain: dict):
     if backend and (not toolchain["available"] or not can_run):
         report.update(status="not-run", reason=toolchain["reason"] or why)
         write_json(a.report, report)
+        return None
+    act = cache.Action("validate", a.dir, keys.validate(a, toolchain), (a.report.name,))
+    if act.restore():
         return None
     try:
         inputs = V.make_inputs(v.graph, v.seed)
@@ -96,7 +118,9 @@ def validate(a, toolchain: dict):
         report.update(execution=how.get("steps", {}), **({"status": how["status"], "reason": how["reason"]} if ok else {}))
     report["timings"]["validate"] = round(time.perf_counter() - start, 4)
     write_json(a.report, report)
-    if not ok:
+    if ok:
+        act.store_from(a.dir)
+    else:
         bad = [f"{n}: {r.get('mismatches', '?')} mismatches, max_abs {r.get('max_abs')}" for n, r in per_output.items()
                if not r["ok"]]
         if report.get("first_bad_step"):

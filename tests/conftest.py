@@ -37,11 +37,15 @@ def gemm_spec(name="small", act="silu") -> str:
 class Project:
     """A folder with specs/ and a dodo.py, where `doit` runs as a user would run it."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, cache: Path | None = None):
         self.root = root
         (root / "specs").mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "dodo.py", root / "dodo.py")
-        self.env = dict(os.environ, PYTHONPATH=str(REPO), FUSEBUILD_TEMPLATE_OVERRIDES="")
+        # each project gets its own artifact cache (never the user's) and no remote cache
+        self.cache = cache or root.with_name(root.name + "-cache")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FUSEBUILD_")}
+        self.env = dict(env, PYTHONPATH=str(REPO), FUSEBUILD_TEMPLATE_OVERRIDES="",
+                        FUSEBUILD_CACHE_DIR=str(self.cache))
 
     def spec(self, name: str, text: str) -> Path:
         path = self.root / "specs" / f"{name}.yaml"
