@@ -56,6 +56,8 @@ def assemble(a) -> dict:
 
 
 def validate(a, toolchain: dict) -> dict:
-    backend = get_backend(a.target)
+    """The artifacts the mode runs (none in reference mode), by content."""
+    from . import modes
+    name = get_backend(a.target).artifact_name if modes.units(a) else None
     return {"target": a.target, **plan.validate_key(a, toolchain),
-            "inputs": file_hashes(a.dir, [backend.artifact_name])}
+            "inputs": {str(u.dir.relative_to(a.dir)): file_hashes(u.dir, [name]) for u in modes.units(a)}}
