@@ -60,6 +60,10 @@ class SummaryReporter(ConsoleReporter):
 
     def complete_run(self):
         super().complete_run()
+        self.write_summary(self.run_reports())
+
+    def run_reports(self) -> list:
+        """The validation report of every artifact this run looked at (built or up to date)."""
         reports = []
         for task in self._validated:
             path = Path(task.targets[0])
@@ -68,6 +72,9 @@ class SummaryReporter(ConsoleReporter):
             except (OSError, ValueError):
                 spec, variant, target = task.name.split(":", 1)[1].split("/")
                 reports.append({"spec": spec, "variant": variant, "target": target, "status": "not built"})
+        return reports
+
+    def write_summary(self, reports):
         rows = summary_rows(reports)
         for task in self._bad_specs:
             rows.append([task.name.split(":", 1)[1], "-", "-", "spec error", "-", "-", "-"])
