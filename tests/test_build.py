@@ -30,8 +30,11 @@ outputs: [y]
 
 
 def snapshot(root: Path) -> dict:
+    """Every artifact file under `root` (not the DB, nor the build report and run log that
+    every run rewrites: out/report.*, out/.fusebuild/)."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and ".doit.db" not in p.name}
+            for p in sorted(root.rglob("*")) if p.is_file() and ".doit.db" not in p.name
+            and not p.name.startswith("report.") and ".fusebuild" not in p.parts}
 
 
 def test_build_validates_and_second_build_runs_nothing(project):
