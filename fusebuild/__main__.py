@@ -2,6 +2,10 @@
 
 Prints each spec's variants and targets, or the error (file:line: field: message) with no
 traceback. Exit code 1 if any spec is bad.
+
+The build engine's commands run through doit (in a folder with dodo.py), building nothing:
+`python -m fusebuild why [TASK|ARTIFACT|PATH ...]`, `python -m fusebuild dry-run [TASK ...]`,
+`python -m fusebuild clean` (removes orphans under out/); see fusebuild/engine/commands.py.
 """
 from __future__ import annotations
 
@@ -12,7 +16,14 @@ from .errors import FusebuildError
 from .spec import load_spec
 
 
+ENGINE_COMMANDS = ("why", "dry-run", "clean", "orphans")
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ENGINE_COMMANDS:
+        from .engine.commands import run
+        return run(argv)
     parser = argparse.ArgumentParser(prog="python -m fusebuild", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="load and check specs (no build)")

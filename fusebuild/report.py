@@ -61,27 +61,27 @@ class SummaryReporter(ConsoleReporter):
         self._validated, self._bad_specs = [], []
         self._ran, self._uptodate = [], []          # for the cache summary
 
-    def _note(self, task):
+    def _note(self, task, ran: bool):
+        (self._ran if ran else self._uptodate).append(task)
         if task.name.startswith("validate:"):
             self._validated.append(task)
         elif task.name.startswith("build:") and task.actions:
             self._bad_specs.append(task)
 
     def execute_task(self, task):
-        self._note(task)
-        self._ran.append(task)
+        self._note(task, ran=True)
         super().execute_task(task)
 
     def skip_uptodate(self, task):
-        self._note(task)
-        self._uptodate.append(task)
+        self._note(task, ran=False)
         super().skip_uptodate(task)
-
-    def skip_ignore(self, task):
-        super().skip_ignore(task)
 
     def complete_run(self):
         super().complete_run()
+        self.write_summary(self.run_reports())
+
+    def run_reports(self) -> list:
+        """The validation report of every artifact this run looked at (built or up to date)."""
         reports = []
         for task in self._validated:
             path = Path(task.targets[0])
@@ -90,6 +90,9 @@ class SummaryReporter(ConsoleReporter):
             except (OSError, ValueError):
                 spec, variant, target = task.name.split(":", 1)[1].split("/")
                 reports.append({"spec": spec, "variant": variant, "target": target, "status": "not built"})
+        return reports
+
+    def write_summary(self, reports):
         rows = sorted(summary_rows(reports), key=lambda r: (r[0], r[1], r[2]))
         for task in self._bad_specs:
             rows.append([task.name.split(":", 1)[1], "-", "-", "spec error", "-", "-", "-"])

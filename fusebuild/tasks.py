@@ -18,6 +18,8 @@ that matters is in `uptodate` keys or file deps):
   validate  the artifact (content) + seed, tolerances, torch version
 A render whose text comes out byte-identical leaves the files alone, so nothing after it
 reruns (early cutoff).
+Every key goes through engine.keys.fresh: it stores the key's fields (so engine.why can name
+the field that changed) and fingerprints the outputs (a damaged output is not current).
 
 Environment: FUSEBUILD_SPECS (default specs), FUSEBUILD_OUT (default out), FUSEBUILD_MODE
 (overrides every spec's `mode:`).
@@ -27,14 +29,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from doit.tools import config_changed
-
 from . import modes, plan, stages
 from .backends import get_backend
+from .engine.keys import fresh
+from .engine.progress import EngineReporter
 from .errors import SpecError
 from .fsutil import read_json
 from .render import templates_unchanged
-from .report import SummaryReporter
 
 SPECS = Path(os.environ.get("FUSEBUILD_SPECS", "specs"))
 OUT = Path(os.environ.get("FUSEBUILD_OUT", "out"))
@@ -45,7 +46,7 @@ DOIT_CONFIG = {
     "continue": True,                      # one bad artifact must not stop the others
     "backend": "sqlite3",                  # survives concurrent runs (dbm.dumb does not)
     "dep_file": str(OUT / ".doit.db"),
-    "reporter": SummaryReporter,
+    "reporter": EngineReporter,           # why lines, [n/N], per-task DB commits, report
 }
 
 _SPECS, _ERRORS = plan.load_specs(SPECS)
@@ -83,7 +84,7 @@ def task_render():
         files = get_backend(a.target).source_files
         yield {"name": a.id, "actions": [(stages.render, [a])],
                "targets": [str(a.dir / f) for f in files],
-               "uptodate": [config_changed(plan.render_key(a)), _templates_unchanged(a)],
+               "uptodate": [fresh(plan.render_key(a), {"graph": a.variant.graph.canonical}), _templates_unchanged(a)],
                "clean": True, "doc": f"render {a.id}"}
 
 
@@ -96,7 +97,7 @@ def task_compile():
         yield {"name": a.id, "actions": [(stages.compile, [a])],
                "file_dep": [str(a.dir / f) for f in backend.source_files],
                "targets": [str(a.dir / f) for f in backend.compiled_files],
-               "uptodate": [config_changed(plan.toolchain_key(a, toolchain(a.target)))],
+               "uptodate": [fresh(plan.toolchain_key(a, toolchain(a.target)))],
                "clean": True, "doc": f"compile {a.id}"}
 
 
@@ -109,7 +110,7 @@ def task_assemble():
         yield {"name": a.id, "actions": [(stages.assemble, [a])],
                "file_dep": [str(a.dir / f) for f in backend.compiled_files],
                "targets": [str(a.dir / backend.artifact_name)],
-               "uptodate": [config_changed(plan.toolchain_key(a, toolchain(a.target)))],
+               "uptodate": [fresh(plan.toolchain_key(a, toolchain(a.target)))],
                "clean": True, "doc": f"assemble {a.id}"}
 
 
@@ -120,8 +121,8 @@ def task_validate():
         deps = [str(u.dir / get_backend(a.target).artifact_name) for u in modes.units(a)] if tc["available"] else []
         yield {"name": a.id, "actions": [(stages.validate, [a, tc])], "file_dep": deps,
                "targets": [str(a.report)],
-               "uptodate": [config_changed(dict(plan.validate_key(a, tc), available=tc["available"],
-                                                reason=tc["reason"]))],
+               "uptodate": [fresh(dict(plan.validate_key(a, tc), available=tc["available"], reason=tc["reason"]),
+                                 {"graph": a.variant.graph.canonical})],
                "clean": True, "doc": f"validate {a.id}"}
 
 

@@ -30,9 +30,11 @@ outputs: [y]
 
 
 def snapshot(root: Path) -> dict:
+    """Every artifact file under `root` (not the DB, nor the build report, cache report and
+    run log that every run rewrites: out/report.*, out/cache-report.json, out/.fusebuild/)."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*"))
-            if p.is_file() and ".doit.db" not in p.name and p.name != "cache-report.json"}  # per-run logs
+            for p in sorted(root.rglob("*")) if p.is_file() and ".doit.db" not in p.name
+            and p.name != "cache-report.json" and not p.name.startswith("report.") and ".fusebuild" not in p.parts}
 
 
 def test_build_validates_and_second_build_runs_nothing(project):

@@ -1,0 +1,189 @@
+"""The build's console reporter: why, progress, summary, report; per-task DB commits.
+
+Output modes (FUSEBUILD_PROGRESS=auto|tty|plain|quiet; auto: tty on a terminal, else plain):
+  plain   one line per task, doit-compatible prefixes, for CI logs:
+            `.  compile:gemm/M1_N512_K512/tir-cpu  [3/20] toolchain: versions.apache-tvm ...`
+            `-- render:gemm/...` (up to date)
+  tty     the same line for each task that runs (up-to-date tasks are not listed) and a
+          live bottom line: `[n/N] 2 running: compile:... 3.1s | 14.2s`, redrawn 4x a second
+  quiet   nothing per task; failures, the artifacts that did not pass, one total line
+N counts the tasks (with actions) the selected targets need; n the ones finished or found
+up to date. Then: the summary table (report.py), a note if out/ holds orphans, the total
+line, and out/report.md|html (buildreport). Each task's DB record is committed as the
+task finishes (depdb), so a killed build keeps what it finished.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+from doit.cmd_base import tasks_and_deps_iter
+from doit.globals import Globals
+from doit.reporter import ConsoleReporter
+
+from ..fsutil import write_json
+from ..report import SummaryReporter
+from . import buildreport, depdb, orphans
+from .why import explain
+
+MODES = ("auto", "tty", "plain", "quiet")
+
+
+class EngineReporter(SummaryReporter):
+    desc = "fusebuild: why, progress, summary, report"
+
+    def __init__(self, outstream, options):
+        super().__init__(outstream, options)
+        mode = os.environ.get("FUSEBUILD_PROGRESS", "auto")
+        if mode not in MODES:
+            mode = "auto"
+        if mode == "auto":
+            mode = "tty" if getattr(outstream, "isatty", lambda: False)() else "plain"
+        self.mode = mode
+        self.dm = Globals.dep_manager
+        depdb.prepare(self.dm)
+        self.t0 = time.monotonic()
+        self.total, self.done, self.started = 0, 0, 0
+        self.running = {}                     # name -> start time
+        self.ran = {}                         # name -> {"why", "seconds", "ok"}
+        self.failed_msgs = []
+        self._lock = threading.Lock()
+        self._ticker = None
+        self._stop = threading.Event()
+        self._status_shown = False
+
+    # --- doit's reporter interface ----------------------------------------------------
+    def initialize(self, tasks, selected_tasks):
+        try:
+            self.total = sum(1 for t in tasks_and_deps_iter(tasks, selected_tasks) if t.actions)
+        except KeyError:
+            self.total = 0
+
+    def execute_task(self, task):
+        self._note(task, ran=True)
+        if not task.actions or task.name.startswith("_"):
+            return
+        try:
+            why = explain(task, self.dm)
+        except Exception as err:                # explaining must never break a build
+            why = f"(why unknown: {type(err).__name__}: {err})"
+        with self._lock:
+            self.started += 1
+            self.running[task.name] = time.monotonic()
+            self.ran[task.name] = {"why": why, "seconds": None, "ok": None}
+            if self.mode != "quiet":
+                self._line(f".  {task.title()}  [{self.started}/{self.total}] {why}")
+        if self.mode == "tty" and self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
+
+    def add_success(self, task):
+        depdb.commit(self.dm, task.name)
+        self._finish(task, True)
+
+    def add_failure(self, task, fail):
+        depdb.commit(self.dm, task.name)
+        self._finish(task, False)
+        self.failed_msgs.append((task.name, fail.get_msg().strip().splitlines()[-1] if fail.get_msg().strip() else
+                                 fail.get_name()))
+        with self._lock:
+            self._clear_status()
+            ConsoleReporter.add_failure(self, task, fail)
+            self._draw_status()
+
+    def skip_uptodate(self, task):
+        self._note(task, ran=False)
+        with self._lock:
+            if task.actions:
+                self.done += 1
+            if self.mode == "plain" and not task.name.startswith("_"):
+                self.write(f"-- {task.title()}\n")
+            self._draw_status()
+
+    def skip_ignore(self, task):
+        with self._lock:
+            self._clear_status()
+            ConsoleReporter.skip_ignore(self, task)
+
+    def complete_run(self):
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=1)
+        with self._lock:
+            self._clear_status()
+        ConsoleReporter.complete_run(self)
+        reports = self.run_reports()
+        if self.mode == "quiet":
+            reports = [r for r in reports if r.get("status") != "pass"]
+            if reports or self._bad_specs:
+                self.write_summary(reports)
+        else:
+            self.write_summary(reports)
+        self._epilogue(self.run_reports())
+
+    # --- helpers ----------------------------------------------------------------------
+    def _finish(self, task, ok):
+        with self._lock:
+            start = self.running.pop(task.name, None)
+            if task.name in self.ran:
+                self.ran[task.name].update(seconds=round(time.monotonic() - start, 4) if start else None, ok=ok)
+            if task.actions:
+                self.done += 1
+            self._draw_status()
+
+    def _line(self, text):
+        self._clear_status()
+        self.write(text + "\n")
+        self._draw_status()
+
+    def _status_text(self) -> str:
+        now = time.monotonic()
+        run = ", ".join(f"{n} {now - s:.1f}s" for n, s in list(self.running.items())[:2])
+        more = f" +{len(self.running) - 2}" if len(self.running) > 2 else ""
+        text = f"[{self.done}/{self.total}] {len(self.running)} running: {run}{more} | {now - self.t0:.1f}s"
+        width = shutil.get_terminal_size((100, 20)).columns - 1
+        return text if len(text) <= width else text[:width - 1] + "…"
+
+    def _draw_status(self):
+        if self.mode == "tty" and not self._stop.is_set():
+            self.write("\r\x1b[K" + self._status_text())
+            self.outstream.flush()
+            self._status_shown = True
+
+    def _clear_status(self):
+        if self._status_shown:
+            self.write("\r\x1b[K")
+            self._status_shown = False
+
+    def _tick(self):
+        while not self._stop.wait(0.25):
+            with self._lock:
+                self._draw_status()
+
+    def _epilogue(self, reports):
+        tasks_mod = sys.modules.get("fusebuild.tasks")
+        out = Path(getattr(tasks_mod, "OUT", "out"))
+        artifacts = getattr(tasks_mod, "ARTIFACTS", None)
+        found, leftovers = [], []
+        if artifacts is not None:
+            keep = orphans.protected_specs(getattr(tasks_mod, "_ERRORS", []))
+            found, leftovers = orphans.find(out, artifacts, keep)
+        wall = time.monotonic() - self.t0
+        failed = sum(1 for r in self.ran.values() if r["ok"] is False)
+        run = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "wall": wall, "ran": len(self.ran),
+               "up_to_date": self.done - len(self.ran), "failed": failed, "failures": self.failed_msgs,
+               "orphans": [str(p) for p in found], "leftovers": [str(p) for p in leftovers]}
+        note = orphans.note(found, leftovers, out)
+        try:
+            write_json(out / ".fusebuild" / "last_run.json", dict(run, tasks=self.ran))
+            path = buildreport.write(out, reports, self.ran, run)
+        except OSError as err:
+            path = f"(not written: {err})"
+        if note:
+            self.write(note + "\n")
+        self.write(f"fusebuild: {len(self.ran)} ran, {run['up_to_date']} up to date, {failed} failed, "
+                   f"{wall:.2f}s; report: {path}\n")
