@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import os
 from pathlib import Path
 
 _NAME = re.compile(r"^name:\s*['\"]?([A-Za-z0-9_.-]+)", re.M)
@@ -62,17 +63,27 @@ def find(out, artifacts, keep_specs=()) -> tuple:
 
 
 def _dirs(folder: Path) -> list:
-    return [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    # scandir: the entry type comes with the listing, no stat per entry (a no-op build
+    # walks every artifact folder)
+    with os.scandir(folder) as it:
+        return [Path(e.path) for e in it if e.is_dir() and not e.name.startswith(".")]
+
+
+def _temp(name: str) -> bool:
+    return name.startswith(".staging-") or (name.startswith(".") and name.endswith(".tmp"))
 
 
 def _leftovers(folder: Path) -> list:
-    found = []
-    for p in folder.iterdir():
-        if p.name.startswith(".staging-") or (p.name.startswith(".") and p.name.endswith(".tmp")):
-            found.append(p)
-    stages = folder / ".stages"
-    if stages.is_dir():
-        found += [p for p in stages.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
+    found, stages = [], None
+    with os.scandir(folder) as it:
+        for e in it:
+            if _temp(e.name):
+                found.append(Path(e.path))
+            elif e.name == ".stages" and e.is_dir():
+                stages = e.path
+    if stages:
+        with os.scandir(stages) as it:
+            found += [Path(e.path) for e in it if e.name.startswith(".") and e.name.endswith(".tmp")]
     return found
 
 
