@@ -39,7 +39,7 @@ def snapshot(root: Path) -> dict:
 def test_why_line_for_each_kind_of_change(project, tmp_path):
     path = project.spec("one", gemm_spec("one"))
     r = project.doit("build", check=0)
-    assert why_of(r, "render:one/M4_N32_K16/tir-cpu") == "never built (or its last run did not finish)"
+    assert why_of(r, "render:one/M4_N32_K16/tir-cpu") == "never built (or its last run failed or did not finish)"
     # a spec field
     path.write_text(gemm_spec("one", act="relu"))
     r = project.doit("build", check=0)

@@ -115,7 +115,7 @@ class EngineReporter(SummaryReporter):
             self._ticker.join(timeout=1)
         with self._lock:
             self._clear_status()
-        ConsoleReporter.complete_run(self)
+        self._failed_task_output()
         reports = self.run_reports()
         if self.mode == "quiet":
             reports = [r for r in reports if r.get("status") != "pass"]
@@ -126,6 +126,18 @@ class EngineReporter(SummaryReporter):
         self._epilogue(self.run_reports())
 
     # --- helpers ----------------------------------------------------------------------
+    def _failed_task_output(self):
+        """What a failed task printed (doit prints an empty banner per failure otherwise;
+        the failure message itself was already shown when the task failed)."""
+        for result in self.failures:
+            task = result["task"]
+            out = "".join(a.out or "" for a in task.actions) if task.executed else ""
+            err = "".join(a.err or "" for a in task.actions) if task.executed else ""
+            if out.strip() or err.strip():
+                self.write("#" * 40 + f"\n{task.name} output:\n{out}{err}\n")
+        if self.runtime_errors:
+            self.write("#" * 40 + "\nExecution aborted.\n" + "\n".join(self.runtime_errors) + "\n")
+
     def _finish(self, task, ok):
         with self._lock:
             start = self.running.pop(task.name, None)

@@ -97,7 +97,7 @@ def reasons(task, dep_manager) -> list:
     if dep_manager._get(task.name, "checker:") is None:       # save_success always stores it
         if any(utd is False for utd, _, _ in task.uptodate):
             return [f"always runs: {task.doc or 'marked never up to date'}"]
-        return ["never built (or its last run did not finish)"]
+        return ["never built (or its last run failed or did not finish)"]
     values = dep_manager.get_values(task.name)
     status = dep_manager.get_status(task, {}, get_log=True)
     if status.status == "up-to-date":
