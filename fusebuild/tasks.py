@@ -27,6 +27,7 @@ Environment: FUSEBUILD_SPECS (default specs), FUSEBUILD_OUT (default out), FUSEB
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from . import modes, plan, stages
@@ -49,6 +50,27 @@ DOIT_CONFIG = {
     "reporter": EngineReporter,           # why lines, [n/N], per-task DB commits, report
 }
 
+
+
+def _share_cores_between_workers(argv) -> None:
+    """`doit -n N` runs N worker processes, and each kernel TVM or torch runs would
+    otherwise start one thread per core: N times too many threads, which spin and stall
+    each other. Give each worker its share of the cores (a user's own setting wins)."""
+    jobs = 0
+    for i, arg in enumerate(argv):
+        if arg in ("-n", "--process") and i + 1 < len(argv) and argv[i + 1].isdigit():
+            jobs = int(argv[i + 1])
+        elif arg.startswith("--process=") and arg.split("=", 1)[1].isdigit():
+            jobs = int(arg.split("=", 1)[1])
+        elif arg.startswith("-n") and arg[2:].isdigit():
+            jobs = int(arg[2:])
+    if jobs > 1:
+        share = str(max(1, (os.cpu_count() or 1) // jobs))
+        for var in ("TVM_NUM_THREADS", "OMP_NUM_THREADS"):   # TVM kernels; torch (validation)
+            os.environ.setdefault(var, share)
+
+
+_share_cores_between_workers(sys.argv)
 _SPECS, _ERRORS = plan.load_specs(SPECS)
 try:
     ARTIFACTS = modes.apply(plan.artifacts(_SPECS, OUT))
