@@ -8,8 +8,10 @@ small shapes, 10 variants per file) and measures, in one run:
             ninja on an equivalent build.ninja
   edit      at 1,000 tasks: change one spec's epilogue (silu -> relu); tasks run (counted)
             and wall time vs no-op + those tasks' own time (fusebuild's per-task timings)
-  parallel  a full build of real tir-cpu artifacts (swiglu_prefill variants: 3 GEMMs per
-            compile) with -n 1 and -n 2 (fresh out/ each)
+  parallel  a full build of real artifacts (swiglu_prefill variants: 3 GEMMs per compile)
+            with -n 1 and -n 2 (fresh out/ each), for mlir-cpu (iree-compile subprocesses:
+            the goal's "real compiles") and tir-cpu (in-process TVM: each worker pays its
+            own import of TVM and torch, which dominates at this size)
 Writes bench/results/engine.json, engine.md and engine_noop.png (matplotlib: a bench-only
 dependency). Usage: python bench/engine_bench.py [--quick]
 """
@@ -65,7 +67,9 @@ def make_project(root: Path, n_variants: int, target="stub", small=SMALL, famili
 def env_for(target="stub") -> dict:
     return dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{HERE / 'engine'}", FUSEBUILD_TEMPLATE_OVERRIDES="",
                 FUSEBUILD_BENCH_STUB="1" if target == "stub" else "0", FUSEBUILD_PROGRESS="plain",
-                OMP_NUM_THREADS="1")
+                # the engine is measured, not the artifact cache (bench/cache_ci.py measures that):
+                # with the cache on, a rebuild would be served from earlier runs' results
+                FUSEBUILD_CACHE="off", OMP_NUM_THREADS="1")
 
 
 def run(cmd, cwd, env=None, check=True) -> tuple:
@@ -142,13 +146,13 @@ def edit_one_spec(work: Path, repeat) -> dict:
             "overhead_vs_noop_plus_work_s": round(wall - t_noop - work_s, 3)}
 
 
-def parallel(work: Path, n_variants: int) -> dict:
+def parallel(work: Path, n_variants: int, target: str) -> dict:
     small = {"N": 256, "K": 256, "E": 64, "H": 256}
-    res = {}
+    res = {"target": target}
     for jobs in (1, 2):
-        root = work / f"par{jobs}"
-        make_project(root, n_variants, target="tir-cpu", small=small, families=["swiglu_prefill"])  # 3 GEMMs each
-        wall, text = run([PY, "-m", "doit", "-n", str(jobs), "build"], root, env_for("tir-cpu"))
+        root = work / f"par{jobs}-{target}"
+        make_project(root, n_variants, target=target, small=small, families=["swiglu_prefill"])  # 3 GEMMs each
+        wall, text = run([PY, "-m", "doit", "-n", str(jobs), "build"], root, env_for(target))
         res[f"n{jobs}_s"] = round(wall, 2)
         res["tasks"] = len(re.findall(r"^\.  ", text, re.M))
     res["speedup"] = round(res["n1_s"] / res["n2_s"], 2)
@@ -181,12 +185,13 @@ def markdown(r: dict) -> str:
         lines.append(f"| {t} | {n['fusebuild'][i]:.3f} | {n['doit'][i]:.3f} | "
                      f"{n['ninja'][i] if n['ninja'][i] is not None else '-'} | {n['fusebuild'][i] / n['doit'][i]:.2f}x |")
     e, p = r["edit"], r["parallel"]
+    par_lines = [f"- {q['target']}: {q['tasks']} tasks: -n 1 {q['n1_s']} s, -n 2 {q['n2_s']} s: speed-up {q['speedup']}x"
+                 for q in r["parallel_all"]]
     lines += ["", "![no-op time vs tasks](engine_noop.png)", "", "## Editing one spec (1,000-task project)", "",
               f"`{e['spec']}`: silu -> relu. {e['tasks_run']} tasks ran (only that spec's: {e['only_that_spec']}); "
               f"wall {e['wall_s']} s = no-op {e['noop_s']} s + tasks' own work {e['tasks_own_work_s']} s "
               f"+ {e['overhead_vs_noop_plus_work_s']} s.", "",
-              "## Full build of real tir-cpu artifacts, -n 1 vs -n 2", "",
-              f"{p['tasks']} tasks: -n 1 {p['n1_s']} s, -n 2 {p['n2_s']} s: speed-up {p['speedup']}x.", "",
+              "## Full build of real artifacts, -n 1 vs -n 2", ""] + par_lines + ["",
               "## Goals", ""] + [f"- {g}" for g in r["goals"]]
     return "\n".join(lines) + "\n"
 
@@ -206,8 +211,9 @@ def main():
         r["noop"] = noop_series(work, sizes, repeat)
         r["edit"] = edit_one_spec(work, repeat)
         print("edit:", r["edit"], flush=True)
-        r["parallel"] = parallel(work, args.parallel_variants)
-        print("parallel:", r["parallel"], flush=True)
+        r["parallel_all"] = [parallel(work, args.parallel_variants, t) for t in ("mlir-cpu", "tir-cpu")]
+        r["parallel"] = r["parallel_all"][0]        # the goal is judged on real compiles
+        print("parallel:", r["parallel_all"], flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     i = r["noop"]["tasks"].index(1000)
@@ -218,7 +224,7 @@ def main():
         f"no-op < 0.5 s at 1,000 tasks: {fb:.3f} s -> {'met' if fb < 0.5 else 'MISSED'}",
         f"edit one spec within 0.2 s of no-op + work: +{e['overhead_vs_noop_plus_work_s']} s -> "
         f"{'met' if e['overhead_vs_noop_plus_work_s'] <= 0.2 else 'MISSED'}",
-        f"-n 2 >= 1.6x -n 1: {p['speedup']}x -> {'met' if p['speedup'] >= 1.6 else 'MISSED'}"]
+        f"-n 2 >= 1.6x -n 1 ({p['target']}): {p['speedup']}x -> {'met' if p['speedup'] >= 1.6 else 'MISSED'}"]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "engine.json").write_text(json.dumps(r, indent=1) + "\n")
     (RESULTS / "engine.md").write_text(markdown(r))
