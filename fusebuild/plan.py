@@ -30,11 +30,11 @@ class Artifact:
     def id(self) -> str:
         return f"{self.variant.spec}/{self.variant.name}/{self.target}"
 
-    @property
+    @functools.cached_property          # asked for many times per task while planning
     def dir(self) -> Path:
         return self.out / self.variant.spec / self.variant.name / self.target
 
-    @property
+    @functools.cached_property
     def report(self) -> Path:
         return self.dir / "validation.json"
 

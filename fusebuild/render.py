@@ -16,9 +16,6 @@ import hashlib
 import os
 from pathlib import Path
 
-import jinja2
-from jinja2.sandbox import SandboxedEnvironment
-
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
 OVERRIDES_ENV = "FUSEBUILD_TEMPLATE_OVERRIDES"
@@ -29,15 +26,20 @@ def template_dirs(backend_folder: str) -> list:
     return [p for p in extra if p.is_dir()] + [TEMPLATES / backend_folder]
 
 
-class _RecordingLoader(jinja2.FileSystemLoader):
-    def __init__(self, backend_folder):
-        super().__init__([str(d) for d in template_dirs(backend_folder)])
-        self.folder, self.used = backend_folder, {}
+def _recording_loader(backend_folder):
+    import jinja2      # here, not at import: planting a no-op build must not pay for Jinja
 
-    def get_source(self, environment, template):
-        source, filename, uptodate = super().get_source(environment, template)
-        self.used[template] = [_show(filename), hashlib.sha256(source.encode()).hexdigest()]
-        return source, filename, uptodate
+    class RecordingLoader(jinja2.FileSystemLoader):
+        def __init__(self):
+            super().__init__([str(d) for d in template_dirs(backend_folder)])
+            self.folder, self.used = backend_folder, {}
+
+        def get_source(self, environment, template):
+            source, filename, uptodate = super().get_source(environment, template)
+            self.used[template] = [_show(filename), hashlib.sha256(source.encode()).hexdigest()]
+            return source, filename, uptodate
+
+    return RecordingLoader()
 
 
 def _show(path) -> str:
@@ -45,8 +47,11 @@ def _show(path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def make_env(backend_folder: str, **globals_) -> SandboxedEnvironment:
-    loader = _RecordingLoader(backend_folder)
+def make_env(backend_folder: str, **globals_):
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    loader = _recording_loader(backend_folder)
     env = SandboxedEnvironment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=False,
                                keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.globals.update(globals_)

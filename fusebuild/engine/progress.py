@@ -118,12 +118,12 @@ class EngineReporter(SummaryReporter):
         self._failed_task_output()
         reports = self.run_reports()
         if self.mode == "quiet":
-            reports = [r for r in reports if r.get("status") != "pass"]
-            if reports or self._bad_specs:
-                self.write_summary(reports)
+            shown = [r for r in reports if r.get("status") != "pass"]
+            if shown or self._bad_specs:
+                self.write_summary(shown)
         else:
             self.write_summary(reports)
-        self._epilogue(self.run_reports())
+        self._epilogue(reports)
 
     # --- helpers ----------------------------------------------------------------------
     def _failed_task_output(self):
