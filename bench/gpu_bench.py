@@ -154,6 +154,12 @@ def cmd_time(args):
     acts = {"silu": F.silu, "relu": F.relu, "gelu": F.gelu}
     rows = []
     dev = torch.device("cuda")
+
+    def dump(rows):
+        Path(args.json).write_text(json.dumps({
+            "device": torch.cuda.get_device_name(), "torch": torch.__version__, "peak_tflops": PEAK,
+            "method": "CUDA-event median of 25 timed loops after >=30 ms warm-up; up to 4 rotated input sets",
+            "rows": rows}, indent=1) + "\n")
     for a in artifacts(specs, work / "out"):
         v, p = a.variant, a.variant.params
         if not (a.dir / "kernel.json").exists():
@@ -207,14 +213,12 @@ def cmd_time(args):
             except Exception as err:     # record, keep going
                 row["compile_error"] = f"{type(err).__name__}: {err}"[:300]
         rows.append(row)
+        dump(rows)      # after every row: a run cut short still leaves its numbers
         print(f"{a.id:50s} fused {fused * 1e3:8.1f} us  eager {eager_ms * 1e3:8.1f} us  "
               f"x{eager_ms / fused:.3f}  compile {row['compile_ms'] and row['compile_ms'] * 1e3 or 0:8.1f} us",
               flush=True)
         del art, sets, outs
-    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "peak_tflops": PEAK,
-              "method": "CUDA-event median of 25 timed loops after >=30 ms warm-up; up to 4 rotated input sets",
-              "rows": rows}
-    Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    dump(rows)
 
 
 # --- report (here) -------------------------------------------------------------------------
