@@ -10,8 +10,10 @@ CUDA build of torch), and a probe that prints the versions that matter. After cr
 the cache keys of every stage that runs in the env, and into reports. An env whose
 recorded steps differ from the declared ones is stale and is recreated.
 
-Create one with `python -m fusebuild env create NAME`, or let the build do it: targets
-that need an env depend on its `toolchain:NAME` task.
+Create one with `python -m fusebuild env create NAME` (`env list` shows them all). A build
+never creates an env silently: a target whose env is missing reports its artifacts
+not-run, with that command as the reason. Envs are declared by the backend packages
+that need them (e.g. fusebuild/backends/tir_cuda/__init__.py declares `tilelang`).
 """
 from __future__ import annotations
 
@@ -91,3 +93,36 @@ ENVS: dict[str, ToolchainEnv] = {}
 def register(env: ToolchainEnv) -> ToolchainEnv:
     ENVS[env.name] = env
     return env
+
+
+def known() -> dict:
+    """Every declared env: imports each target's backend package (cheap: no toolchain)."""
+    import importlib
+    from .backends import TARGETS
+    for info in TARGETS.values():
+        importlib.import_module(info.module.rsplit(".", 1)[0])
+    return ENVS
+
+
+def command(argv: list) -> int:
+    """`python -m fusebuild env create NAME | env list`."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m fusebuild env", description="toolchain environments")
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("create", help="(re)create one env and record its versions").add_argument("name")
+    sub.add_parser("list", help="declared envs, where they live, whether they are current")
+    args = parser.parse_args(argv)
+    envs = known()
+    if args.action == "list":
+        for e in envs.values():
+            state = "ready " + json.dumps(e.versions()) if e.ready() else "missing or stale"
+            print(f"{e.name}: {e.path}: {state}\n    {e.purpose}")
+        return 0
+    if args.name not in envs:
+        from .errors import did_you_mean, one_of
+        print(f"unknown toolchain env {args.name!r}{did_you_mean(args.name, envs)} (valid: {one_of(envs)})",
+              file=sys.stderr)
+        return 1
+    versions = envs[args.name].create()
+    print(f"{args.name}: created {envs[args.name].path}: {json.dumps(versions)}")
+    return 0

@@ -26,6 +26,8 @@ def summary_rows(reports) -> list:
         status = r.get("status") or "?"
         if status == "not-run":
             status = f"not-run: {r.get('reason', '')}"
+        elif status == "built-not-validated":
+            status = r.get("reason") or "built, not validated"
         elif status == "emulated":
             status = "emulated (no device run)"
         if r.get("mode", "fused") != "fused":  # a reference-mode pass is not an artifact's

@@ -70,7 +70,7 @@ def compile(a):
 @_timed("assemble")
 def assemble(a):
     backend = get_backend(a.target)
-    act = cache.Action("assemble", a.dir, keys.assemble(a), (backend.artifact_name,))
+    act = cache.Action("assemble", a.dir, keys.assemble(a), tuple(backend.artifact_files))
     if act.restore():
         return
     with staging(a.dir) as dest:
@@ -88,8 +88,12 @@ def validate(a, toolchain: dict):
     report = _report_base(a, toolchain)
     start = time.perf_counter()
     can_run, why = backend.device() if backend else (True, "")
-    if backend and (not toolchain["available"] or not can_run):
-        report.update(status="not-run", reason=toolchain["reason"] or why)
+    if backend and not toolchain["available"]:
+        report.update(status="not-run", reason=toolchain["reason"])
+        write_json(a.report, report)
+        return None
+    if backend and not can_run:   # the artifact was built but cannot run here: never `pass`
+        report.update(status=NOT_VALIDATED, reason=why, artifacts=_built(a, backend))
         write_json(a.report, report)
         return None
     act = cache.Action("validate", a.dir, keys.validate(a, toolchain), (a.report.name,))
@@ -129,6 +133,15 @@ def validate(a, toolchain: dict):
             bad.append(modes.hint(a))
         return TaskFailed(f"validate {a.id}: FAIL " + "; ".join(bad))
     return None
+
+
+NOT_VALIDATED = "built-not-validated"
+
+
+def _built(a, backend) -> list:
+    """The loadable artifacts a not-validated report stands for (relative to the artifact folder)."""
+    return [str((u.dir / f).relative_to(a.dir)) for u in modes.units(a) for f in backend.artifact_files
+            if (u.dir / f).exists()]
 
 
 def _report_base(a, toolchain) -> dict:

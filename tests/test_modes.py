@@ -26,6 +26,7 @@ SWIGLU_V = "M64_E512_H2048_float32"
 def small_swiglu(target: str) -> str:
     """The shipped swiglu_prefill graph, at its smaller shape only, on one target."""
     text = re.sub(r"^  M: .*$", "  M: [64]", SWIGLU, flags=re.M)
+    text = re.sub(r"^  dtype: .*$", "  dtype: float32", text, flags=re.M)   # shipped: + bf16/fp16 for tir-cuda
     return re.sub(r"^targets: .*$", f"targets: [{target}]", text, flags=re.M)
 
 

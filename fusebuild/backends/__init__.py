@@ -37,6 +37,11 @@ TARGETS = {t.name: t for t in [
                ("tile_m", "tile_n", "tile_k", "npu"),
                "IRON-style MLIR-AIE design for AMD NPUs (npu2; hint npu: 1 for npu1); "
                "emulated here, aiecc/XRT where present", NPU_SHIM_DMA),
+    TargetInfo("tir-cuda", "fusebuild.backends.tir_cuda.backend", ("bfloat16", "float16"),
+               ("block_m", "block_n", "block_k", "stages", "threads", "split_k", "swizzle", "swap_ab",
+                "dual_block_m", "dual_block_n", "dual_stages", "dual_threads"),
+               "TileLang tile-level TIR for NVIDIA Hopper (sm_90a), lowered in the `tilelang` toolchain env, "
+               "nvcc; built here, run where a CUDA device is"),
 ]}
 DEFAULT_TARGETS = ("tir-cpu",)
 
@@ -53,7 +58,8 @@ class Base:
     render(graph, hints, source, variant) -> ({filename: text}, {template: sha256})
                            pure: no toolchain needed; the second part lists templates used
     compile(build_dir, dest)    writes objects/compiled modules into dest
-    assemble(build_dir, dest)   writes the loadable artifact (`artifact_name`) into dest
+    assemble(build_dir, dest)   writes the loadable artifact (`artifact_name`, plus any other
+                           `artifact_files`, e.g. a manifest) into dest
     run(build_dir, graph, inputs) -> {output name: torch tensor}
     toolchain()            -> {"available": bool, "versions": {...}, "reason": str}; cheap
     device()               -> (True, "") or (False, reason) if artifacts cannot run here
@@ -63,7 +69,12 @@ class Base:
 
     source_files = ("kernel.txt",)     # what render writes
     compiled_files = ("kernel.o",)     # what compile writes
-    artifact_name = "kernel.bin"       # what assemble writes
+    artifact_name = "kernel.bin"       # what assemble writes (the file validation runs)
+
+    @property
+    def artifact_files(self) -> tuple:
+        """Every file assemble writes (cached and tracked together)."""
+        return (self.artifact_name,)
 
     def __init__(self, info: TargetInfo):
         self.info = info

@@ -82,7 +82,7 @@ def markdown(table: list, run: dict) -> str:
 
 def to_html(table: list, run: dict) -> str:
     e = html.escape
-    colors = {"pass": "#d4f7d4", "fail": "#f7d4d4", "not-run": "#f0f0f0"}
+    colors = {"pass": "#d4f7d4", "fail": "#f7d4d4", "not-run": "#f0f0f0", "built-not-validated": "#f7f0d4"}
     head = "".join(f"<th>{h}</th>" for h in ("artifact", "status", "max_abs", "max_rel", *STAGES, "rebuilt", "why"))
     body = []
     for r in table:
