@@ -52,7 +52,7 @@ def compile(a) -> dict:
 def assemble(a) -> dict:
     backend = get_backend(a.target)
     return {"target": a.target, **plan.toolchain_key(a, backend.toolchain()),
-            "inputs": file_hashes(a.dir, backend.compiled_files)}
+            "inputs": file_hashes(a.dir, backend.assemble_inputs)}
 
 
 def validate(a, toolchain: dict) -> dict:

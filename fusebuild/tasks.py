@@ -130,7 +130,7 @@ def task_assemble():
             continue
         backend = get_backend(a.target)
         yield {"name": a.id, "actions": [(stages.assemble, [a])],
-               "file_dep": [str(a.dir / f) for f in backend.compiled_files],
+               "file_dep": [str(a.dir / f) for f in backend.assemble_inputs],
                "targets": [str(a.dir / f) for f in backend.artifact_files],
                "uptodate": [fresh(plan.toolchain_key(a, toolchain(a.target)))],
                "clean": True, "doc": f"assemble {a.id}"}

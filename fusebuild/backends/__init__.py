@@ -39,7 +39,7 @@ TARGETS = {t.name: t for t in [
                "emulated here, aiecc/XRT where present", NPU_SHIM_DMA),
     TargetInfo("tir-cuda", "fusebuild.backends.tir_cuda.backend", ("bfloat16", "float16"),
                ("block_m", "block_n", "block_k", "stages", "threads", "split_k", "swizzle", "swap_ab",
-                "dual_block_m", "dual_block_n", "dual_stages", "dual_threads"),
+                "dual_block_m", "dual_block_n", "dual_stages", "dual_threads", "precise_math"),
                "TileLang tile-level TIR for NVIDIA Hopper (sm_90a), lowered in the `tilelang` toolchain env, "
                "nvcc; built here, run where a CUDA device is"),
 ]}
@@ -75,6 +75,11 @@ class Base:
     def artifact_files(self) -> tuple:
         """Every file assemble writes (cached and tracked together)."""
         return (self.artifact_name,)
+
+    @property
+    def assemble_inputs(self) -> tuple:
+        """Every file assemble reads: its file deps and part of its cache key."""
+        return self.compiled_files
 
     def __init__(self, info: TargetInfo):
         self.info = info
