@@ -94,6 +94,9 @@ def cmd_build(args):
                           capture_output=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
     print(proc.stdout[-6000:], proc.stderr[-3000:])
     print(f"build: {time.perf_counter() - start:.0f} s")
+    built = list((work / "out").glob("*/*/tir-cuda/kernel.so"))
+    if not built:       # e.g. the tilelang env is missing: every artifact is not-run
+        sys.exit("build: no tir-cuda artifact was built (see the summary above); nothing to pack")
     if args.pack:
         pack(work, Path(args.pack))
     return proc.returncode

@@ -257,7 +257,7 @@ def test_env_create_into_a_fresh_folder(tmp_path):
     assert m["versions"]["tilelang"] == "0.1.15" and m["versions"]["env-torch"].startswith("2.13.0")
 
 
-def test_fast_math_is_the_default_and_precise_math_opts_out():
+def test_ieee_math_is_the_default_and_fast_math_is_a_hint():
     from fusebuild.backends.tir_cuda.backend import nvcc_flags
-    assert "--use_fast_math" in nvcc_flags({})
-    assert "--use_fast_math" not in nvcc_flags({"precise_math": 1})
+    assert "--use_fast_math" not in nvcc_flags({})
+    assert "--use_fast_math" in nvcc_flags({"fast_math": 1})

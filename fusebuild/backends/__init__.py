@@ -39,7 +39,7 @@ TARGETS = {t.name: t for t in [
                "emulated here, aiecc/XRT where present", NPU_SHIM_DMA),
     TargetInfo("tir-cuda", "fusebuild.backends.tir_cuda.backend", ("bfloat16", "float16"),
                ("block_m", "block_n", "block_k", "stages", "threads", "split_k", "swizzle", "swap_ab",
-                "dual_block_m", "dual_block_n", "dual_stages", "dual_threads", "precise_math"),
+                "dual_block_m", "dual_block_n", "dual_stages", "dual_threads", "fast_math"),
                "TileLang tile-level TIR for NVIDIA Hopper (sm_90a), lowered in the `tilelang` toolchain env, "
                "nvcc; built here, run where a CUDA device is"),
 ]}
