@@ -184,7 +184,7 @@ def markdown(r: dict) -> str:
     for i, t in enumerate(n["tasks"]):
         lines.append(f"| {t} | {n['fusebuild'][i]:.3f} | {n['doit'][i]:.3f} | "
                      f"{n['ninja'][i] if n['ninja'][i] is not None else '-'} | {n['fusebuild'][i] / n['doit'][i]:.2f}x |")
-    e, p = r["edit"], r["parallel"]
+    e = r["edit"]
     par_lines = [f"- {q['target']}: {q['tasks']} tasks: -n 1 {q['n1_s']} s, -n 2 {q['n2_s']} s: speed-up {q['speedup']}x"
                  for q in r["parallel_all"]]
     lines += ["", "![no-op time vs tasks](engine_noop.png)", "", "## Editing one spec (1,000-task project)", "",

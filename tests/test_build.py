@@ -4,12 +4,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from conftest import REPO, gemm_spec
 

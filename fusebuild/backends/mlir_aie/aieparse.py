@@ -77,7 +77,7 @@ RULES = {
                        rf"!aie\.objectfifo<({TYPE})>"),
     "link": re.compile(rf"aie\.objectfifo\.link \[((?:{SYM})(?:, {SYM})*)\] -> \[((?:{SYM})(?:, {SYM})*)\]\(\[\] \[\]\)"),
     "core": re.compile(rf"({SSA}) = aie\.core\(({SSA})\) \{{"),
-    "const": re.compile(rf"%c(\d+) = arith\.constant (\d+) : index"),
+    "const": re.compile(r"%c(\d+) = arith\.constant (\d+) : index"),
     "for": re.compile(rf"scf\.for ({SSA}) = %c(\d+) to %c(\d+) step %c(\d+) \{{"),
     "acquire": re.compile(rf"({SSA})_sv = aie\.objectfifo\.acquire ({SYM})\((Produce|Consume), 1\) : "
                           rf"!aie\.objectfifosubview<({TYPE})>"),

@@ -170,7 +170,7 @@ class _Builder:
         for grp in groups:
             a, b = grp.matmul.inputs
             tb = grp.matmul.attr["transpose_b"]
-            (Mg, K), N = t[a].shape, t[grp.output].shape[1]
+            K, N = t[a].shape[1], t[grp.output].shape[1]
             n = self.hints.get("tile_n") or _pick(N, 64, MAC[2])
             k = self.hints.get("tile_k") or _pick(K, 32, MAC[1])
             split = a in produced

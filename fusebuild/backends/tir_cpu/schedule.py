@@ -305,7 +305,7 @@ def _schedule_epilogue_vector(sch, block, lanes: int):
     loops = sch.get_loops(block)
     if len(loops) < 2:
         return
-    rows, cols = loops[-2], loops[-1]
+    cols = loops[-1]
     extent = int(sch.get(cols).extent)
     if extent % lanes == 0:
         _, inner = sch.split(cols, [None, lanes])
