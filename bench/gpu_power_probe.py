@@ -1,8 +1,9 @@
 """Power/clock probe (GPU machine, torch only): time one built tir-cuda artifact in a steady
 loop for ~3 s while nvidia-smi samples the SM clock and board power; `--one` runs a single
 launch after warm-up (for ncu). The artifacts are bias+ReLU and bias+SiLU at
-4096x14336x4096 bf16, built by `doit build` from two specs (docs/gpu.md shows them), their
-kernel.so/kernel.json copied to ARTIFACTS/<relu|silu>/.
+4096x14336x4096 bf16, built by `doit build` from two specs (params M=4096, N=14336,
+K=4096; bf16 x, w (N, K), bias; matmul transpose_b with epilogue [{add: bias}, relu|silu];
+targets [tir-cuda]), their kernel.so/kernel.json copied to ARTIFACTS/<relu|silu>/.
 
     python bench/gpu_power_probe.py relu|silu [--one]     # ARTIFACTS=.gpu_carry/ncu by default
 Results of the run in docs/gpu.md: bench/results/gpu_power_probe.jsonl."""
