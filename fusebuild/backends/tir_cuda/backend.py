@@ -83,8 +83,7 @@ class Backend(Base):
     def toolchain(self) -> dict:
         if not TILELANG.ready():
             return {"available": False, "versions": {},
-                    "reason": f"toolchain env 'tilelang' is missing or stale ({TILELANG.path}): "
-                              f"create it with `{ENV_COMMAND}`"}
+                    "reason": f"no tilelang env: run `{ENV_COMMAND}`"}
         nvcc = find_nvcc()
         if not nvcc:
             return {"available": False, "versions": {}, "reason": "nvcc not found (put CUDA's bin on PATH or set NVCC)"}
