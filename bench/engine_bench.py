@@ -48,6 +48,8 @@ def family_spec(family: str, name: str, target: str, m_values: list, small=SMALL
         if k in small:
             params[k] = small[k]
     params["M"] = m_values[:5] if isinstance(params.get("approx"), list) else m_values
+    if "dtype" in params:        # the shipped specs also carry bf16/fp16 variants for tir-cuda
+        params["dtype"] = "float32"
     return yaml.safe_dump(doc, sort_keys=False)
 
 
