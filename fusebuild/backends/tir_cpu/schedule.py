@@ -48,7 +48,6 @@ horizontal sum and the epilogue computed per 4 outputs.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from dataclasses import dataclass, field
 
@@ -56,7 +55,7 @@ import tvm
 from tvm import s_tir, tirx
 from tvm.target import codegen
 
-__all__ = ["GemmSchedule", "host_target", "host_target_key", "schedule", "DEFAULT_HINTS"]
+__all__ = ["GemmSchedule", "host_target", "schedule", "DEFAULT_HINTS"]
 
 # Tuned on a 2-core AVX-512 Xeon (Sapphire-Rapids class, 48 KiB L1d, 2 MiB L2).
 DEFAULT_HINTS = {
@@ -108,13 +107,6 @@ def host_target() -> tvm.target.Target:
     """LLVM target for this host: the CPU LLVM detects (so AVX-512 is used if present)."""
     cpu, _ = _host_cpu()
     return tvm.target.Target({"kind": "llvm", "mcpu": cpu, "num-cores": _num_cores()})
-
-
-def host_target_key() -> str:
-    """Stable string naming the host code-generation target, for build caches."""
-    cpu, feats = _host_cpu()
-    digest = hashlib.sha256(",".join(feats).encode()).hexdigest()[:12]
-    return f"llvm-{cpu}-feat{digest}-llvm{codegen.llvm_version_major()}-tvm{tvm.__version__}"
 
 
 def _num_cores() -> int:

@@ -59,8 +59,6 @@ class TileConfig:
 
 
 C = TileConfig
-HINTS = ("block_m", "block_n", "block_k", "stages", "threads", "split_k", "swizzle", "swap_ab",
-         "dual_block_m", "dual_block_n", "dual_stages", "dual_threads", "fast_math")
 _FIELDS = {"block_m": "block_M", "block_n": "block_N", "block_k": "block_K", "stages": "num_stages",
            "threads": "threads", "split_k": "split_k", "swizzle": "swizzle_panel"}
 
