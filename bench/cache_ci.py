@@ -26,7 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from fusebuild.cacheserver import NginxCache  # noqa: E402
+from fusebuild.cache.server import NginxCache  # noqa: E402
 
 GOAL = 5.0
 

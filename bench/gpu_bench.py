@@ -148,12 +148,12 @@ def cmd_time(args):
     import torch.nn.functional as F
     sys.path.insert(0, str(REPO))
     from fusebuild.backends.tir_cuda.loader import Artifact
-    from fusebuild.plan import artifacts, load_specs
+    from fusebuild.plan.project import Project
 
     torch.backends.cuda.matmul.allow_tf32 = False
     work = Path(args.work)
-    specs, errors = load_specs(work / "specs")
-    assert not errors, errors
+    project = Project(work / "specs", work / "out")
+    assert not project.errors, project.errors
     acts = {"silu": F.silu, "relu": F.relu, "gelu": F.gelu}
     rows = []
     dev = torch.device("cuda")
@@ -163,7 +163,7 @@ def cmd_time(args):
             "device": torch.cuda.get_device_name(), "torch": torch.__version__, "peak_tflops": PEAK,
             "method": "CUDA-event median of 25 timed loops after >=30 ms warm-up; up to 4 rotated input sets",
             "rows": rows}, indent=1) + "\n")
-    for a in artifacts(specs, work / "out"):
+    for a in project.artifacts:
         v, p = a.variant, a.variant.params
         if not (a.dir / "kernel.json").exists():
             print("missing", a.id, flush=True)

@@ -1,7 +1,7 @@
-"""fusebuild: declarative builds of fused ML operators.
+"""fusebuild: a declarative build system for fused ML operators.
 
-YAML spec -> (spec) typed graph -> (graph) fused groups -> (backends) rendered source ->
-compiled, assembled artifact -> (validate) compared with the torch reference. The doit
-task graph (tasks) drives the stages (stages); planning (plan) never runs anything.
+YAML specs (spec/) -> a typed graph (ir/) -> planned artifacts and keys (plan/) ->
+rendered, compiled, assembled and validated by each target's backend (backends/, run/),
+cached by content (cache/), as a doit task graph (engine/). docs/architecture.md walks
+through one artifact. Importing any module of the package does nothing but define.
 """
-__version__ = "0.1.0"

@@ -10,10 +10,10 @@ CUDA build of torch), and a probe that prints the versions that matter. After cr
 the cache keys of every stage that runs in the env, and into reports. An env whose
 recorded steps differ from the declared ones is stale and is recreated.
 
-Create one with `python -m fusebuild env create NAME` (`env list` shows them all). A build
-never creates an env silently: a target whose env is missing reports its artifacts
-not-run, with that command as the reason. Envs are declared by the backend packages
-that need them (e.g. fusebuild/backends/tir_cuda/__init__.py declares `tilelang`).
+Create one with `fusebuild env create NAME` (`env list` shows them all). A build never
+creates an env silently: a target whose env is missing reports its artifacts not-run,
+with that command as the reason. Envs are declared by the backends that need them, in
+their folder's env.py (fusebuild/backends/tir_cuda/env.py declares `tilelang`).
 """
 from __future__ import annotations
 
@@ -87,27 +87,27 @@ def _run(cmd, log):
         raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}")
 
 
-ENVS: dict[str, ToolchainEnv] = {}
-
-
-def register(env: ToolchainEnv) -> ToolchainEnv:
-    ENVS[env.name] = env
-    return env
-
-
 def known() -> dict:
-    """Every declared env: imports each target's backend package (cheap: no toolchain)."""
+    """Every declared env: a backend that needs one declares it in its folder's env.py
+    (`<NAME> = ToolchainEnv(...)`); importing those is cheap (no toolchain)."""
     import importlib
+    import importlib.util
     from .backends import TARGETS
+    envs = {}
     for info in TARGETS.values():
-        importlib.import_module(info.module.rsplit(".", 1)[0])
-    return ENVS
+        module = info.module.rsplit(".", 1)[0] + ".env"
+        if importlib.util.find_spec(module) is None:
+            continue
+        for value in vars(importlib.import_module(module)).values():
+            if isinstance(value, ToolchainEnv):
+                envs[value.name] = value
+    return envs
 
 
 def command(argv: list) -> int:
     """`python -m fusebuild env create NAME | env list`."""
     import argparse
-    parser = argparse.ArgumentParser(prog="python -m fusebuild env", description="toolchain environments")
+    parser = argparse.ArgumentParser(prog="fusebuild env", description="toolchain environments")
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("create", help="(re)create one env and record its versions").add_argument("name")
     sub.add_parser("list", help="declared envs, where they live, whether they are current")

@@ -6,7 +6,6 @@ Versions come from package metadata (no import of the toolchain), the host CPU f
 from __future__ import annotations
 
 import functools
-import hashlib
 import platform
 from importlib import metadata
 
@@ -35,8 +34,3 @@ def cpu_key() -> str:
         pass
     vec = sorted(f for f in flags.split() if f.startswith(("avx", "fma", "amx", "sse4")))
     return f"{model} [{' '.join(vec)}]"
-
-
-def digest(obj) -> str:
-    import json
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]

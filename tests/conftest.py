@@ -76,3 +76,22 @@ class DoitResult:
 @pytest.fixture
 def project(tmp_path) -> Project:
     return Project(tmp_path)
+
+
+# --- spec text -> variant -> render: the one helper every renderer test uses --------------
+
+def variants(spec, target=None) -> list:
+    """The variants of a spec (a path, or YAML text) that build `target` (all if None)."""
+    from fusebuild.spec import load_spec, parse_spec
+    s = load_spec(spec) if isinstance(spec, Path) else parse_spec(textwrap.dedent(spec), "specs/t.yaml")
+    return [v for v in s.variants if target is None or target in v.targets]
+
+
+def render(spec, target, index=0, hints=None):
+    """Render variant `index` of `spec` for `target` with its spec hints (or `hints`):
+    a backends.base.Rendered (files, templates)."""
+    from fusebuild.backends import TARGETS, get_backend
+    from fusebuild.backends.base import RenderJob
+    v = spec if hasattr(spec, "graph") else variants(spec, target)[index]
+    given = v.schedule.get(target, {}) if hints is None else hints
+    return get_backend(target).render(RenderJob(v.graph, TARGETS[target].hints.resolve(given), v.spec, v.name))

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from fusebuild import cache as C
-from fusebuild.remote import Remote, parse_header, redact
+from fusebuild.cache.remote import Remote, parse_header, redact
 
 
 @pytest.fixture

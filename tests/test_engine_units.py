@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fusebuild.engine import orphans
-from fusebuild.engine.keys import flatten
+from fusebuild.engine.uptodate import flatten
 from fusebuild.engine.why import diff_fields
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fusebuild.graph import Acc, Call, Load, broadcast_index, fuse
+from fusebuild.ir.graph import Acc, Call, Load, broadcast_index, fuse
 from fusebuild.spec import load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parent.parent

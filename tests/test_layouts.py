@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from fusebuild import layouts as L
+from fusebuild.ir import layouts as L
 from fusebuild.errors import LayoutError
 from fusebuild.spec import parse_spec
 

@@ -9,15 +9,15 @@ import shutil
 
 import pytest
 
-from fusebuild import validate as V
+from fusebuild.run import validate as V
 from fusebuild.backends import get_backend
 from fusebuild.backends.mlir_aie import aieparse
 from fusebuild.backends.mlir_aie.backend import aiecc_flags
 from fusebuild.errors import FusebuildError
-from fusebuild.render import TEMPLATES
+from fusebuild.backends.templating import TEMPLATES
 from fusebuild.spec import load_spec, parse_spec
 
-from conftest import REPO, gemm_spec
+from conftest import REPO, gemm_spec, render as render_spec
 
 AIE = get_backend("mlir-aie")
 SHIPPED = [(p.stem, v) for p in sorted((REPO / "specs").glob("*.yaml")) for v in load_spec(p).variants
@@ -30,8 +30,7 @@ def variant(text=None, hints=""):
 
 
 def render(v, hints=None):
-    files, _ = AIE.render(v.graph, hints if hints is not None else v.schedule.get("mlir-aie", {}), v.path, v.name)
-    return files["design.mlir"]
+    return render_spec(v, "mlir-aie", hints=hints).files["design.mlir"]
 
 
 def emulate_text(tmp_path, v, text) -> dict:
@@ -158,8 +157,8 @@ def test_layout_change_changes_every_backend_and_only_the_dma_lines():
                          "w: {shape: [N, K], dtype: float32, layout: {tiled: [8, 8]}}")
     a, b = variant(base), variant(tiled)
     for target in ("tir-cpu", "mlir-aie"):
-        ta = get_backend(target).render(a.graph, {}, a.path, a.name)[0]
-        tb = get_backend(target).render(b.graph, {}, b.path, b.name)[0]
+        ta = render_spec(a, target, hints={}).files
+        tb = render_spec(b, target, hints={}).files
         assert ta != tb, target
     ra, rb = render(a).splitlines(), render(b).splitlines()
     changed = [(x, y) for x, y in zip(ra, rb) if x != y]

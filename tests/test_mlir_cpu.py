@@ -11,14 +11,14 @@ import pytest
 
 from fusebuild.backends import get_backend
 from fusebuild.backends.mlir_cpu.backend import dispatch_count
-from fusebuild.graph import fuse
+from fusebuild.ir.graph import fuse
 from fusebuild.spec import load_spec, parse_spec
 
-from conftest import REPO, gemm_spec
+from conftest import REPO, gemm_spec, render as render_spec
 
 SHIPPED = sorted((REPO / "specs").glob("*.yaml"))
 BACKEND = get_backend("mlir-cpu")
-pytestmark = pytest.mark.skipif(not BACKEND.toolchain()["available"], reason="IREE is not installed")
+pytestmark = pytest.mark.skipif(not BACKEND.toolchain().available, reason="IREE is not installed")
 
 
 def only_target(text: str, target: str = "mlir-cpu") -> str:
@@ -33,14 +33,13 @@ def float32_variants(text: str) -> list:
 
 
 def render(text: str, variant: int = 0) -> str:
-    v = float32_variants(text)[variant]
-    return BACKEND.render(v.graph, {}, "specs/t.yaml", v.name)[0]["kernel.mlir"]
+    return render_spec(float32_variants(text)[variant], "mlir-cpu").files["kernel.mlir"]
 
 
 def build(tmp_path, text: str, variant: int = 0):
     """Render, compile and assemble one variant into tmp_path; return (variant, folder)."""
     v = float32_variants(text)[variant]
-    (tmp_path / "kernel.mlir").write_text(BACKEND.render(v.graph, {}, "specs/t.yaml", v.name)[0]["kernel.mlir"])
+    (tmp_path / "kernel.mlir").write_text(render_spec(v, "mlir-cpu").files["kernel.mlir"])
     BACKEND.compile(tmp_path, tmp_path)
     BACKEND.assemble(tmp_path, tmp_path)
     return v, tmp_path
@@ -86,7 +85,7 @@ def test_swiglu_compiles_to_one_dispatch_per_fused_group(tmp_path):
 
 def test_layouts_and_broadcast_and_two_outputs(tmp_path):
     import torch
-    from fusebuild import validate as V
+    from fusebuild.run import validate as V
     spec = """\
     name: lay
     inputs:

@@ -3,17 +3,20 @@ separate == fused, and a planted bug that fused catches and compare pins to one 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import re
 from pathlib import Path
 
 import pytest
 
-from fusebuild import modes, plan, stages
-from fusebuild import validate as V
 from fusebuild.backends import get_backend
+from fusebuild.backends.base import Toolchain
 from fusebuild.errors import SpecError
+from fusebuild.plan import keys
+from fusebuild.plan.artifacts import Artifact, units, with_mode
+from fusebuild.plan.project import MODE_SETTING, Project, invocation_mode
+from fusebuild.run import modes, stages
+from fusebuild.run import validate as V
 from fusebuild.spec import load_spec, parse_spec
 
 from conftest import REPO
@@ -30,19 +33,18 @@ def small_swiglu(target: str) -> str:
     return re.sub(r"^targets: .*$", f"targets: [{target}]", text, flags=re.M)
 
 
-def artifact(mode: str, target="mlir-cpu", out=Path("out")) -> plan.Artifact:
+def artifact(mode: str, target="mlir-cpu", out=Path("out")) -> Artifact:
     v = parse_spec(small_swiglu(target), "specs/swiglu_prefill.yaml").variants[0]
-    return plan.Artifact(dataclasses.replace(v, mode=mode), target, out)
+    return Artifact(dataclasses.replace(v, mode=mode), target, out)
 
 
 def usable(target: str) -> bool:
-    if not get_backend(target).toolchain()["available"]:
+    if not get_backend(target).toolchain().available:
         return False
-    # tir-cpu's schedule module lives outside this branch until it lands on main
-    return target != "tir-cpu" or importlib.util.find_spec("fusebuild.backends.tir_cpu.schedule") is not None
+    return True
 
 
-TARGETS = [pytest.param(t, marks=pytest.mark.skipif(not usable(t), reason=f"{t}: toolchain (or tir-cpu schedule module) not here"))
+TARGETS = [pytest.param(t, marks=pytest.mark.skipif(not usable(t), reason=f"{t}: toolchain not here"))
            for t in ("mlir-cpu", "tir-cpu")]
 
 
@@ -69,50 +71,52 @@ def report(project, target, variant=SWIGLU_V, spec="swiglu_prefill") -> dict:
 # --- planning (no toolchain) --------------------------------------------------------------
 
 def test_units_per_mode():
-    assert modes.units(artifact("fused")) == [artifact("fused")]
-    assert modes.units(artifact("reference")) == []
+    assert units(artifact("fused")) == [artifact("fused")]
+    assert units(artifact("reference")) == []
     for mode in ("separate", "compare"):
-        units = modes.units(artifact(mode))
-        assert [u.node for u in units] == SWIGLU_NODES
-        assert units[2].dir == Path(f"out/swiglu_prefill/{SWIGLU_V}/mlir-cpu/nodes/act")
-        assert units[2].id == f"swiglu_prefill/{SWIGLU_V}/mlir-cpu/nodes/act"
-        act = units[2].variant.graph
+        us = units(artifact(mode))
+        assert [u.node for u in us] == SWIGLU_NODES
+        assert us[2].dir == Path(f"out/swiglu_prefill/{SWIGLU_V}/mlir-cpu/nodes/act")
+        assert us[2].id == f"swiglu_prefill/{SWIGLU_V}/mlir-cpu/nodes/act"
+        act = us[2].variant.graph
         assert act.inputs == ("gate",) and act.outputs == ("act",) and [n.op for n in act.nodes] == ["silu"]
 
 
 def test_invocation_mode_overrides_the_spec(monkeypatch):
     a = artifact("fused")
-    monkeypatch.delenv(modes.ENV, raising=False)
-    assert modes.apply([a])[0].variant.mode == "fused"
-    monkeypatch.setenv(modes.ENV, "compare")
-    assert modes.apply([a])[0].variant.mode == "compare"
-    monkeypatch.setenv(modes.ENV, "comapre")
+    monkeypatch.delenv(MODE_SETTING, raising=False)
+    assert with_mode([a], invocation_mode())[0].variant.mode == "fused"
+    monkeypatch.setenv(MODE_SETTING, "compare")
+    assert with_mode([a], invocation_mode())[0].variant.mode == "compare"
+    monkeypatch.setenv(MODE_SETTING, "comapre")
     with pytest.raises(SpecError) as info:
-        modes.apply([a])
+        invocation_mode()
     assert str(info.value) == ("environment variable FUSEBUILD_MODE: unknown mode 'comapre'; did you mean 'compare'? "
                                "(valid: compare, fused, reference, separate)")
 
 
 def test_mode_is_in_the_validate_key_and_doit_help(project):
-    tc = {"versions": {}}
-    assert plan.validate_key(artifact("fused"), tc) != plan.validate_key(artifact("compare"), tc)
+    tc, backend = Toolchain(True), get_backend("mlir-cpu")
+    assert keys.validate(artifact("fused"), backend, tc).fields != keys.validate(artifact("compare"), backend, tc).fields
     assert "FUSEBUILD_MODE=fused|separate|reference|compare" in project.doit("help", "build", check=0).text
 
 
 def test_reference_mode_runs_without_any_toolchain(tmp_path, monkeypatch):
-    def no_backend(target):
-        raise AssertionError("reference mode must not touch a backend")
-    monkeypatch.setattr(stages, "get_backend", no_backend)
+    class NoBackend(Project):
+        def backend(self, target):
+            raise AssertionError("reference mode must not touch a backend")
+
+        def toolchain(self, target):
+            return Toolchain.missing("iree is not installed")
     a = artifact("reference", out=tmp_path)
-    unavailable = {"available": False, "versions": {}, "reason": "iree is not installed"}
-    assert stages.validate(a, unavailable) is None
+    assert stages.validate(NoBackend(tmp_path, tmp_path), a) is None
     r = json.loads(a.report.read_text())
     assert r["status"] == "pass" and r["mode"] == "reference" and r["max_abs"] == 0.0
 
 
 def test_reference_mode_builds_nothing(project):
     project.spec("swiglu_prefill", small_swiglu("mlir-cpu"))
-    result = project.doit(env={modes.ENV: "reference"}, check=0)
+    result = project.doit(env={MODE_SETTING: "reference"}, check=0)
     assert result.ran_stage("render") == result.ran_stage("compile") == result.ran_stage("assemble") == []
     assert result.ran_stage("validate") == [f"validate:swiglu_prefill/{SWIGLU_V}/mlir-cpu"]
     assert "pass (reference)" in result.text
@@ -147,13 +151,13 @@ def test_separate_matches_fused_and_modes_share_artifacts(project):
     fused = project.doit(check=0)
     assert len(fused.ran_stage("compile")) == 1
 
-    separate = project.doit(env={modes.ENV: "separate"}, check=0)
+    separate = project.doit(env={MODE_SETTING: "separate"}, check=0)
     assert sorted(separate.ran_stage("compile")) == sorted(
         f"compile:swiglu_prefill/{SWIGLU_V}/mlir-cpu/nodes/{n}" for n in SWIGLU_NODES)
     assert report(project, "mlir-cpu")["status"] == "pass"
 
     # compare reuses separate's node artifacts; going back to fused reuses the fused one
-    compare = project.doit(env={modes.ENV: "compare"}, check=0)
+    compare = project.doit(env={MODE_SETTING: "compare"}, check=0)
     assert compare.ran == [f"validate:swiglu_prefill/{SWIGLU_V}/mlir-cpu"]
     r = report(project, "mlir-cpu")
     assert r["first_bad_step"] is None and all(s["ok"] for s in r["steps"]) and len(r["steps"]) == 5
@@ -169,6 +173,6 @@ def test_separate_matches_fused_and_modes_share_artifacts(project):
     assert V.compare(outs["separate"], outs["fused"], atol, rtol)["ok"]
 
 
-def project_artifact(project, target) -> plan.Artifact:
+def project_artifact(project, target) -> Artifact:
     v = load_spec(project.root / "specs" / "swiglu_prefill.yaml").variants[0]
-    return plan.Artifact(v, target, project.root / "out")
+    return Artifact(v, target, project.root / "out")

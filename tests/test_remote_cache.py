@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, Project, gemm_spec
-from fusebuild.cacheserver import NginxCache, free_port, nginx_binary
+from fusebuild.cache.server import NginxCache, free_port, nginx_binary
 
 pytestmark = pytest.mark.skipif(nginx_binary() is None,
                                 reason="nginx is not installed (Debian: apt-get install nginx-light); "

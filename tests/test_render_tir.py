@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import render as render_spec
 from fusebuild.backends import get_backend
 from fusebuild.spec import load_spec, parse_spec
 
@@ -13,10 +14,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def render(path_or_text, variant=0):
-    spec = load_spec(path_or_text) if isinstance(path_or_text, Path) else parse_spec(path_or_text, "t.yaml")
-    v = [v for v in spec.variants if "tir-cpu" in v.targets][variant]   # shipped specs add tir-cuda dtypes
-    files, deps = get_backend("tir-cpu").render(v.graph, v.schedule.get("tir-cpu", {}), "t.yaml", v.name)
-    return files, deps
+    r = render_spec(path_or_text, "tir-cpu", variant)    # shipped specs add tir-cuda dtypes: tir-cpu ones only
+    return r.files, r.templates
 
 
 def test_gemm_bias_silu_golden_lines():

@@ -8,10 +8,11 @@ import sys
 
 import pytest
 
-from conftest import REPO
-from fusebuild import keys, plan
+from conftest import REPO, render as render_spec
+from fusebuild.plan import keys
+from fusebuild.plan.artifacts import Artifact
 from fusebuild.backends import get_backend
-from fusebuild.backends.tir_cuda import TILELANG
+from fusebuild.backends.tir_cuda.env import TILELANG
 from fusebuild.backends.tir_cuda.backend import UnsupportedGraph
 from fusebuild.backends.tir_cuda.tiles import TileError
 from fusebuild.envs import MANIFEST
@@ -41,8 +42,8 @@ def variant(text, i=0):
 
 def render(text, i=0, what="kernel.py"):
     v = variant(text, i)
-    files, deps = CUDA.render(v.graph, v.schedule.get("tir-cuda", {}), "specs/t.yaml", v.name)
-    return files[what] if what else (files, deps)
+    r = render_spec(v, "tir-cuda")
+    return r.files[what] if what else (r.files, r.templates)
 
 
 def gemm(M=1024, N=512, K=1024, act="silu", extra=""):
@@ -104,7 +105,7 @@ schedule: {tir-cuda: {block_m: 128, block_n: 128, split_k: 1, threads: 256}}
 
 def test_swiglu_renders_one_dual_accumulator_kernel_and_the_down_gemm():
     v = [v for v in load_spec(REPO / "specs" / "swiglu_prefill.yaml").variants if "tir-cuda" in v.targets][0]
-    files, _ = CUDA.render(v.graph, {}, "specs/swiglu_prefill.yaml", v.name)
+    files = render_spec(v, "tir-cuda", hints={}).files
     src = files["kernel.py"]
     assert src.count("with T.Kernel(") == 3            # dual gate/up, down (split-K), its reduce
     assert "            T.gemm(A_s, B1_s, C1_l, transpose_B=True" in src
@@ -153,7 +154,7 @@ def test_shipped_specs_have_cuda_variants_and_cpu_targets_keep_float32():
         assert {v.params["dtype"] for v in vs if "tir-cpu" in v.targets} == {"float32"}, name
         for v in vs:
             if "tir-cuda" in v.targets:
-                CUDA.render(v.graph, v.schedule.get("tir-cuda", {}), name, v.name)   # every one renders
+                render_spec(v, "tir-cuda")   # every one renders
 
 
 # --- toolchain env, statuses, keys --------------------------------------------------------
@@ -169,24 +170,24 @@ def fake_env(root, versions):
 def test_missing_env_is_unavailable_with_the_command(tmp_path, monkeypatch):
     monkeypatch.setenv("FUSEBUILD_TOOLCHAINS", str(tmp_path))
     tc = CUDA.toolchain()
-    assert not tc["available"] and "`python -m fusebuild env create tilelang`" in tc["reason"]
+    assert not tc.available and "`python -m fusebuild env create tilelang`" in tc.reason
 
 
 def test_cache_keys_carry_tilelang_tvm_ffi_and_nvcc_versions(tmp_path, monkeypatch):
-    if not CUDA.toolchain().get("versions", {}).get("nvcc") and not __import__("shutil").which("nvcc"):
+    if not CUDA.toolchain().versions.get("nvcc") and not __import__("shutil").which("nvcc"):
         pytest.skip("no nvcc")
     v = variant(gemm())
-    a = plan.Artifact(v, "tir-cuda", tmp_path / "out")
+    a = Artifact(v, "tir-cuda", tmp_path / "out")
     a.dir.mkdir(parents=True)
     for f in CUDA.source_files:
         (a.dir / f).write_text("x")
     monkeypatch.setenv("FUSEBUILD_TOOLCHAINS", str(tmp_path / "one"))
     fake_env(tmp_path / "one", {"tilelang": "0.1.15", "apache-tvm-ffi": "0.1.12"})
-    k1 = keys.compile(a)
+    k1 = keys.compile(a, CUDA, CUDA.toolchain()).cache_key()
     assert {"tilelang", "apache-tvm-ffi", "nvcc"} <= set(k1["versions"])
     monkeypatch.setenv("FUSEBUILD_TOOLCHAINS", str(tmp_path / "two"))
     fake_env(tmp_path / "two", {"tilelang": "0.1.16", "apache-tvm-ffi": "0.1.12"})
-    assert keys.compile(a) != k1
+    assert keys.compile(a, CUDA, CUDA.toolchain()).cache_key() != k1
 
 
 def test_env_is_declared_and_listed():
@@ -195,7 +196,7 @@ def test_env_is_declared_and_listed():
 
 
 def test_gpu_validate_path_imports_no_toolchain():
-    code = ("import sys, fusebuild.__main__, fusebuild.gpu_validate, fusebuild.backends.tir_cuda.backend, "
+    code = ("import sys, fusebuild.cli, fusebuild.run.gpu_validate, fusebuild.backends.tir_cuda.backend, "
             "fusebuild.backends.tir_cuda.loader\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('doit', 'tvm', 'tilelang', 'iree')]\n"
             "assert not bad, bad")
@@ -211,7 +212,7 @@ def test_missing_env_reports_not_run_and_the_build_succeeds(project, tmp_path):
     assert not r.ran_stage("compile")
 
 
-needs_env = pytest.mark.skipif(not CUDA.toolchain()["available"],
+needs_env = pytest.mark.skipif(not CUDA.toolchain().available,
                                reason="tilelang env or nvcc missing: python -m fusebuild env create tilelang")
 
 
@@ -232,7 +233,7 @@ def test_build_without_gpu_is_built_not_validated_never_pass(project):
 @needs_env
 def test_compile_and_assemble_a_small_kernel(tmp_path):
     v = variant(gemm(M=128, N=256, K=512))
-    files, _ = CUDA.render(v.graph, {}, "specs/t.yaml", v.name)
+    files = render_spec(v, "tir-cuda", hints={}).files
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     CUDA.compile(tmp_path, tmp_path)

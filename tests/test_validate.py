@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from fusebuild import validate as V
+from fusebuild.run import validate as V
 from fusebuild.spec import parse_spec
 
 SPEC = """

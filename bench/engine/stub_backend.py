@@ -7,19 +7,21 @@ import json
 import shutil
 from pathlib import Path
 
-from fusebuild.backends import Base
+from fusebuild.backends.base import Backend as Base, Rendered, Toolchain
 
 
 class Backend(Base):
     source_files = ("kernel.txt",)
     compiled_files = ("kernel.o",)
     artifact_name = "kernel.bin"
+    template_folder = "stub"
 
-    def toolchain(self) -> dict:
-        return {"available": True, "versions": {"stub": "1"}, "reason": ""}
+    def toolchain(self) -> Toolchain:
+        return Toolchain(True, {"stub": "1"})
 
-    def render(self, graph, hints, source="", variant=""):
-        return {"kernel.txt": json.dumps(graph.canonical(), sort_keys=True) + "\n"}, {"folder": "stub", "templates": {}}
+    def render(self, job) -> Rendered:
+        return Rendered({"kernel.txt": json.dumps(job.graph.canonical(), sort_keys=True) + "\n"},
+                        {"folder": "stub", "templates": {}})
 
     def compile(self, build_dir, dest):
         shutil.copyfile(Path(build_dir) / "kernel.txt", Path(dest) / "kernel.o")
@@ -28,5 +30,5 @@ class Backend(Base):
         shutil.copyfile(Path(build_dir) / "kernel.o", Path(dest) / "kernel.bin")
 
     def run(self, build_dir, graph, inputs):
-        from fusebuild import validate
+        from fusebuild.run import validate
         return validate.reference(graph, inputs)

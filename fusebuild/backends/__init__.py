@@ -1,132 +1,59 @@
-"""Targets and the backend interface.
+"""Targets: the registry, and the backend interface every target implements.
 
-`TARGETS` is the registry: target name -> `TargetInfo` (cheap data: dtypes, schedule
-hints, which module implements it). The implementation is imported only when a task
-runs, so planning a build never imports a toolchain.
+`TARGETS` maps a target name to `TargetInfo`: cheap data (dtypes, the declared schedule
+hints, DMA limits checked at load, the module implementing it). Planning a build reads
+only this table; a backend's module (and its toolchain) is imported only when one of
+its stages runs (`get_backend`).
 
-A backend is a folder `fusebuild/backends/<name>/` with a `backend.py` defining
-`Backend(Base)`, plus a folder of Jinja templates under `templates/`. Copy one to start a
-new target. The debugging modes (fused/separate/compare) are written against `Base`
-only: a new target gets them by implementing it.
+A backend is a folder `fusebuild/backends/<name>/`:
+  hints.py     its schedule hints, declared once (backends.hints.Hint)
+  backend.py   `Backend(base.Backend)`: render, compile, assemble, run, toolchain, device
+  ...          whatever else it needs (schedule rules, loaders, checkers)
+plus its templates under `templates/<folder>/`. docs/architecture.md has the recipe.
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
 
-from ..layouts import NPU_SHIM_DMA
+from ..ir.layouts import NPU_SHIM_DMA, DmaLimits
+from .hints import HintTable
+from .mlir_aie.hints import HINTS as AIE_HINTS
+from .mlir_cpu.hints import HINTS as MLIR_CPU_HINTS
+from .tir_cpu.hints import HINTS as TIR_CPU_HINTS
+from .tir_cuda.hints import HINTS as TIR_CUDA_HINTS
 
 
 @dataclass(frozen=True)
 class TargetInfo:
     name: str
-    module: str               # python module holding `Backend`
+    module: str                         # python module holding `Backend`
     dtypes: tuple
-    hints: tuple = ()         # schedule hint keys a spec may set for this target
+    hints: HintTable = HintTable()
     description: str = ""
-    dma_limits: object = None  # layouts.DmaLimits checked when a spec loads, if any
+    dma_limits: DmaLimits | None = None  # checked against operand layouts when a spec loads
+
+    @property
+    def folder(self) -> str:
+        """The backend's folder relative to fusebuild/ (its code is part of its keys)."""
+        return self.module.rsplit(".", 1)[0].replace("fusebuild.", "").replace(".", "/")
 
 
 TARGETS = {t.name: t for t in [
-    TargetInfo("tir-cpu", "fusebuild.backends.tir_cpu.backend", ("float32",),
-               ("tile_m", "tile_n", "micro_m", "micro_n", "threads"),
+    TargetInfo("tir-cpu", "fusebuild.backends.tir_cpu.backend", ("float32",), TIR_CPU_HINTS,
                "Apache TVM TIR, LLVM, host CPU"),
-    TargetInfo("mlir-cpu", "fusebuild.backends.mlir_cpu.backend", ("float32",), (),
+    TargetInfo("mlir-cpu", "fusebuild.backends.mlir_cpu.backend", ("float32",), MLIR_CPU_HINTS,
                "upstream MLIR (linalg on tensors) through IREE, llvm-cpu, host CPU"),
-    TargetInfo("mlir-aie", "fusebuild.backends.mlir_aie.backend", ("float32",),
-               ("tile_m", "tile_n", "tile_k", "npu"),
+    TargetInfo("mlir-aie", "fusebuild.backends.mlir_aie.backend", ("float32",), AIE_HINTS,
                "IRON-style MLIR-AIE design for AMD NPUs (npu2; hint npu: 1 for npu1); "
                "emulated here, aiecc/XRT where present", NPU_SHIM_DMA),
-    TargetInfo("tir-cuda", "fusebuild.backends.tir_cuda.backend", ("bfloat16", "float16"),
-               ("block_m", "block_n", "block_k", "stages", "threads", "split_k", "swizzle", "swap_ab",
-                "dual_block_m", "dual_block_n", "dual_stages", "dual_threads", "fast_math"),
+    TargetInfo("tir-cuda", "fusebuild.backends.tir_cuda.backend", ("bfloat16", "float16"), TIR_CUDA_HINTS,
                "TileLang tile-level TIR for NVIDIA Hopper (sm_90a), lowered in the `tilelang` toolchain env, "
                "nvcc; built here, run where a CUDA device is"),
 ]}
-DEFAULT_TARGETS = ("tir-cpu",)
 
 
-def get_backend(target: str):
+def get_backend(target: str, targets: dict | None = None):
     """Instantiate the backend of a target (imports its module)."""
-    info = TARGETS[target]
+    info = (targets or TARGETS)[target]
     return importlib.import_module(info.module).Backend(info)
-
-
-class Base:
-    """What every backend implements. Files in `build_dir` carry state between stages.
-
-    render(graph, hints, source, variant) -> ({filename: text}, {template: sha256})
-                           pure: no toolchain needed; the second part lists templates used
-    compile(build_dir, dest)    writes objects/compiled modules into dest
-    assemble(build_dir, dest)   writes the loadable artifact (`artifact_name`, plus any other
-                           `artifact_files`, e.g. a manifest) into dest
-    run(build_dir, graph, inputs) -> {output name: torch tensor}
-    toolchain()            -> {"available": bool, "versions": {...}, "reason": str}; cheap
-    device()               -> (True, "") or (False, reason) if artifacts cannot run here
-    execution(build_dir)   -> {} when `run` executed the artifact for real; otherwise
-                           {"status": "emulated", "reason": ..., "steps": {...}}: how it ran
-    """
-
-    source_files = ("kernel.txt",)     # what render writes
-    compiled_files = ("kernel.o",)     # what compile writes
-    artifact_name = "kernel.bin"       # what assemble writes (the file validation runs)
-
-    @property
-    def artifact_files(self) -> tuple:
-        """Every file assemble writes (cached and tracked together)."""
-        return (self.artifact_name,)
-
-    @property
-    def assemble_inputs(self) -> tuple:
-        """Every file assemble reads: its file deps and part of its cache key."""
-        return self.compiled_files
-
-    def __init__(self, info: TargetInfo):
-        self.info = info
-        self.name = info.name
-
-    def toolchain(self) -> dict:
-        raise NotImplementedError
-
-    def device(self):
-        return True, ""
-
-    def render(self, plan) -> dict:
-        raise NotImplementedError
-
-    def compile(self, build_dir):
-        raise NotImplementedError
-
-    def assemble(self, build_dir):
-        raise NotImplementedError
-
-    def run(self, build_dir, graph, inputs: dict) -> dict:
-        raise NotImplementedError
-
-    def execution(self, build_dir) -> dict:
-        return {}
-
-    # --- helpers shared by host-memory backends ------------------------------------------
-    @staticmethod
-    def host_buffers(graph, inputs: dict) -> dict:
-        """Kernel arguments in order (inputs, then outputs), packed into their layouts.
-
-        Outputs start as NaN so an element the kernel never writes cannot pass.
-        """
-        import torch
-        buffers = {}
-        for name in graph.inputs:
-            x, t = inputs[name].contiguous(), graph.tensors[name]
-            buffers[name] = t.layout.pack(x) if t.layout is not None else x
-        for name in graph.outputs:
-            t = graph.tensors[name]
-            buffers[name] = torch.full(t.memory_shape, float("nan"), dtype=getattr(torch, t.dtype))
-        return buffers
-
-    @staticmethod
-    def host_outputs(graph, buffers: dict) -> dict:
-        out = {}
-        for name in graph.outputs:
-            t = graph.tensors[name]
-            out[name] = t.layout.unpack(buffers[name]) if t.layout is not None else buffers[name]
-        return out

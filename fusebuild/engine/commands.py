@@ -9,9 +9,10 @@
   orphans [--remove]                 out/ folders no spec asks for any more, and
                                      leftovers of killed builds; --remove deletes them
 
-Reach them as `python -m fusebuild why|dry-run|clean ...` anywhere (that adds them to
-doit through `extra_config`), or as `doit why ...` where pyproject.toml registers them
-([tool.doit.plugins.command]).
+Reach them as `fusebuild why|dry-run|clean ...` anywhere (that adds them to doit
+through `extra_config`), or as `doit why ...` where pyproject.toml registers them
+([tool.doit.plugins.command]). They find the project through the `FUSEBUILD` object
+that dodo.py defines (engine.tasks.Build).
 
 A dry run cannot know whether a task's output will come out byte-identical (early
 cutoff), so a task whose own inputs are unchanged but which depends on one that runs is
@@ -19,7 +20,6 @@ listed as `after`: it runs unless its upstream output comes out identical.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from doit.cmd_base import DoitCmdBase
@@ -146,11 +146,11 @@ class Orphans(_Base):
                     "help": "delete them"},)
 
     def _execute(self, remove=False):
-        tasks_mod = sys.modules.get("fusebuild.tasks")
-        if tasks_mod is None:
-            raise InvalidCommand("orphans: this dodo.py does not use fusebuild.tasks")
-        out = Path(tasks_mod.OUT)
-        found, leftovers = orph.find(out, tasks_mod.ARTIFACTS, orph.protected_specs(tasks_mod._ERRORS))
+        build = self.loader.namespace.get("FUSEBUILD") if getattr(self.loader, "namespace", None) else None
+        if build is None:
+            raise InvalidCommand("orphans: this dodo.py does not define FUSEBUILD (fusebuild.engine.tasks.Build)")
+        project = build.project
+        found, leftovers = orph.find(project.out, project.artifacts, orph.protected_specs(project.errors))
         for p in found + leftovers:
             self.outstream.write(f"{'removed' if remove else 'orphan'}  {p}\n")
         if remove:
@@ -161,7 +161,7 @@ class Orphans(_Base):
 
 
 def run(argv) -> int:
-    """`python -m fusebuild why|dry-run|clean ...`: doit with the engine's commands added."""
+    """`fusebuild why|dry-run|clean ...`: doit with the engine's commands added."""
     from doit.doit_cmd import DoitMain
     args = list(argv)
     if args and args[0] == "clean":

@@ -14,20 +14,19 @@ task finishes (depdb), so a killed build keeps what it finished.
 """
 from __future__ import annotations
 
-import os
+import inspect
 import shutil
-import sys
 import threading
 import time
-from pathlib import Path
 
 from doit.cmd_base import tasks_and_deps_iter
 from doit.globals import Globals
 from doit.reporter import ConsoleReporter
 
+from .. import settings
 from ..fsutil import write_json
-from ..report import SummaryReporter
 from . import buildreport, depdb, orphans
+from .summary import SummaryReporter
 from .why import explain
 
 MODES = ("auto", "tty", "plain", "quiet")
@@ -35,10 +34,16 @@ MODES = ("auto", "tty", "plain", "quiet")
 
 class EngineReporter(SummaryReporter):
     desc = "fusebuild: why, progress, summary, report"
+    build = None                          # the engine.tasks.Build this reporter reports on
+
+    @classmethod
+    def bound_to(cls, build) -> type:
+        """A reporter class for one build (doit instantiates the class it is given)."""
+        return type(cls.__name__, (cls,), {"build": build, "out": build.project.out})
 
     def __init__(self, outstream, options):
         super().__init__(outstream, options)
-        mode = os.environ.get("FUSEBUILD_PROGRESS", "auto")
+        mode = settings.get("FUSEBUILD_PROGRESS")
         if mode not in MODES:
             mode = "auto"
         if mode == "auto":
@@ -58,6 +63,8 @@ class EngineReporter(SummaryReporter):
 
     # --- doit's reporter interface ----------------------------------------------------
     def initialize(self, tasks, selected_tasks):
+        from .tasks import share_cores
+        share_cores(_num_process())          # before doit -n starts its workers
         try:
             self.total = sum(1 for t in tasks_and_deps_iter(tasks, selected_tasks) if t.actions)
         except KeyError:
@@ -177,13 +184,10 @@ class EngineReporter(SummaryReporter):
                 self._draw_status()
 
     def _epilogue(self, reports):
-        tasks_mod = sys.modules.get("fusebuild.tasks")
-        out = Path(getattr(tasks_mod, "OUT", "out"))
-        artifacts = getattr(tasks_mod, "ARTIFACTS", None)
-        found, leftovers = [], []
-        if artifacts is not None:
-            keep = orphans.protected_specs(getattr(tasks_mod, "_ERRORS", []))
-            found, leftovers = orphans.find(out, artifacts, keep)
+        out, found, leftovers = self.out, [], []
+        if self.build is not None:
+            project = self.build.project
+            found, leftovers = orphans.find(out, project.artifacts, orphans.protected_specs(project.errors))
         wall = time.monotonic() - self.t0
         failed = sum(1 for r in self.ran.values() if r["ok"] is False)
         run = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "wall": wall, "ran": len(self.ran),
@@ -199,3 +203,14 @@ class EngineReporter(SummaryReporter):
             self.write(note + "\n")
         self.write(f"fusebuild: {len(self.ran)} ran, {run['up_to_date']} up to date, {failed} failed, "
                    f"{wall:.2f}s; report: {path}\n")
+
+
+def _num_process() -> int:
+    """doit's own -n option: the runner that calls `initialize` holds it (doit is pinned)."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        runner = frame.f_locals.get("self")
+        if runner is not None and hasattr(runner, "num_process") and hasattr(runner, "run_all"):
+            return int(runner.num_process or 1)
+        frame = frame.f_back
+    return 1

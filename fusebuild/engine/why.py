@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 
-from .keys import fresh
+from .uptodate import fresh
 
 # top-level key fields -> what a user calls them
 KINDS = {"graph": "spec", "hints": "spec schedule hints", "seed": "spec", "tolerance": "spec", "mode": "spec",
@@ -68,8 +68,9 @@ def _key_reason(utd, task, values) -> str:
 
 
 def _template_reason(task) -> str:
+    from ..backends.templating import template_dirs
     from ..fsutil import read_json
-    from ..render import file_digest, template_dirs
+    from ..hashing import file_sha256
     deps = read_json(_render_deps(task))
     if not deps or "templates" not in deps:
         return "template: no record of the templates used"
@@ -80,7 +81,7 @@ def _template_reason(task) -> str:
             return f"template: {name} is gone"
         if not str(found).endswith(path):
             return f"template: {name} now comes from {found} (was {path})"
-        if file_digest(found) != sha:
+        if file_sha256(found) != sha:
             return f"template: {path} changed"
     return "template changed"
 

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from math import prod
 
-from ... import layouts as L
+from ...ir import layouts as L
 from ...errors import FusebuildError, LayoutError
 from .design import COMPUTE_ROWS, DEVICES, L1_BYTES, SHIM_CHANNELS
 
@@ -26,7 +26,6 @@ ELEM_BYTES = {"f32": 4, "bf16": 2, "f16": 2, "i32": 4}
 TYPE = r"memref<(?:\d+x)+(?:f32|bf16|f16|i32)>"
 SSA = r"%[A-Za-z0-9_]+"
 SYM = r"@[A-Za-z0-9_]+"
-INT = r"-?\d+"
 LIST = r"\[\s*(-?\d+(?:\s*,\s*-?\d+)*)\s*\]"
 
 

@@ -19,9 +19,11 @@ import subprocess
 from pathlib import Path
 
 from ...fsutil import read_json, write_json
-from ...render import make_env, used_templates
+from ...status import Status
 from ...toolchains import package_version
-from .. import Base
+from ..base import Backend as Base, Execution, Rendered, Toolchain, host_buffers, host_outputs
+from ..templating import make_env, used_templates
+from ..text import header
 from . import aieparse
 from .design import build_design
 
@@ -61,7 +63,7 @@ class Backend(Base):
     artifact_name = "artifact.json"
     template_folder = "aie"
 
-    def toolchain(self) -> dict:
+    def toolchain(self) -> Toolchain:
         aiecc = find_aiecc()
         version = "absent"
         if aiecc:
@@ -72,13 +74,12 @@ class Backend(Base):
                 version = f"broken: {err}"
         ok, why = npu_device()
         # always available: render, check and emulation need only Python and torch
-        return {"available": True, "reason": "",
-                "versions": {"mlir-aie": version, "aie-emulator": EMULATOR_VERSION,
-                             "npu": "present" if ok else why, "torch": package_version("torch")}}
+        return Toolchain(True, {"mlir-aie": version, "aie-emulator": EMULATOR_VERSION,
+                                "npu": "present" if ok else why, "torch": package_version("torch")})
 
     # --- render -------------------------------------------------------------------------
-    def render(self, graph, hints: dict, source: str = "", variant: str = "") -> tuple:
-        ctx = build_design(graph, hints)
+    def render(self, job) -> Rendered:
+        ctx = build_design(job.graph, job.hints)
 
         def counts(body):
             found = set()
@@ -92,10 +93,8 @@ class Backend(Base):
             return sorted(found - {0, 1})
 
         env = make_env(self.template_folder, counts=counts)
-        text = env.get_template("design.mlir.j2").render(
-            source=source, variant=variant, graph_lines=[f"{n.output} = {n.op}({', '.join(n.inputs)})"
-                                                         for n in graph.nodes], **ctx)
-        return {"design.mlir": text}, used_templates(env)
+        text = env.get_template("design.mlir.j2").render(**header(job, self.name), **ctx)
+        return Rendered({"design.mlir": text}, used_templates(env))
 
     # --- compile: strict check here, aiecc where it exists --------------------------------
     def compile(self, build_dir, dest):
@@ -136,7 +135,7 @@ class Backend(Base):
         text = (build_dir / "design.mlir").read_text()
         design = aieparse.parse(text, str(build_dir / "design.mlir"))
         aieparse.check(design, str(build_dir / "design.mlir"))
-        buffers = self.host_buffers(graph, inputs)
+        buffers = host_buffers(graph, inputs)
         names = list(graph.inputs) + list(graph.outputs)
         if [ssa for ssa, _ in design.args] != [f"%arg{i}" for i in range(len(names))]:
             raise RuntimeError(f"runtime_sequence takes {len(design.args)} arguments, the graph has {len(names)}")
@@ -144,9 +143,9 @@ class Backend(Base):
         emulate(design, host)
         for i, n in enumerate(graph.outputs, len(graph.inputs)):
             buffers[n] = host[f"%arg{i}"].reshape(buffers[n].shape)
-        return self.host_outputs(graph, buffers)
+        return host_outputs(graph, buffers)
 
-    def execution(self, build_dir) -> dict:
+    def execution(self, build_dir) -> Execution:
         manifest = read_json(Path(build_dir) / self.artifact_name) or {}
         steps = dict(manifest.get("steps", {}))
         ok, why = npu_device()
@@ -157,5 +156,4 @@ class Backend(Base):
         else:
             steps["npu-run"] = "not-run: running xclbins through XRT is not implemented in fusebuild yet"
         steps["emulation"] = "ran: runtime-sequence DMA patterns parsed from design.mlir, tiles run with torch"
-        return {"status": "emulated", "steps": steps,
-                "reason": "validated by emulating design.mlir on the host; " + steps["npu-run"]}
+        return Execution(Status.EMULATED, "validated by emulating design.mlir on the host; " + steps["npu-run"], steps)

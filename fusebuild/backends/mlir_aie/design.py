@@ -19,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from math import prod
 
-from ... import layouts as L
+from ...ir import layouts as L
+from ...ir.dtypes import nbytes
 from ...errors import FusebuildError
-from ...graph import fold, fuse
+from ...ir.graph import fold, fuse
 from .kernels import DT, kernel_name
 
 DEVICES = {"npu1": 4, "npu2": 8}        # columns; rows: 0 shim, 1 mem tile, 2..5 compute
@@ -302,7 +303,7 @@ class _Builder:
                 continue
             inner = [(rows + cols)[q] for q in order]
             blocks = [(off, outer + inner) for off, outer, _, _ in parts]
-            eb = L.DTYPE_BYTES[self.g.tensors[x].dtype]
+            eb = nbytes(self.g.tensors[x].dtype)
             try:
                 nops = sum(len(L.dma_ops(off, lp, eb, L.NPU_SHIM_DMA, x)) for off, lp in blocks)
             except L.LayoutError:
@@ -392,7 +393,7 @@ class _Builder:
             ids.clear()
             for st in sorted(self.streams, key=lambda s: bool(s.get("out"))):
                 offset, loops = st["blocks"][i]
-                eb = L.DTYPE_BYTES[t[st["tensor"]].dtype]
+                eb = nbytes(t[st["tensor"]].dtype)
                 for off, sizes, strides in L.dma_ops(offset, loops, eb, L.NPU_SHIM_DMA, st["tensor"]):
                     bd = ids.get(st["col"], 0)
                     ids[st["col"]] = bd + 1

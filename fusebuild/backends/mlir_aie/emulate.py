@@ -21,8 +21,8 @@ from __future__ import annotations
 from math import prod
 
 from ...errors import FusebuildError
-from ...graph import Node
-from ...ops import OPS
+from ...ir.graph import Node
+from ...ir.ops import OPS
 from .aieparse import Design, _linear_offset, kind, mtype
 from .kernels import parse_kernel
 

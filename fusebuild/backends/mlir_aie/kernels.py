@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import re
 
-DT = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}
+from ...ir.dtypes import DTYPES
+
+DT = {name: d.short for name, d in DTYPES.items()}
 DT_BACK = {v: k for k, v in DT.items()}
 _RE = re.compile(r"^(?P<op>[a-z]+(?:_bt)?)(?:_(?P<attr>exact|tanh))?_(?P<dt>f32|bf16|f16)_(?P<dims>\d+(?:x\d+)+)$")
 

@@ -29,17 +29,20 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ... import ops as opdefs
 from ...errors import FusebuildError
-from ...graph import broadcast_index, fold, fuse
-from ...render import make_env, used_templates
-from .. import Base
-from . import TILELANG
+from ...fsutil import read_json
+from ...ir.graph import broadcast_index, fold, fuse
+from ..base import Backend as Base, Device, Rendered, Toolchain
+from ..templating import make_env, used_templates
+from ..text import graph_lines, header, shape_tuple
+from .env import TILELANG
 from .tiles import choose
 
 LOWER = Path(__file__).resolve().parent / "lower.py"
 ENV_COMMAND = "python -m fusebuild env create tilelang"
 NO_DEVICE = "built, not validated: no CUDA device"
+GPU_FIX = "fusebuild gpu-validate (on a machine with a Hopper GPU)"
+TOOL_TIMEOUT = 900           # seconds per TileLang lowering or nvcc run: a runaway fails its task, named
 DTYPES = ("bfloat16", "float16")
 NVCC_FLAGS = ["-std=c++20", "-O3", "-w", "-Xcudafe", "--diag_suppress=177", "--shared",
               "-gencode", "arch=compute_90a,code=sm_90a", "--compiler-options", "-fPIC",
@@ -67,7 +70,7 @@ def find_nvcc() -> str | None:
 
 @functools.lru_cache(maxsize=None)
 def nvcc_version(nvcc: str) -> str:
-    out = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout
+    out = subprocess.run([nvcc, "--version"], capture_output=True, text=True, timeout=60).stdout
     m = re.search(r"release [\d.]+, (V[\d.]+)", out)
     return m.group(1) if m else out.strip().splitlines()[-1] if out.strip() else "?"
 
@@ -80,32 +83,36 @@ class Backend(Base):
     assemble_inputs = ("kernel.cu", "lower.json", "plan.json")   # plan.json: the hints pick nvcc flags
     template_folder = "tilelang"
 
-    def toolchain(self) -> dict:
+    def toolchain(self) -> Toolchain:
         if not TILELANG.ready():
-            return {"available": False, "versions": {},
-                    "reason": f"no tilelang env: run `{ENV_COMMAND}`"}
+            return Toolchain.missing(f"no tilelang env: run `{ENV_COMMAND}`")
         nvcc = find_nvcc()
         if not nvcc:
-            return {"available": False, "versions": {}, "reason": "nvcc not found (put CUDA's bin on PATH or set NVCC)"}
-        return {"available": True, "reason": "",
-                "versions": {**TILELANG.versions(), "nvcc": nvcc_version(nvcc), "arch": "sm_90a"}}
+            return Toolchain.missing("nvcc not found (put CUDA's bin on PATH or set NVCC)")
+        return Toolchain(True, {**TILELANG.versions(), "nvcc": nvcc_version(nvcc), "arch": "sm_90a"})
 
-    def device(self):
+    def device(self) -> Device:
         try:
             import torch
         except ImportError:
-            return False, NO_DEVICE + " (torch is not installed)"
+            return Device(False, NO_DEVICE + " (torch is not installed)")
         if not torch.cuda.is_available():
-            return False, NO_DEVICE
+            return Device(False, NO_DEVICE, GPU_FIX)
         cap = torch.cuda.get_device_capability()
         if cap[0] != 9:
-            return False, f"built, not validated: sm_90a code needs a Hopper GPU, found sm_{cap[0]}{cap[1]}"
-        return True, ""
+            return Device(False, f"built, not validated: sm_90a code needs a Hopper GPU, found sm_{cap[0]}{cap[1]}",
+                          GPU_FIX)
+        return Device(True)
+
+    def schedule(self, build_dir) -> dict:
+        plan = read_json(Path(build_dir) / "plan.json") or {}
+        return {"launches": [{"group": x["group"], "kind": x["kind"], "config": x["config"]}
+                             for x in plan.get("launches", [])]}
 
     # --- render (pure text) -----------------------------------------------------------
-    def render(self, graph, hints: dict, source: str = "", variant: str = "") -> dict:
-        env = make_env(self.template_folder, SQRT_HALF=repr(opdefs.SQRT_HALF),
-                       SQRT_2_OVER_PI=repr(opdefs.SQRT_2_OVER_PI))
+    def render(self, job) -> Rendered:
+        graph, hints = job.graph, job.hints
+        env = make_env(self.template_folder)
         opmacros = env.get_template("ops.j2").module
         program = recognize(graph)
         params = _params(graph, program)
@@ -142,16 +149,19 @@ class Backend(Base):
                 params.insert(at, {**ws, "role": "workspace", "tensor": None,
                                    "comment": f"workspace: split-K partial sums of {record['group']}"})
         text = env.get_template("kernel.py.j2").render(
-            source=source, variant=variant, launches=launches,
-            params=[dict(p, shape_text=_shape_text(p["shape"])) for p in params],
-            graph_lines=[f"{n.output} = {n.op}({', '.join(n.inputs)})" for n in graph.nodes])
+            **dict(header(job, self.name), graph_lines=graph_lines(graph, attrs=False)), launches=launches,
+            params=[dict(p, shape_text=shape_tuple(p["shape"])) for p in params])
         plan = {"params": [{k: v for k, v in p.items() if k != "comment"} for p in params],
                 "launches": plan_launches, "hints": hints}
-        return {"kernel.py": text, "plan.json": json.dumps(plan, indent=1) + "\n"}, used_templates(env)
+        return Rendered({"kernel.py": text, "plan.json": json.dumps(plan, indent=1) + "\n"}, used_templates(env))
 
     # --- compile / assemble / run: each writes its files into `dest` --------------------
     def compile(self, build_dir, dest):
-        proc = TILELANG.run([str(LOWER), str(build_dir), str(dest)], capture_output=True, text=True)
+        try:
+            proc = TILELANG.run([str(LOWER), str(build_dir), str(dest)], capture_output=True, text=True,
+                                timeout=TOOL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"TileLang lowering did not finish in {TOOL_TIMEOUT} s") from None
         if proc.returncode != 0:
             raise RuntimeError(f"TileLang lowering failed:\n{(proc.stdout + proc.stderr)[-4000:]}")
 
@@ -160,11 +170,14 @@ class Backend(Base):
         nvcc = find_nvcc()
         root = next(TILELANG.path.glob("lib/python*/site-packages/tilelang"), None)
         if not nvcc or root is None:
-            raise RuntimeError("nvcc or the tilelang env is missing: " + self.toolchain()["reason"])
+            raise RuntimeError("nvcc or the tilelang env is missing: " + self.toolchain().reason)
         flags = nvcc_flags(json.loads((build_dir / "plan.json").read_text()).get("hints", {}))
         cmd = [nvcc, *flags, f"-I{root / '3rdparty/cutlass/include'}", f"-I{root / 'src'}",
                str(build_dir / "kernel.cu"), "-o", str(dest / "kernel.so")]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TOOL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"nvcc did not finish in {TOOL_TIMEOUT} s") from None
         if proc.returncode != 0:
             raise RuntimeError(f"nvcc failed:\n{' '.join(cmd)}\n{proc.stderr[-4000:]}")
         lowered = json.loads((build_dir / "lower.json").read_text())
@@ -197,7 +210,7 @@ class Backend(Base):
 # --- recognizing what to render ---------------------------------------------------------
 
 def _has_epilogue(expr, inline) -> bool:
-    from ...graph import Acc
+    from ...ir.graph import Acc
     return not isinstance(expr, Acc) or bool(inline)
 
 
@@ -278,9 +291,6 @@ def _params(graph, program) -> list:
             "comment": f"output {n}"} for n in graph.outputs]
     return ps
 
-
-def _shape_text(shape) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _comment(g) -> str:

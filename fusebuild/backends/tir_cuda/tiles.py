@@ -1,7 +1,7 @@
 """Tile configurations of tir-cuda GEMM launches: tuned defaults by shape class, spec hints, fitting.
 
 The defaults are the per-shape-class winners of the TileLang prototype's sweeps on an H100
-(bf16, 132 SMs; proto_tilelang/results/summary_final_run5.json):
+(bf16, 132 SMs; the sweep scripts were not kept):
   M >= 1024        direct 128x256x64, 3 stages, 256 threads, swizzle 10, bias in smem;
                    N = 14336 at M = 1024: 128x224 tiles (512 tiles = 3.9 waves of 132
                    CTAs instead of 448 = 3.4: less wave-quantisation loss)
@@ -20,9 +20,6 @@ import dataclasses
 from dataclasses import dataclass
 
 from ...errors import FusebuildError
-
-NUM_SMS = 132
-
 
 class TileError(FusebuildError):
     """A tile configuration that does not fit a GEMM's shape."""

@@ -1,0 +1,140 @@
+"""What every backend implements, with the records its methods return.
+
+A backend turns one graph into files in an artifact folder, stage by stage; each stage
+reads the files of the stage before it, so stages can run in separate processes (or on
+separate machines) and be cached by content:
+
+  render(job)                  -> Rendered: {file name: text} + the templates it loaded
+                                  (pure: no toolchain, no filesystem)
+  compile(build_dir, dest)     reads `source_files` from build_dir, writes `compiled_files` into dest
+  assemble(build_dir, dest)    reads `assemble_inputs`, writes `artifact_files` into dest
+  run(build_dir, graph, inputs)-> {output name: torch tensor}: executes the artifact
+  toolchain()                  -> Toolchain: can this machine build it, and with which versions
+  device()                     -> Device: can this machine run what was built
+  execution(build_dir)         -> None when `run` executed the artifact on its device;
+                                  an Execution (status emulated, reason, steps) otherwise
+  schedule(build_dir)          -> the schedule the artifact was built with, as recorded
+                                  by render or compile (for reports)
+
+Every method except render works on files only, so the debugging modes, the cache and
+the engine are written once, against this class.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from ..status import Status
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    available: bool
+    versions: dict = field(default_factory=dict)   # name -> version: part of every key
+    reason: str = ""                               # why not available
+
+    @staticmethod
+    def missing(reason: str) -> "Toolchain":
+        return Toolchain(False, {}, reason)
+
+
+@dataclass(frozen=True)
+class Device:
+    available: bool
+    reason: str = ""                               # why artifacts cannot run here
+    fix: str = ""                                  # where or how they can run (a command)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a validation ran when it did not run the artifact on its device."""
+    status: Status
+    reason: str
+    steps: dict = field(default_factory=dict)      # step -> "ran: ..." | "not-run: ..."
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    graph: object              # ir.graph.Graph
+    hints: dict                # resolved schedule hints (declared defaults filled in)
+    spec: str                  # spec name (an identifier)
+    variant: str               # variant name (identifiers and numbers only)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    files: dict                # file name -> text
+    templates: dict            # the depfile: {"folder", "templates": {name: [path, sha256]}}
+
+
+class Backend(ABC):
+    source_files: ClassVar[tuple] = ()        # what render writes
+    compiled_files: ClassVar[tuple] = ()      # what compile writes
+    artifact_name: ClassVar[str] = ""         # the file validation runs
+    template_folder: ClassVar[str] = ""       # templates/<folder>/
+
+    def __init__(self, info):
+        self.info = info                      # backends.registry.TargetInfo
+        self.name = info.name
+
+    @property
+    def artifact_files(self) -> tuple:
+        """Every file assemble writes (cached and tracked together)."""
+        return (self.artifact_name,)
+
+    @property
+    def assemble_inputs(self) -> tuple:
+        """Every file assemble reads: its file deps and part of its cache key."""
+        return self.compiled_files
+
+    @abstractmethod
+    def toolchain(self) -> Toolchain: ...
+
+    def device(self) -> Device:
+        return Device(True)
+
+    @abstractmethod
+    def render(self, job: RenderJob) -> Rendered: ...
+
+    @abstractmethod
+    def compile(self, build_dir: Path, dest: Path) -> None: ...
+
+    @abstractmethod
+    def assemble(self, build_dir: Path, dest: Path) -> None: ...
+
+    @abstractmethod
+    def run(self, build_dir: Path, graph, inputs: dict) -> dict: ...
+
+    def execution(self, build_dir: Path) -> Execution | None:
+        return None
+
+    def schedule(self, build_dir: Path) -> dict:
+        return {}
+
+
+# --- host buffers: shared by backends whose artifacts take host (CPU) memory -----------
+
+def host_buffers(graph, inputs: dict) -> dict:
+    """Kernel arguments in order (inputs, then outputs), packed into their layouts.
+
+    Outputs start as NaN so an element the kernel never writes cannot pass.
+    """
+    import torch
+    buffers = {}
+    for name in graph.inputs:
+        x, t = inputs[name].contiguous(), graph.tensors[name]
+        buffers[name] = t.layout.pack(x) if t.layout is not None else x
+    for name in graph.outputs:
+        t = graph.tensors[name]
+        buffers[name] = torch.full(t.memory_shape, float("nan"), dtype=getattr(torch, t.dtype))
+    return buffers
+
+
+def host_outputs(graph, buffers: dict) -> dict:
+    out = {}
+    for name in graph.outputs:
+        t = graph.tensors[name]
+        out[name] = t.layout.unpack(buffers[name]) if t.layout is not None else buffers[name]
+    return out

@@ -1,0 +1,131 @@
+"""mlir-cpu's renderer: a fused graph -> the context of templates/mlir/kernel.mlir.j2.
+
+Each fused group (graph.fuse) is a `linalg.matmul` (transposed B through its indexing
+maps) followed by one `linalg.generic` holding the whole epilogue, or a lone
+`linalg.generic` for an elementwise group; a plain GEMM stores its accumulator with no
+generic at all. An input with a layout arrives as a flat buffer and is unpacked
+(expand_shape, transpose, collapse_shape) from the same ir.layouts.Layout the other
+backends use.
+"""
+from __future__ import annotations
+
+from ...errors import ToolchainError
+from ...ir.dtypes import DTYPES
+from ...ir.graph import broadcast_index, fold, fuse
+from ..text import group_comment, header
+
+
+def elem(dtype: str) -> str:
+    return DTYPES[dtype].short
+
+
+def ttype(shape, dtype) -> str:
+    return f"tensor<{'x'.join(str(s) for s in shape)}x{elem(dtype)}>"
+
+
+def vtype(x) -> str:
+    return ttype(x.shape, x.dtype)
+
+
+class GenericBody:
+    """The operands and body lines of one group's `linalg.generic`, filled while the
+    group's expression tree is folded (graph.fold)."""
+
+    def __init__(self, dims: list, opmacros, ty: str):
+        self.dims, self.ops, self.ty = dims, opmacros, ty
+        self.ins, self.body, self.loaded, self.count = [], [], {}, 0
+
+    def operand(self, value, tensor_type, element, index, arg) -> str:
+        dims = ", ".join(self.dims)
+        self.ins.append({"value": value, "type": tensor_type, "arg": f"{arg}: {element}",
+                         "map": f"affine_map<({dims}) -> ({', '.join(index)})>"})
+        return arg
+
+    def load(self, x) -> str:
+        if x.name not in self.loaded:
+            self.loaded[x.name] = self.operand(f"%{x.name}", vtype(x), elem(x.dtype),
+                                               broadcast_index(x.shape, self.dims), f"%in_{x.name}")
+        return self.loaded[x.name]
+
+    def call(self, op, args, attrs) -> str:
+        res = f"%v{self.count}"
+        self.count += 1
+        text = str(getattr(self.ops, op)(res, *args, ty=self.ty, **attrs))
+        self.body.extend(line.strip() for line in text.split("\n") if line.strip())
+        return res
+
+    def context(self, result) -> dict:
+        dims = ", ".join(self.dims)
+        return {"ins": self.ins, "out_map": f"affine_map<({dims}) -> ({dims})>", "out_arg": f"%out: {self.ty}",
+                "iterators": ", ".join(['"parallel"'] * len(self.dims)), "body": self.body, "result": result}
+
+
+class MlirRenderer:
+    def __init__(self, job, opmacros):
+        self.job, self.g, self.t, self.ops = job, job.graph, job.graph.tensors, opmacros
+
+    def group(self, g) -> dict:
+        out = self.t[g.output]
+        dims = [f"d{i}" for i in range(len(out.shape))]
+        item = {"out": g.output, "type": vtype(out), "elem": elem(out.dtype), "dims": ", ".join(dims),
+                "comment": group_comment(g)}
+        body = GenericBody(dims, self.ops, elem(out.dtype))
+        acc = None
+        if g.matmul is not None:
+            a, b = g.matmul.inputs
+            acc_dtype = g.matmul.attr["acc_dtype"]
+            item.update(template="gemm.j2", a=f"%{a}", a_type=vtype(self.t[a]), b=f"%{b}", b_type=vtype(self.t[b]),
+                        acc=f"%{g.output}_acc", acc_type=ttype(out.shape, acc_dtype), acc_elem=elem(acc_dtype),
+                        b_map="(d0, d1, d2) -> (d1, d2)" if g.matmul.attr["transpose_b"] else
+                              "(d0, d1, d2) -> (d2, d1)")
+
+            def acc():
+                return body.operand(item["acc"], item["acc_type"], item["acc_elem"], dims, "%acc")
+        else:
+            item.update(template="elementwise.j2")
+        result = fold(g.expr, acc, lambda name: body.load(self.t[name]), body.call)
+        item["epilogue"] = None if not body.body and g.matmul is not None else body.context(result)
+        return item
+
+    def context(self) -> dict:
+        g, t = self.g, self.t
+        return dict(header(self.job, "mlir-cpu"),
+                    args=[f"%{n}_packed: {ttype(t[n].memory_shape, t[n].dtype)}" if t[n].layout is not None
+                          else f"%{n}: {vtype(t[n])}" for n in g.inputs],
+                    results=[vtype(t[n]) for n in g.outputs], returns=[f"%{n}" for n in g.outputs],
+                    unpacks=[unpack(n, t[n]) for n in g.inputs if t[n].layout is not None],
+                    groups=[self.group(grp) for grp in fuse(g)])
+
+
+def unpack(name, x) -> dict:
+    """How a laid-out input becomes its logical tensor: the flat buffer is expanded into
+    one dimension per tile level (ordered by stride: a mixed-radix number), transposed so
+    each tensor dimension's levels are adjacent (outer to inner), and collapsed back.
+    This is the packing view of ir.layouts.Layout; IREE cannot tile the equivalent
+    floordiv/mod indexing map."""
+    levels = [(stride, bound, d, j) for d, lv in enumerate(x.layout.dims)
+              for j, (stride, bound) in enumerate(lv) if bound > 1]
+    for d in range(x.layout.rank):
+        if not any(lv[2] == d for lv in levels):
+            levels.append((0, 1, d, 0))            # a dimension of size 1 still needs a place
+    by_stride = sorted(levels, key=lambda lv: -lv[0])
+    radix = 1
+    for stride, bound, _, _ in reversed(by_stride):
+        if bound > 1 and stride != radix:
+            raise ToolchainError(f"mlir-cpu renders layouts whose tile levels are a mixed-radix split of the "
+                                 f"buffer; the layout of '{name}' ({x.layout.form}) is not",
+                                 valid="row_major, col_major, {tiled: [r, s]}, or dims with strides that are "
+                                       "products of inner bounds")
+        radix *= bound
+    logical = sorted(levels, key=lambda lv: (lv[2], lv[1] == 1 and lv[0] == 0, lv[3]))
+    expanded = [lv[1] for lv in by_stride]
+    groups, k = [], 0
+    for d in range(x.layout.rank):
+        n = sum(1 for lv in logical if lv[2] == d)
+        groups.append(list(range(k, k + n)))
+        k += n
+    return {"name": name, "packed": ttype(x.memory_shape, x.dtype), "type": vtype(x),
+            "expanded": ttype(expanded, x.dtype), "expanded_shape": expanded,
+            "transposed": ttype([lv[1] for lv in logical], x.dtype),
+            "permutation": [by_stride.index(lv) for lv in logical], "groups": groups,
+            "form": x.layout.form}

@@ -1,0 +1,99 @@
+"""Helpers every tir-cpu schedule rule uses: the GEMM group record, block lookups, small arithmetic."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tvm import s_tir, tirx
+
+from ..hints import HINTS
+
+_STACK_LIMIT = 1024  # bytes: TVM keeps smaller constant "global" allocs on the stack (-> registers)
+
+
+@dataclass(frozen=True)
+class GemmSchedule:
+    """One fused GEMM group of the rendered function, and the hints it is scheduled with."""
+
+    matmul_block: str
+    epilogue_block: str | None
+    m: int
+    n: int
+    k: int
+    transpose_b: bool
+    hints: dict = field(default_factory=dict, hash=False)
+
+    def hint(self, name: str) -> int:
+        """The spec's value, else the declared default (hints.py)."""
+        return self.hints.get(name, HINTS[name].default)
+
+
+def ceil_to(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+def largest_divisor_at_most(n: int, cap: int) -> int:
+    return max(d for d in range(1, max(1, min(n, cap)) + 1) if n % d == 0)
+
+
+def try_get(sch: s_tir.Schedule, name: str):
+    try:
+        return sch.get_sblock(name)
+    except Exception:  # noqa: BLE001 - pad_einsum only creates pad blocks it needs
+        return None
+
+
+def buf(region):
+    """Buffer of a block read/write region (0.27 names it `.source`, older TVM `.buffer`)."""
+    return region.source if hasattr(region, "source") else region.buffer
+
+
+def out_dtype(sch: s_tir.Schedule, block) -> str:
+    return str(buf(sch.get(block).writes[0]).dtype)
+
+
+def attach(sch, name: str, loop):
+    ep = sch.get_sblock(name)
+    sch.reverse_compute_at(ep, loop)
+    return ep
+
+
+def vectorize_epilogue(sch, block, lanes: int):
+    """Vectorize the innermost (column) loop of an epilogue placed at a tile."""
+    loops = sch.get_loops(block)
+    if len(loops) < 2:
+        return
+    cols = loops[-1]
+    extent = int(sch.get(cols).extent)
+    if extent % lanes == 0:
+        _, inner = sch.split(cols, [None, lanes])
+        sch.vectorize(inner)
+    elif extent <= 64:
+        sch.vectorize(cols)
+
+
+def parallel_copy(sch, block, threads: int):
+    loops = sch.get_loops(block)
+    if threads > 1 and len(loops) > 1:
+        sch.parallel(loops[0])
+
+
+def hide_cross_group_reads(func: tirx.PrimFunc, gemms: list) -> tirx.PrimFunc:
+    """Hide epilogue reads of intermediates written by *earlier* groups (SwiGLU: h = g * h_acc).
+
+    reverse_compute_at insists every producer of the epilogue sit under the target
+    loop, which an earlier group's output never does.  Hiding that read from the
+    dependence analysis is safe because groups are rendered in dependence order: the
+    earlier group's loop nest has finished before this group's nest starts.  (The
+    schedule is rebuilt afterwards because the dependence graph is computed once.)
+    """
+    sch = s_tir.Schedule(func)
+    scratch = {b.name for b in sch.mod["main"].body.block.alloc_buffers}
+    for g in gemms:
+        if not g.epilogue_block:
+            continue
+        ep = sch.get_sblock(g.epilogue_block)
+        acc = buf(sch.get(sch.get_sblock(g.matmul_block)).writes[0]).name
+        hide = [i for i, r in enumerate(sch.get(ep).reads) if buf(r).name in scratch - {acc}]
+        if hide:
+            sch.unsafe_hide_buffer_access(ep, "read", hide)
+    return sch.mod["main"]

@@ -1,0 +1,116 @@
+"""Console reporting: doit's reporter plus the summary table printed at the end of a run
+(and, for artifacts validated in compare mode, their per-node tables)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from doit.reporter import ConsoleReporter
+
+from ..cache import report as cache_report
+from ..run.modes import step_table
+from ..tables import fmt, table
+
+
+# statuses of artifacts that a missing toolchain or device kept from running: one line per
+# (target, status, reason) instead of one row per artifact
+COLLAPSED = ("not-run", "built-not-validated")
+WIDTH = 120
+
+
+def _status_text(r) -> str:
+    status = r.get("status") or "?"
+    if status == "emulated":
+        status = "emulated (no device run)"
+    elif status in COLLAPSED:
+        status = r.get("reason") or status
+    if r.get("mode", "fused") != "fused":  # a reference-mode pass is not an artifact's
+        status = f"{status} ({r['mode']})"
+    return status
+
+
+def summary_rows(reports) -> list:
+    rows = []
+    for r in reports:
+        t = r.get("timings", {})
+        total = sum(v for v in t.values() if isinstance(v, (int, float)))
+        rows.append([r["spec"], r["variant"], r["target"], _clip(_status_text(r), 40), fmt(r.get("max_abs")),
+                     fmt(r.get("max_rel")), f"{total:.2f}s"])
+    return rows
+
+
+def collapsed_lines(reports) -> list:
+    """'tir-cuda: 20 artifacts built, not validated: no CUDA device; next: <fix>' lines."""
+    groups = {}
+    for r in reports:
+        if r.get("status") in COLLAPSED:
+            groups.setdefault((r["target"], r["status"], r.get("reason", ""), r.get("fix", "")), []).append(r)
+    lines = []
+    for (target, status, reason, fix), rs in sorted(groups.items()):
+        specs = sorted({r["spec"] for r in rs})
+        text = f"{target}: {len(rs)} artifact(s) of {len(specs)} spec(s): {reason or status}"
+        lines.append(_clip(text + (f"; next: {fix}" if fix else ""), WIDTH))
+    return lines
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+class SummaryReporter(ConsoleReporter):
+    """doit's console output, then one table of every artifact validated in this run."""
+
+    out = Path("out")                 # where the cache report goes (EngineReporter binds the project's)
+
+    def __init__(self, outstream, options):
+        super().__init__(outstream, options)
+        self._validated, self._bad_specs = [], []
+        self._ran, self._uptodate = [], []          # for the cache summary
+
+    def _note(self, task, ran: bool):
+        (self._ran if ran else self._uptodate).append(task)
+        if task.name.startswith("validate:"):
+            self._validated.append(task)
+        elif task.name.startswith("build:") and task.actions:
+            self._bad_specs.append(task)
+
+    def execute_task(self, task):
+        self._note(task, ran=True)
+        super().execute_task(task)
+
+    def skip_uptodate(self, task):
+        self._note(task, ran=False)
+        super().skip_uptodate(task)
+
+    def complete_run(self):
+        super().complete_run()
+        self.write_summary(self.run_reports())
+
+    def run_reports(self) -> list:
+        """The validation report of every artifact this run looked at (built or up to date)."""
+        reports = []
+        for task in self._validated:
+            path = Path(task.targets[0])
+            try:
+                reports.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                spec, variant, target = task.name.split(":", 1)[1].split("/")
+                reports.append({"spec": spec, "variant": variant, "target": target, "status": "not built"})
+        return reports
+
+    def write_summary(self, reports):
+        shown = [r for r in reports if r.get("status") not in COLLAPSED]
+        rows = sorted(summary_rows(shown), key=lambda r: (r[0], r[1], r[2]))
+        for task in self._bad_specs:
+            rows.append([task.name.split(":", 1)[1], "-", "-", "spec error", "-", "-", "-"])
+        if rows:
+            self.outstream.write("\n" + table(["spec", "variant", "target", "status", "max_abs", "max_rel", "time"],
+                                              rows) + "\n")
+        collapsed = collapsed_lines(reports)
+        if collapsed:
+            self.outstream.write("\n" + "\n".join(collapsed) + "\n")
+        for r in reports:
+            if r.get("steps"):
+                self.outstream.write("\n" + step_table(r) + "\n")
+        failed = [f["task"].name for f in self.failures]
+        self.outstream.write("\n" + cache_report.finish(self._ran, self._uptodate, failed, self.out))

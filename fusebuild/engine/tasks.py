@@ -1,0 +1,155 @@
+"""The doit task graph of a project (dodo.py hands doit these task creators).
+
+Per artifact (spec, variant, target): render -> compile -> assemble -> validate, each a
+doit subtask named `<stage>:<spec>/<variant>/<target>`; `build:<spec>` builds one spec;
+`build` (the default) builds all. A spec that fails to load gets one failing task
+`build:<file stem>` and no others; every other spec still builds.
+
+Dispatch modes: in `separate`/`compare` the render/compile/assemble tasks are per graph
+node, `<stage>:<spec>/<variant>/<target>/nodes/<node>`; `reference` has none; validate
+stays one task per artifact.
+
+Up-to-date rules (doit does not rerun a task when only its action changed, so everything
+that matters is in `uptodate` keys or file deps; plan/keys.py says what is in each):
+  render    key fields + the templates the last render used (its depfile)
+  compile   key fields + the rendered files (file_dep)
+  assemble  key fields + the compiled files (file_dep)
+  validate  key fields + the artifact (file_dep)
+A render whose text comes out byte-identical leaves the files alone, so nothing after it
+reruns (early cutoff). Every key goes through uptodate.fresh, which stores its fields
+(so `why` can name the one that changed) and fingerprints the outputs.
+
+Nothing happens when this module is imported: `Build` is created by dodo.py, and the
+specs load when doit first asks for a task.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..fsutil import read_json
+from ..backends.templating import templates_unchanged
+from ..plan import keys
+from ..plan.artifacts import units
+from ..plan.project import Project
+from ..run import stages
+from .uptodate import fresh
+
+
+class Build:
+    """One project's task creators, doit configuration and reporter, bound together."""
+
+    def __init__(self, project: Project):
+        self.project = project
+
+    @classmethod
+    def from_settings(cls, env=None) -> "Build":
+        return cls(Project.from_settings(env))
+
+    # --- doit configuration -------------------------------------------------------------
+    def doit_config(self) -> dict:
+        """DOIT_CONFIG for dodo.py. Creates out/ (doit opens its dependency DB there)."""
+        from .progress import EngineReporter
+        out = self.project.out
+        out.mkdir(parents=True, exist_ok=True)
+        return {
+            "default_tasks": ["build"],
+            "continue": True,                      # one bad artifact must not stop the others
+            "backend": "sqlite3",                  # survives concurrent runs (dbm.dumb does not)
+            "dep_file": str(out / ".doit.db"),
+            "reporter": EngineReporter.bound_to(self),
+        }
+
+    def task_creators(self) -> tuple:
+        return self.task_render, self.task_compile, self.task_assemble, self.task_validate, self.task_build
+
+    # --- task creators --------------------------------------------------------------------
+    def _runnable(self, a) -> bool:
+        return self.project.toolchain(a.target).available
+
+    def task_render(self):
+        """Render each artifact's source from its spec and the target's templates."""
+        p = self.project
+        for a in p.units:
+            if not self._runnable(a):
+                continue
+            backend = p.backend(a.target)
+            key = keys.render(a, backend)
+            yield {"name": a.id, "actions": [(stages.render, [p, a])],
+                   "targets": [str(a.dir / f) for f in backend.source_files],
+                   "uptodate": [fresh(key.fields, key.detail), _templates_unchanged(a)],
+                   "clean": True, "doc": f"render {a.id}"}
+
+    def task_compile(self):
+        """Compile rendered sources with the target's toolchain."""
+        p = self.project
+        for a in p.units:
+            if not self._runnable(a):
+                continue
+            backend = p.backend(a.target)
+            yield {"name": a.id, "actions": [(stages.compile, [p, a])],
+                   "file_dep": [str(a.dir / f) for f in backend.source_files],
+                   "targets": [str(a.dir / f) for f in backend.compiled_files],
+                   "uptodate": [fresh(keys.compile(a, backend, p.toolchain(a.target)).fields)],
+                   "clean": True, "doc": f"compile {a.id}"}
+
+    def task_assemble(self):
+        """Link/assemble compiled objects into the loadable artifact."""
+        p = self.project
+        for a in p.units:
+            if not self._runnable(a):
+                continue
+            backend = p.backend(a.target)
+            yield {"name": a.id, "actions": [(stages.assemble, [p, a])],
+                   "file_dep": [str(a.dir / f) for f in backend.assemble_inputs],
+                   "targets": [str(a.dir / f) for f in backend.artifact_files],
+                   "uptodate": [fresh(keys.assemble(a, backend, p.toolchain(a.target)).fields)],
+                   "clean": True, "doc": f"assemble {a.id}"}
+
+    def task_validate(self):
+        """Run each artifact on seeded inputs and compare with the torch reference."""
+        p = self.project
+        for a in p.artifacts:
+            tc = p.toolchain(a.target)
+            backend = p.backend(a.target) if units(a) else None
+            deps = [str(u.dir / backend.artifact_name) for u in units(a)] if tc.available else []
+            key = keys.validate(a, backend, tc)
+            yield {"name": a.id, "actions": [(stages.validate, [p, a])], "file_dep": deps,
+                   "targets": [str(a.report)], "uptodate": [fresh(key.fields, key.detail)],
+                   "clean": True, "doc": f"validate {a.id}"}
+
+    def task_build(self):
+        """Build and validate every spec (build:<spec> for one). FUSEBUILD_MODE=fused|separate|reference|compare overrides each spec's `mode`.
+
+        Summary table at the end; in compare mode, a per-node table per artifact with the
+        first node over tolerance marked. The mode is part of each validate task's key:
+        switching it rebuilds what that mode needs and revalidates. Every FUSEBUILD_*
+        setting is listed by `fusebuild --help`.
+        """
+        by_spec = {}
+        for a in self.project.artifacts:
+            by_spec.setdefault(a.variant.spec, []).append(f"validate:{a.id}")
+        for spec, deps in by_spec.items():
+            yield {"name": spec, "actions": None, "task_dep": deps, "doc": f"build spec {spec}"}
+        for path, err in self.project.errors:
+            yield {"name": Path(path).stem, "actions": [(stages.spec_error, [path, err])],
+                   "uptodate": [False], "doc": f"{path}: does not load"}
+
+
+def _templates_unchanged(a):
+    """uptodate check: the templates the last render used are still the ones it would use."""
+    def check(task, values):
+        return templates_unchanged(read_json(a.dir / ".stages" / "render.deps.json"))
+    check.__name__ = "templates_unchanged"
+    return check
+
+
+def share_cores(num_process: int, env=os.environ) -> None:
+    """`doit -n N` runs N worker processes, and each kernel TVM or torch runs would
+    otherwise start one thread per core: N times too many threads, which spin and stall
+    each other. Give each worker its share of the cores (a user's own setting wins).
+    Called by the reporter with doit's own option, before the workers start."""
+    if num_process > 1:
+        share = str(max(1, (os.cpu_count() or 1) // num_process))
+        for var in ("TVM_NUM_THREADS", "OMP_NUM_THREADS"):   # TVM kernels; torch (validation)
+            env.setdefault(var, share)

@@ -1,0 +1,1 @@
+"""Running what was planned: the stage actions, validation, the dispatch modes, gpu-validate."""

@@ -1,0 +1,174 @@
+"""The stage actions doit runs: render, compile, assemble, validate.
+
+Each action takes the project (backends, toolchains) and one artifact. It reads its
+inputs from the artifact folder, works in a staging folder, and moves finished files
+into place atomically (fsutil.staging): a killed build never leaves a half-written
+output that looks current. Each stage records its time in `.stages/<stage>.json`;
+validate gathers them into validation.json.
+
+Every stage first asks the artifact cache for its result under the stage's cache key
+(plan/keys.py): a hit writes the outputs and skips the tool; a miss runs the tool and
+stores the outputs. A failed validation is never stored.
+
+Failures come back as doit TaskFailed with a short message, not a traceback.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+
+from doit.exceptions import TaskFailed
+
+from .. import cache
+from ..backends.base import RenderJob
+from ..fsutil import read_json, staging, write_atomic, write_json
+from ..plan import keys
+from ..plan.artifacts import needs_toolchain, units
+from ..status import Status
+from ..toolchains import package_version
+from . import modes, validate as V
+
+STAGES = ("render", "compile", "assemble", "validate")
+
+
+def _timed(stage: str):
+    def wrap(fn):
+        def action(project, a, *args):
+            start = time.perf_counter()
+            try:
+                result = fn(project, a, *args)
+            except Exception as err:  # toolchain errors: report them, keep the build going
+                tail = "".join(traceback.format_exception_only(type(err), err)).strip()
+                return TaskFailed(f"{stage} {a.id}: {tail[-4000:]}")
+            write_json(a.dir / ".stages" / f"{stage}.json", {"seconds": round(time.perf_counter() - start, 4)})
+            return result
+        action.__name__ = f"{stage}_action"
+        return action
+    return wrap
+
+
+def render_job(project, a) -> RenderJob:
+    backend = project.backend(a.target)
+    return RenderJob(a.variant.graph, backend.info.hints.resolve(a.hints), a.variant.spec, a.variant.name)
+
+
+@_timed("render")
+def render(project, a):
+    backend = project.backend(a.target)
+    act = cache.Action("render", a.dir, keys.render(a, backend).cache_key(),
+                       (*backend.source_files, ".stages/render.deps.json"))
+    if act.restore():
+        return
+    rendered = backend.render(render_job(project, a))
+    for name, text in rendered.files.items():
+        write_atomic(a.dir / name, text, only_if_changed=True)
+    write_json(a.dir / ".stages" / "render.deps.json", rendered.templates)
+    act.store_from(a.dir)
+
+
+@_timed("compile")
+def compile(project, a):
+    backend = project.backend(a.target)
+    act = cache.Action("compile", a.dir, keys.compile(a, backend, project.toolchain(a.target)).cache_key(),
+                       backend.compiled_files)
+    if act.restore():
+        return
+    with staging(a.dir) as dest:
+        backend.compile(a.dir, dest)
+        act.store_from(dest)
+
+
+@_timed("assemble")
+def assemble(project, a):
+    backend = project.backend(a.target)
+    act = cache.Action("assemble", a.dir, keys.assemble(a, backend, project.toolchain(a.target)).cache_key(),
+                       tuple(backend.artifact_files))
+    if act.restore():
+        return
+    with staging(a.dir) as dest:
+        backend.assemble(a.dir, dest)
+        act.store_from(dest)
+
+
+def validate(project, a):
+    """Run the artifact on seeded inputs, compare with the torch reference, write the report.
+    Returns TaskFailed iff the artifact ran and its numerics are wrong (or it crashed).
+    The status comes from V.verdict (an emulated run is `emulated`, never `pass`)."""
+    v = a.variant
+    toolchain = project.toolchain(a.target)
+    backend = project.backend(a.target) if needs_toolchain(a) else None
+    report = _report_base(a, toolchain)
+    start = time.perf_counter()
+    if backend and not toolchain.available:
+        report.update(status=Status.NOT_RUN, reason=toolchain.reason)
+        write_json(a.report, report)
+        return None
+    device = backend.device() if backend else None
+    if backend and not device.available:   # built, but cannot run here: never `pass`
+        report.update(status=Status.NOT_VALIDATED, reason=device.reason, artifacts=_built(a, backend),
+                      schedule=schedule_report(a, backend), **({"fix": device.fix} if device.fix else {}))
+        write_json(a.report, report)
+        return None
+    act = cache.Action("validate", a.dir, keys.validate(a, backend, toolchain).cache_key(), (a.report.name,))
+    if act.restore():
+        return None
+    try:
+        inputs = V.make_inputs(v.graph, v.seed)
+        ref = V.reference(v.graph, inputs)
+        run = modes.execute(a, backend, inputs)
+        report.update(run.report)
+        execution = backend.execution(a.dir) if backend else None
+        per_output = V.check_outputs(v.graph, run.outputs, ref, v.tolerance)
+    except Exception as err:
+        report.update(status=Status.FAIL, reason=f"run failed: {type(err).__name__}: {err}"[-2000:])
+        write_json(a.report, report)
+        return TaskFailed(f"validate {a.id}: {report['reason']}")
+    status, reason = V.verdict(per_output, run.ok, execution)
+    report.update(status=status, outputs=per_output, **V.worst(per_output))
+    if reason and status is not Status.FAIL:
+        report["reason"] = reason
+    if execution is not None:
+        report["execution"] = execution.steps
+    if backend:
+        report["schedule"] = schedule_report(a, backend)
+    report["timings"]["validate"] = round(time.perf_counter() - start, 4)
+    write_json(a.report, report)
+    if status is not Status.FAIL:
+        act.store_from(a.dir)
+        return None
+    bad = [reason]
+    if report.get("first_bad_step"):
+        bad.append(f"first step over tolerance: {report['first_bad_step']}\n{modes.step_table(report)}")
+    if modes.hint(a):
+        bad.append(modes.hint(a))
+    return TaskFailed(f"validate {a.id}: FAIL " + "; ".join(bad))
+
+
+def schedule_report(a, backend) -> dict:
+    """Which schedule the artifact was built with: the hints the spec gave, the declared
+    defaults filled in, and what the backend resolved (with any reduction and why)."""
+    given = dict(a.hints)
+    return {"source": "hint" if given else "default", "hints": given,
+            "resolved": backend.info.hints.resolve(given), "built": backend.schedule(a.dir)}
+
+
+def _built(a, backend) -> list:
+    """The loadable artifacts a not-validated report stands for (relative to the artifact folder)."""
+    return [str((u.dir / f).relative_to(a.dir)) for u in units(a) for f in backend.artifact_files
+            if (u.dir / f).exists()]
+
+
+def _report_base(a, toolchain) -> dict:
+    timings = {}
+    for stage in STAGES[:3]:
+        rec = read_json(a.dir / ".stages" / f"{stage}.json")
+        if rec:
+            timings[stage] = rec["seconds"]
+    return {"spec": a.variant.spec, "variant": a.variant.name, "target": a.target, "mode": a.variant.mode,
+            "params": a.variant.params, "seed": a.variant.seed, "status": None,
+            "toolchain": dict(toolchain.versions, torch=package_version("torch")), "timings": timings}
+
+
+def spec_error(path, err):
+    """The action of a bad spec's task: fail with the message, touch nothing in out/."""
+    return TaskFailed(str(err))

@@ -1,0 +1,506 @@
+"""Specs: load a YAML file, check it, expand its parameters into variants.
+
+Loading is pure: YAML in, frozen `Spec`/`Variant` data out, nothing rendered or run.
+Every check that can be done without a toolchain is done here (fields, names, ops,
+attributes, shapes, dtypes, layouts, graph order and cycles, and each target's declared
+facts: dtypes, schedule hints, DMA limits), so a bad spec fails before any task runs,
+with `file:line: field: message (valid: ...)`.
+
+Target facts come from the table the caller passes (`targets`: name -> TargetInfo);
+the default is the backend registry, looked up when a spec is loaded, not imported here.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import LayoutError, SpecError, did_you_mean, one_of
+from ..ir import layouts
+from ..ir.dtypes import DTYPES
+from ..ir.graph import Graph, Node, Tensor
+from ..ir.ops import OPS, ShapeError, broadcast, matmul_shape
+from .exprs import ExprError, eval_int
+from .fields import DEFAULT_TARGETS, INPUT_FIELDS, MODES, NODE_FIELDS, SPEC_FIELDS, is_name, is_word
+from .yamlio import LDict, LList, load_yaml
+
+
+@dataclass(frozen=True)
+class Variant:
+    spec: str                 # spec name
+    name: str                 # e.g. M128_N1024_K1024_float32
+    params: dict
+    graph: Graph
+    targets: tuple
+    seed: int
+    tolerance: dict           # dtype -> {"atol", "rtol"} overrides
+    schedule: dict            # target -> hints
+    mode: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    path: str
+    description: str
+    variants: tuple = field(default=())
+
+
+def load_spec(path, targets=None) -> Spec:
+    """Read, check and expand one spec file. Raises SpecError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(f"cannot read spec: {err}", path=str(path)) from None
+    return parse_spec(text, str(path), targets)
+
+
+def default_targets() -> dict:
+    from ..backends import TARGETS
+    return TARGETS
+
+
+def parse_spec(text: str, path: str, targets=None) -> Spec:
+    doc = load_yaml(text, path)
+    ctx = _Ctx(path, targets if targets is not None else default_targets())
+    if not isinstance(doc, LDict):
+        ctx.fail("the spec must be a mapping of fields", getattr(doc, "line", 1), None,
+                 valid="fields " + one_of(SPEC_FIELDS))
+    for key in doc:
+        if key not in SPEC_FIELDS:
+            ctx.fail(f"unknown field '{key}'{did_you_mean(key, SPEC_FIELDS)}", doc.line_of(key), str(key),
+                     valid=one_of(SPEC_FIELDS))
+    for key, (required, typ, what) in SPEC_FIELDS.items():
+        if required and key not in doc:
+            ctx.fail(f"missing required field '{key}' ({what})", doc.line, key)
+        if key in doc and not _isinstance(doc[key], typ):
+            ctx.fail(f"expected {_tname(typ)}, got {_tname(type(doc[key]))} {doc[key]!r}", doc.line_of(key), key,
+                     valid=what)
+    name = doc["name"]
+    ctx.name(name, doc.line_of("name"), "name")
+    params = _params(doc.get("params", LDict()), ctx)
+    keys = list(params)
+    variants, seen = [], set()
+    for combo in itertools.product(*(params[k] for k in keys)):
+        values = dict(zip(keys, combo))
+        vname = variant_name(values)
+        if vname in seen:
+            ctx.fail(f"two variants are both named '{vname}'", doc.line_of("params"), "params",
+                     valid="distinct parameter values")
+        seen.add(vname)
+        variants.append(_variant(doc, name, vname, values, ctx))
+    return Spec(name, path, doc.get("description", ""), tuple(variants))
+
+
+def variant_name(values: dict) -> str:
+    """M=128, N=1024, dtype=float32 -> M128_N1024_float32 (strings stand alone)."""
+    parts = [str(v) if isinstance(v, str) else f"{k}{v}" for k, v in values.items()]
+    return "_".join(parts) or "default"
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+class _Ctx:
+    def __init__(self, path, targets):
+        self.path, self.params, self.targets = path, {}, targets
+
+    def fail(self, message, line, field, valid=None, cls=SpecError):
+        raise cls(message, path=self.path, line=line, field=field, valid=valid)
+
+    def name(self, value, line, field):
+        if not is_name(value):
+            self.fail(f"'{value}' is not a plain name (it could escape out/ or break generated code)",
+                      line, field, valid="letters, digits and _ , not starting with a digit")
+
+
+def _isinstance(value, typ):
+    if typ is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, typ)
+
+
+def _tname(typ):
+    if isinstance(typ, tuple):
+        return " or ".join(_tname(t) for t in typ)
+    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", bool: "true/false"}.get(typ, typ.__name__)
+
+
+def _params(raw: LDict, ctx) -> dict:
+    out = {}
+    for key, value in raw.items():
+        line = raw.line_of(key)
+        ctx.name(key, line, f"params.{key}")
+        values = list(value) if isinstance(value, list) else [value]
+        if not values:
+            ctx.fail("empty parameter list: it would expand to no variants", line, f"params.{key}",
+                     valid="a value or a non-empty list of values")
+        for v in values:
+            ok = (_isinstance(v, int) and v > 0) or is_word(v)
+            if not ok:
+                ctx.fail(f"parameter value {v!r} is not a positive integer or a plain word", line, f"params.{key}",
+                         valid="positive integers, or words of letters/digits/_ such as float32")
+        out[key] = values
+    return out
+
+
+def _subst(value, params, ctx, line, field):
+    """`$name` -> the parameter's value."""
+    if isinstance(value, str) and value.startswith("$"):
+        key = value[1:]
+        if key not in params:
+            ctx.fail(f"undefined parameter '{key}'{did_you_mean(key, params)}", line, field,
+                     valid="parameters " + one_of(params) if params else "define it under params:")
+        return params[key]
+    return value
+
+
+def _subst_deep(value, params, ctx, line, field):
+    """`$name` anywhere inside lists/mappings (layouts such as {tiled: [$r, 8]})."""
+    if isinstance(value, list):
+        return [_subst_deep(v, params, ctx, line, field) for v in value]
+    if isinstance(value, dict):
+        return {k: _subst_deep(v, params, ctx, line, field) for k, v in value.items()}
+    return _subst(value, params, ctx, line, field)
+
+
+def _dtype(value, params, ctx, line, field):
+    dtype = _subst(value, params, ctx, line, field)
+    if dtype not in DTYPES:
+        ctx.fail(f"unknown dtype {dtype!r}{did_you_mean(dtype, DTYPES)}", line, field, valid=one_of(DTYPES))
+    return dtype
+
+
+def _shape(value, params, ctx, line, field):
+    if not isinstance(value, list) or not value:
+        ctx.fail(f"shape must be a non-empty list, got {value!r}", line, field, valid="e.g. [M, K]")
+    dims = []
+    for entry in value:
+        try:
+            n = eval_int(entry, params)
+        except ExprError as err:
+            ctx.fail(str(err), line, field, valid="integers and expressions of parameters " + one_of(params))
+        if n <= 0:
+            ctx.fail(f"dimension {entry!r} evaluates to {n}", line, field, valid="positive sizes")
+        dims.append(n)
+    return tuple(dims)
+
+
+def _variant(doc: LDict, spec_name: str, vname: str, params: dict, ctx) -> Variant:
+    ctx.params = params
+    tensors: dict[str, Tensor] = {}
+    inputs = doc["inputs"]
+    if not inputs:
+        ctx.fail("a spec needs at least one input", doc.line_of("inputs"), "inputs")
+    for tname, tdef in inputs.items():
+        line, field = inputs.line_of(tname), f"inputs.{tname}"
+        ctx.name(tname, line, field)
+        if not isinstance(tdef, LDict):
+            ctx.fail("an input is a mapping {shape, dtype[, layout]}", line, field)
+        for key in tdef:
+            if key not in INPUT_FIELDS:
+                ctx.fail(f"unknown field '{key}'{did_you_mean(key, INPUT_FIELDS)}", tdef.line_of(key),
+                         f"{field}.{key}", valid=one_of(INPUT_FIELDS))
+        for key in ("shape", "dtype"):
+            if key not in tdef:
+                ctx.fail(f"missing required field '{key}'", tdef.line, f"{field}.{key}")
+        shape = _shape(tdef["shape"], params, ctx, tdef.line_of("shape"), f"{field}.shape")
+        dtype = _dtype(tdef["dtype"], params, ctx, tdef.line_of("dtype"), f"{field}.dtype")
+        layout = None
+        if tdef.get("layout") is not None:
+            try:
+                raw = _subst_deep(tdef["layout"], params, ctx, tdef.line_of("layout"), f"{field}.layout")
+                layout = layouts.parse_layout(raw, shape, tname)
+            except LayoutError as err:
+                ctx.fail(err.message, tdef.line_of("layout"), f"{field}.layout", valid=err.valid, cls=LayoutError)
+            if layout.is_row_major():
+                layout = None
+        tensors[tname] = Tensor(tname, shape, dtype, layout)
+
+    nodes = _nodes(doc["graph"], tensors, ctx)
+    outputs = _outputs(doc, tensors, nodes, ctx)
+    graph = Graph(tensors, tuple(inputs), tuple(nodes), tuple(outputs))
+    targets = _targets(doc, graph, ctx)
+    _check_target_layouts(inputs, tensors, targets, ctx)
+    return Variant(spec_name, vname, params, graph, targets, doc.get("seed", 0),
+                   _tolerance(doc, ctx), _schedule(doc, targets, ctx), _mode(doc, ctx), ctx.path)
+
+
+def _nodes(raw: LList, tensors: dict, ctx) -> list:
+    """Parse nodes (expanding epilogues), check order/cycles, infer shapes and dtypes."""
+    parsed = []                         # (Node, line) before shape inference
+    for idx, entry in enumerate(raw):
+        parsed.extend(_node(entry, raw.line_of(idx), f"graph[{idx}]", ctx))
+    defined_by = {}
+    for node in parsed:
+        if node.output in tensors or node.output in defined_by:
+            ctx.fail(f"duplicate name '{node.output}': already defined", node.line, "output",
+                     valid="each tensor name defined once")
+        defined_by[node.output] = node
+    _check_order(parsed, tensors, defined_by, ctx)
+    for node in parsed:
+        tensors[node.output] = _infer(node, tensors, ctx)
+    return parsed
+
+
+def _node(entry, line, field, ctx) -> list:
+    if not isinstance(entry, LDict):
+        ctx.fail("a node is a mapping {op, inputs, output, ...}", line, field,
+                 valid="e.g. {op: matmul, inputs: [x, w], output: y}")
+    for key in NODE_FIELDS:
+        if key not in entry:
+            ctx.fail(f"missing required field '{key}'", entry.line, f"{field}.{key}")
+    op_name = entry["op"]
+    if op_name not in OPS:
+        ctx.fail(f"unknown op '{op_name}'{did_you_mean(op_name, OPS)}", entry.line_of("op"), f"{field}.op",
+                 valid=one_of(OPS))
+    op = OPS[op_name]
+    valid_fields = (*NODE_FIELDS, *op.attrs, *(("epilogue",) if op.kind == "matmul" else ()))
+    for key in entry:
+        if key not in valid_fields:
+            ctx.fail(f"unknown field '{key}' for op {op_name}{did_you_mean(key, valid_fields)}", entry.line_of(key),
+                     f"{field}.{key}", valid=one_of(valid_fields))
+    ins = entry["inputs"]
+    if not isinstance(ins, list) or len(ins) != op.arity or not all(isinstance(i, str) for i in ins):
+        ctx.fail(f"{op_name} takes {op.arity} input tensor name(s), got {ins!r}", entry.line_of("inputs"),
+                 f"{field}.inputs")
+    out = entry["output"]
+    ctx.name(out, entry.line_of("output"), f"{field}.output")
+    attrs = _attrs(op, entry, ctx, field)
+    epilogue = entry.get("epilogue", [])
+    if not isinstance(epilogue, list):
+        ctx.fail("epilogue must be a list of elementwise ops", entry.line_of("epilogue"), f"{field}.epilogue",
+                 valid="e.g. [{add: bias}, silu]")
+    if not epilogue:
+        return [Node(op_name, tuple(ins), out, attrs, entry.line_of("op"))]
+    # sugar: matmul -> out_mm -> epilogue steps -> out
+    names = [f"{out}_mm"] + [f"{out}_e{i}" for i in range(1, len(epilogue))] + [out]
+    nodes = [Node(op_name, tuple(ins), names[0], attrs, entry.line_of("op"))]
+    for i, step in enumerate(epilogue):
+        eline = epilogue.line_of(i)
+        efield = f"{field}.epilogue[{i}]"
+        ename, operand, eattrs = _epilogue_step(step, eline, efield, ctx)
+        eop = OPS[ename]
+        args = (names[i],) if eop.arity == 1 else (names[i], operand)
+        nodes.append(Node(ename, args, names[i + 1], _attrs(eop, eattrs, ctx, efield), eline))
+    return nodes
+
+
+def _epilogue_step(step, line, field, ctx):
+    """`silu` | `{add: bias}` | `{gelu: {approximate: tanh}}` -> (op, operand, attrs)."""
+    valid = "a unary op name (relu, silu, gelu, sigmoid), {add|sub|mul: tensor}, or {gelu: {approximate: tanh}}"
+    if isinstance(step, str):
+        name, arg = step, None
+    elif isinstance(step, LDict) and len(step) == 1:
+        name, arg = next(iter(step.items()))
+    else:
+        ctx.fail(f"bad epilogue step {step!r}", line, field, valid=valid)
+    if name not in OPS or not OPS[name].elementwise:
+        elementwise = [k for k, o in OPS.items() if o.elementwise]
+        ctx.fail(f"unknown epilogue op '{name}'{did_you_mean(name, elementwise)}", line, field,
+                 valid=one_of(elementwise))
+    op = OPS[name]
+    if op.arity == 2:
+        if not isinstance(arg, str):
+            ctx.fail(f"{name} in an epilogue needs its other operand: {{{name}: tensor}}", line, field, valid=valid)
+        return name, arg, LDict()
+    if arg is None:
+        return name, None, LDict()
+    if not isinstance(arg, LDict):
+        ctx.fail(f"attributes of {name} must be a mapping", line, field, valid=valid)
+    return name, None, arg
+
+
+def _attrs(op, entry, ctx, field) -> tuple:
+    out = {}
+    for key, adef in op.attrs.items():
+        value = _subst(entry.get(key, adef.default), ctx.params, ctx, entry.line_of(key), f"{field}.{key}")
+        if not _isinstance(value, adef.type):
+            ctx.fail(f"expected {_tname(adef.type)}, got {value!r}", entry.line_of(key), f"{field}.{key}")
+        if adef.choices and value not in adef.choices:
+            ctx.fail(f"{value!r} is not allowed{did_you_mean(value, adef.choices)}", entry.line_of(key),
+                     f"{field}.{key}", valid=one_of(adef.choices))
+        out[key] = value
+    extra = [k for k in entry if k not in op.attrs and k not in (*NODE_FIELDS, "epilogue")]
+    if extra:
+        ctx.fail(f"unknown attribute '{extra[0]}' for {op.name}{did_you_mean(extra[0], op.attrs)}",
+                 entry.line_of(extra[0]), f"{field}.{extra[0]}",
+                 valid=one_of(op.attrs) if op.attrs else f"{op.name} takes no attributes")
+    return tuple(sorted(out.items()))
+
+
+def _check_order(nodes, tensors, defined_by, ctx):
+    # cycles first: a cycle is reported as such, not as an ordering problem
+    state = {}
+
+    def visit(node, path):
+        state[node.output] = "open"
+        for i in node.inputs:
+            dep = defined_by.get(i)
+            if dep is None:
+                continue
+            if state.get(dep.output) == "open":
+                cycle = path[path.index(dep.output):] + [dep.output]
+                ctx.fail("cyclic graph: " + " -> ".join(cycle), node.line, "graph",
+                         valid="an acyclic graph (each tensor computed from earlier ones)")
+            if dep.output not in state:
+                visit(dep, path + [dep.output])
+        state[node.output] = "done"
+
+    for node in nodes:
+        if node.output not in state:
+            visit(node, [node.output])
+    seen = set(tensors)
+    for node in nodes:
+        for i in node.inputs:
+            if i not in seen:
+                if i in defined_by:
+                    ctx.fail(f"tensor '{i}' is used before it is defined (at line {defined_by[i].line})", node.line,
+                             "inputs", valid="nodes listed in dependency order")
+                ctx.fail(f"tensor '{i}' is not defined{did_you_mean(i, seen)}", node.line, "inputs",
+                         valid="inputs and node outputs: " + one_of(seen))
+        seen.add(node.output)
+
+
+def _infer(node: Node, tensors: dict, ctx) -> Tensor:
+    ins = [tensors[i] for i in node.inputs]
+    dtypes = {t.dtype for t in ins}
+    if len(dtypes) > 1:
+        ctx.fail(f"{node.op} mixes dtypes " + ", ".join(f"{t.name}:{t.dtype}" for t in ins), node.line, "inputs",
+                 valid="operands of one dtype")
+    try:
+        if OPS[node.op].kind == "matmul":
+            shape = matmul_shape(ins[0].shape, ins[1].shape, node.attr, (node.inputs[0], node.inputs[1]))
+        elif len(ins) == 2:
+            shape = broadcast(ins[0].shape, ins[1].shape)
+            if shape != ins[0].shape and shape != ins[1].shape:
+                raise ShapeError(f"broadcasting {list(ins[0].shape)} with {list(ins[1].shape)} grows both operands")
+        else:
+            shape = ins[0].shape
+    except ShapeError as err:
+        ctx.fail(f"shape mismatch in {node.op} -> {node.output}: {err}", node.line, "inputs")
+    return Tensor(node.output, shape, ins[0].dtype)
+
+
+def _outputs(doc, tensors, nodes, ctx):
+    outs = doc["outputs"]
+    line = doc.line_of("outputs")
+    produced = {n.output for n in nodes}
+    if not outs:
+        ctx.fail("a spec needs at least one output", line, "outputs")
+    if len(set(map(str, outs))) != len(outs):
+        ctx.fail("duplicate names in outputs", line, "outputs")
+    for o in outs:
+        if o not in produced:
+            where = "is a graph input" if o in tensors else "is not defined" + did_you_mean(o, produced)
+            ctx.fail(f"output '{o}' {where}", line, "outputs", valid="node outputs: " + one_of(produced))
+    return outs
+
+
+def _targets(doc, graph, ctx) -> tuple:
+    """The variant's targets. `targets:` is a list (every variant), or a mapping
+    target -> {param: [values]} that builds the target only for variants whose params
+    match (e.g. tir-cpu for float32, tir-cuda for bfloat16 and float16)."""
+    TARGETS = ctx.targets
+    raw = doc.get("targets", list(DEFAULT_TARGETS))
+    line = doc.line_of("targets")
+    if not raw:
+        ctx.fail("empty target list", line, "targets", valid=one_of(TARGETS))
+    if isinstance(raw, list) and len(set(map(str, raw))) != len(raw):
+        ctx.fail("duplicate target", line, "targets")
+    chosen = []
+    for t in raw:
+        tline = raw.line_of(t) if isinstance(raw, LDict) else line
+        if t not in TARGETS:
+            ctx.fail(f"unknown target {t!r}{did_you_mean(t, TARGETS)}", tline, "targets", valid=one_of(TARGETS))
+        if isinstance(raw, LDict) and not _matches(raw[t], ctx, tline, f"targets.{t}"):
+            continue
+        info = TARGETS[t]
+        bad = sorted({x.dtype for x in graph.tensors.values()} - set(info.dtypes))
+        if bad:
+            ctx.fail(f"target {t} does not support dtype {bad[0]} (variant with {ctx.params})", tline, "targets",
+                     valid=f"{t} dtypes: {one_of(info.dtypes)}; restrict it with targets: {{{t}: {{dtype: [...]}}}}")
+        chosen.append(t)
+    if not chosen:
+        ctx.fail(f"no target matches the variant {ctx.params}", line, "targets",
+                 valid="a target filter that matches every variant")
+    return tuple(chosen)
+
+
+def _matches(where, ctx, line, field) -> bool:
+    if where is None:
+        return True
+    if not isinstance(where, LDict):
+        ctx.fail(f"a target filter is a mapping param -> [values], got {where!r}", line, field,
+                 valid="e.g. {dtype: [float32]}")
+    for key, allowed in where.items():
+        if key not in ctx.params:
+            ctx.fail(f"filter on undefined parameter '{key}'{did_you_mean(key, ctx.params)}", where.line_of(key),
+                     f"{field}.{key}", valid="parameters " + one_of(ctx.params))
+        allowed = allowed if isinstance(allowed, list) else [allowed]
+        if ctx.params[key] not in allowed:
+            return False
+    return True
+
+
+def _check_target_layouts(inputs, tensors, targets, ctx):
+    """Layouts against the DMA limits of targets that move them with a DMA engine."""
+    for t in targets:
+        limits = ctx.targets[t].dma_limits
+        for name in inputs:
+            x = tensors[name]
+            if limits is None or x.layout is None:
+                continue
+            try:
+                layouts.check_dma(x.layout, x.dtype, name, limits)
+            except LayoutError as err:
+                ctx.fail(f"{err.message} (target {t})", inputs[name].line_of("layout"), f"inputs.{name}.layout",
+                         valid=err.valid, cls=LayoutError)
+
+
+def _tolerance(doc, ctx) -> dict:
+    raw = doc.get("tolerance", LDict())
+    out = {}
+    for dtype, tol in raw.items():
+        line = raw.line_of(dtype)
+        if dtype not in DTYPES:
+            ctx.fail(f"unknown dtype {dtype!r}{did_you_mean(dtype, DTYPES)}", line, f"tolerance.{dtype}",
+                     valid=one_of(DTYPES))
+        if not isinstance(tol, LDict) or not set(tol) <= {"atol", "rtol"} or not tol or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in tol.values()):
+            ctx.fail(f"expected {{atol: number, rtol: number}}, got {tol!r}", line, f"tolerance.{dtype}",
+                     valid="non-negative atol and/or rtol")
+        out[dtype] = {k: float(v) for k, v in tol.items()}
+    return out
+
+
+def _schedule(doc, targets, ctx) -> dict:
+    """Per-target hints, checked against each backend's declaration (backends/<x>/hints.py)."""
+    raw = doc.get("schedule", LDict())
+    out = {}
+    for target, hints in raw.items():
+        line = raw.line_of(target)
+        if target not in ctx.targets:
+            ctx.fail(f"unknown target {target!r}{did_you_mean(target, ctx.targets)}", line, f"schedule.{target}",
+                     valid=one_of(ctx.targets))
+        table = ctx.targets[target].hints
+        if not isinstance(hints, LDict):
+            ctx.fail("schedule hints are a mapping", line, f"schedule.{target}", valid=one_of(table.names))
+        for key, value in hints.items():
+            if key not in table:
+                ctx.fail(f"unknown hint '{key}'{did_you_mean(key, table.names)}", hints.line_of(key),
+                         f"schedule.{target}.{key}",
+                         valid=one_of(table.names) if table.names else "no hints for this target")
+            problem = table[key].problem(value)
+            if problem:
+                ctx.fail(problem, hints.line_of(key), f"schedule.{target}.{key}", valid=table[key].valid())
+        out[target] = dict(hints)
+    return out
+
+
+def _mode(doc, ctx) -> str:
+    mode = doc.get("mode", "fused")
+    if mode not in MODES:
+        ctx.fail(f"unknown mode {mode!r}{did_you_mean(mode, MODES)}", doc.line_of("mode"), "mode", valid=one_of(MODES))
+    return mode
