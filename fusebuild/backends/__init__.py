@@ -5,6 +5,16 @@ hints, DMA limits checked at load, the module implementing it). Planning a build
 only this table; a backend's module (and its toolchain) is imported only when one of
 its stages runs (`get_backend`).
 
+Two facts shape what a spec expands into and what `fusebuild check` reports:
+  dynamic   the target compiles symbolic shapes: a dynamic parameter (M: {dynamic: [1, 4096]})
+            becomes ONE artifact taking M at run time; otherwise it is expanded into static
+            bucket variants (spec/dynamic.py).
+  limits    the load-time check hook: `(graph, hints) -> [problem]`, where a problem is a
+            string or has `.message` and optionally `.valid` and the `.hint` / `.input` /
+            `.node` at fault (its line is reported). Pure Python, no toolchain import:
+            it states in advance what render or compile would refuse. Given as a callable
+            or as "module:function" (imported when a spec is first checked against it).
+
 A backend is a folder `fusebuild/backends/<name>/`:
   hints.py     its schedule hints, declared once (backends.hints.Hint)
   backend.py   `Backend(base.Backend)`: render, compile, assemble, run, toolchain, device
@@ -32,6 +42,15 @@ class TargetInfo:
     hints: HintTable = HintTable()
     description: str = ""
     dma_limits: DmaLimits | None = None  # checked against operand layouts when a spec loads
+    dynamic: bool = False               # compiles a dynamic dimension into one artifact (else: buckets)
+    limits: object = None               # load-time check hook (see module doc): callable or "module:function"
+
+    def limit_check(self):
+        """The limits hook as a callable, or None."""
+        if isinstance(self.limits, str):
+            module, _, fn = self.limits.partition(":")
+            return getattr(importlib.import_module(module), fn)
+        return self.limits
 
     @property
     def folder(self) -> str:
@@ -41,15 +60,21 @@ class TargetInfo:
 
 TARGETS = {t.name: t for t in [
     TargetInfo("tir-cpu", "fusebuild.backends.tir_cpu.backend", ("float32",), TIR_CPU_HINTS,
-               "Apache TVM TIR, LLVM, host CPU"),
+               "Apache TVM TIR, LLVM, host CPU", dynamic=True,
+               limits="fusebuild.backends.tir_cpu.limits:check"),
     TargetInfo("mlir-cpu", "fusebuild.backends.mlir_cpu.backend", ("float32",), MLIR_CPU_HINTS,
-               "upstream MLIR (linalg on tensors) through IREE, llvm-cpu, host CPU"),
+               "upstream MLIR (linalg on tensors) through IREE, llvm-cpu, host CPU", dynamic=True,
+               limits="fusebuild.backends.mlir_cpu.limits:check"),
+    # limits: the npu helper's fitting search plugs in here ("fusebuild.backends.mlir_aie.<module>:<fn>",
+    # (graph, hints) -> problems); static designs: a dynamic M is expanded into buckets.
     TargetInfo("mlir-aie", "fusebuild.backends.mlir_aie.backend", ("float32",), AIE_HINTS,
                "IRON-style MLIR-AIE design for AMD NPUs (npu2; hint npu: 1 for npu1); "
-               "emulated here, aiecc/XRT where present", NPU_SHIM_DMA),
+               "emulated here, aiecc/XRT where present", NPU_SHIM_DMA, dynamic=False, limits=None),
+    # limits: "fusebuild.backends.tir_cuda.program:check" once the cuda branch lands (it calls
+    # tiles.check_hints per launch); dynamic=True once its symbolic-M kernels land.
     TargetInfo("tir-cuda", "fusebuild.backends.tir_cuda.backend", ("bfloat16", "float16"), TIR_CUDA_HINTS,
                "TileLang tile-level TIR for NVIDIA Hopper (sm_90a), lowered in the `tilelang` toolchain env, "
-               "nvcc; built here, run where a CUDA device is"),
+               "nvcc; built here, run where a CUDA device is", dynamic=False, limits=None),
 ]}
 
 

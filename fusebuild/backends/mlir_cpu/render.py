@@ -97,26 +97,39 @@ class MlirRenderer:
                     groups=[self.group(grp) for grp in fuse(g)])
 
 
+def _levels(x) -> tuple:
+    """(levels, levels by decreasing stride): (stride, bound, dimension, level) of a layout."""
+    levels = [(stride, bound, d, j) for d, lv in enumerate(x.layout.dims)
+              for j, (stride, bound) in enumerate(lv) if bound > 1]
+    for d in range(x.layout.rank):
+        if not any(lv[2] == d for lv in levels):
+            levels.append((0, 1, d, 0))            # a dimension of size 1 still needs a place
+    return levels, sorted(levels, key=lambda lv: -lv[0])
+
+
+def mixed_radix_problem(name, x):
+    """(message, valid) if the layout of input `name` is not a mixed-radix split of its
+    buffer (what `unpack` can render), else None. Pure: the load-time check uses it too."""
+    radix = 1
+    for stride, bound, _, _ in reversed(_levels(x)[1]):
+        if bound > 1 and stride != radix:
+            return (f"mlir-cpu renders layouts whose tile levels are a mixed-radix split of the buffer; the layout "
+                    f"of '{name}' ({x.layout.form}) is not",
+                    "row_major, col_major, {tiled: [r, s]}, or dims with strides that are products of inner bounds")
+        radix *= bound
+    return None
+
+
 def unpack(name, x) -> dict:
     """How a laid-out input becomes its logical tensor: the flat buffer is expanded into
     one dimension per tile level (ordered by stride: a mixed-radix number), transposed so
     each tensor dimension's levels are adjacent (outer to inner), and collapsed back.
     This is the packing view of ir.layouts.Layout; IREE cannot tile the equivalent
     floordiv/mod indexing map."""
-    levels = [(stride, bound, d, j) for d, lv in enumerate(x.layout.dims)
-              for j, (stride, bound) in enumerate(lv) if bound > 1]
-    for d in range(x.layout.rank):
-        if not any(lv[2] == d for lv in levels):
-            levels.append((0, 1, d, 0))            # a dimension of size 1 still needs a place
-    by_stride = sorted(levels, key=lambda lv: -lv[0])
-    radix = 1
-    for stride, bound, _, _ in reversed(by_stride):
-        if bound > 1 and stride != radix:
-            raise ToolchainError(f"mlir-cpu renders layouts whose tile levels are a mixed-radix split of the "
-                                 f"buffer; the layout of '{name}' ({x.layout.form}) is not",
-                                 valid="row_major, col_major, {tiled: [r, s]}, or dims with strides that are "
-                                       "products of inner bounds")
-        radix *= bound
+    problem = mixed_radix_problem(name, x)
+    if problem:
+        raise ToolchainError(problem[0], valid=problem[1])
+    levels, by_stride = _levels(x)
     logical = sorted(levels, key=lambda lv: (lv[2], lv[1] == 1 and lv[0] == 0, lv[3]))
     expanded = [lv[1] for lv in by_stride]
     groups, k = [], 0

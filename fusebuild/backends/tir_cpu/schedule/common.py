@@ -21,6 +21,8 @@ class GemmSchedule:
     k: int
     transpose_b: bool
     hints: dict = field(default_factory=dict, hash=False)
+    m_dynamic: str | None = None   # the dynamic parameter M is (then `m` is its maximum), else None
+    rows: bool = False             # the rows side of a dynamic kernel's dispatch: M < micro_m
 
     def hint(self, name: str) -> int:
         """The spec's value, else the declared default (hints.py)."""
