@@ -16,8 +16,10 @@ from .errors import FusebuildError
 
 
 def cmd_check(args) -> int:
-    """Load and check specs, building nothing: each spec's variants and targets, or its error."""
+    """Load and check specs, building nothing: each spec's variants and targets (and how
+    each target gets a dynamic parameter), or its error, target limits included."""
     from .spec import load_spec
+    from .spec.dynamic import check_lines, variant_note
     bad = 0
     for path in args.specs:
         try:
@@ -26,8 +28,10 @@ def cmd_check(args) -> int:
             print(err, file=sys.stderr)
             bad += 1
             continue
+        for line in check_lines(spec):
+            print(line)
         for v in spec.variants:
-            print(f"{spec.name}/{v.name}: targets {', '.join(v.targets)}; mode {v.mode}")
+            print(f"{spec.name}/{v.name}: targets {', '.join(v.targets)}; mode {v.mode}{variant_note(v)}")
     return 1 if bad else 0
 
 

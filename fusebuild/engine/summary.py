@@ -26,6 +26,9 @@ def _status_text(r) -> str:
         status = r.get("reason") or status
     if r.get("mode", "fused") != "fused":  # a reference-mode pass is not an artifact's
         status = f"{status} ({r['mode']})"
+    if r.get("samples"):                   # a dynamic artifact: the numbers are its worst size's
+        worst = ", ".join(f"{k}={v}" for k, v in r.get("worst_sample", {}).items())
+        status = f"{status} ({len(r['samples'])} sizes, worst {worst})"
     return status
 
 

@@ -98,6 +98,8 @@ def validate(a, backend, toolchain) -> StageKey:
               "mode": v.mode, "torch": package_version("torch"), "versions": dict(toolchain.versions),
               "available": toolchain.available, "reason": toolchain.reason,
               "code": code_digest(*VALIDATE_CODE, *((backend_folder(backend),) if backend else ()))}
+    if v.samples:                                  # a dynamic artifact: the sizes it is validated at
+        fields["samples"] = [dict(s) for s in v.samples]
 
     def inputs():
         name = backend.artifact_name if backend else None

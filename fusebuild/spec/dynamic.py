@@ -133,3 +133,40 @@ def _posint(v) -> bool:
 
 def _line(mapping, key, default) -> int:
     return mapping.line_of(key) if hasattr(mapping, "line_of") else default
+
+
+def check_lines(spec) -> list:
+    """What `fusebuild check` says about a spec's dynamic parameters: which targets build
+    one artifact, which expand into buckets (and which), and the validated sizes."""
+    dynamic = [v for v in spec.variants if v.dynamic]
+    buckets = [v for v in spec.variants if v.serves]
+    params = sorted({p for v in dynamic for p in v.dynamic} | {p for v in buckets for p in v.serves})
+    lines = []
+    for p in params:
+        lo, hi = next((v.dynamic[p] for v in dynamic if p in v.dynamic), (None, None))
+        if lo is None:
+            served = [v.serves[p] for v in buckets if p in v.serves]
+            lo, hi = min(s[0] for s in served), max(s[1] for s in served)
+        one = sorted({t for v in dynamic if p in v.dynamic for t in v.targets})
+        sizes = sorted({s[p] for v in dynamic for s in v.samples if p in s})
+        text = f"{spec.name}: {p} is dynamic in [{lo}, {hi}]"
+        if one:
+            text += f"; {', '.join(one)}: one artifact taking {p} at run time, validated at {p} = " \
+                    f"{', '.join(map(str, sizes))}"
+        by_target = {}
+        for v in buckets:
+            for t in v.targets:
+                by_target.setdefault(t, set()).add(v.params[p])
+        for t, got in sorted(by_target.items()):
+            text += f"; {t}: static shapes only, expanded into buckets {p} = {', '.join(map(str, sorted(got)))}"
+        lines.append(text)
+    return lines
+
+
+def variant_note(v) -> str:
+    """The per-variant suffix of `fusebuild check` for a dynamic or bucket variant."""
+    if v.dynamic:
+        return "; " + ", ".join(f"{p} dynamic in [{lo}, {hi}]" for p, (lo, hi) in v.dynamic.items())
+    if v.serves:
+        return "; " + ", ".join(f"bucket of {p}: serves {p} = {lo}..{hi}" for p, (lo, hi) in v.serves.items())
+    return ""
