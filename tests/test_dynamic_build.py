@@ -8,13 +8,12 @@ import json
 
 import pytest
 import torch
-
 from backend_build import build, validate, variant_of
+from conftest import REPO
+
 from fusebuild.backends import get_backend
 from fusebuild.run import validate as V
 from fusebuild.run.samples import at_size
-
-from conftest import REPO
 
 CPU = ["tir-cpu", "mlir-cpu"]
 

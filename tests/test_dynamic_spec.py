@@ -7,12 +7,12 @@ import json
 
 import pytest
 
+from fusebuild.backends import TARGETS
 from fusebuild.cli import main as cli
 from fusebuild.errors import SpecError
 from fusebuild.spec import parse_spec
 from fusebuild.spec.dynamic import default_buckets, samples
 from fusebuild.spec.schema import spec_schema
-from fusebuild.backends import TARGETS
 
 BASE = """\
 name: d

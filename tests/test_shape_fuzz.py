@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from backend_build import validate, variant_of
+
 from fusebuild.backends import get_backend
 
 EPILOGUES = ["", "relu", "silu", "sigmoid", "gelu", "{gelu: {approximate: tanh}}", "{add: bias}",

@@ -16,7 +16,8 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from . import modes, validate as V
+from . import modes
+from . import validate as V
 
 
 @dataclasses.dataclass(frozen=True)

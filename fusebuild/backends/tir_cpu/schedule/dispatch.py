@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from tvm import s_tir, tirx
 
-from .common import buf
+from .common import block_regions, buf
 
 
 def split(func: tirx.PrimFunc) -> tuple:
@@ -20,7 +20,7 @@ def split(func: tirx.PrimFunc) -> tuple:
     root = func.body.block
     ite = root.body
     if not isinstance(ite, tirx.IfThenElse):
-        raise ValueError("expected the rows/tiles dispatch (`if dim_M < micro_m: ... else: ...`) at the root")
+        raise TypeError("expected the rows/tiles dispatch (`if dim_M < micro_m: ... else: ...`) at the root")
     return ite.condition, _with_root_body(func, ite.then_case), _with_root_body(func, ite.else_case)
 
 
@@ -35,30 +35,8 @@ def join(cond, rows: tirx.PrimFunc, tiles: tirx.PrimFunc) -> tirx.PrimFunc:
 
 def _with_root_body(func, body):
     root = func.body.block
-    used = _buffers(body)
+    used = [buf(r) for r in block_regions(body, reads=True, writes=True)]
     allocs = [b for b in root.alloc_buffers if any(b.same_as(u) for u in used)]
     new_root = s_tir.SBlock(root.iter_vars, root.reads, root.writes, root.name_hint, body, root.init,
                             allocs, root.match_buffers, root.annotations)
     return func.with_body(s_tir.SBlockRealize([], True, new_root))
-
-
-def _buffers(stmt) -> list:
-    """Every buffer the blocks under `stmt` read or write (the rendered kernels access
-    buffers only inside blocks)."""
-    found = []
-
-    def walk(s):
-        if isinstance(s, tirx.SeqStmt):
-            for x in s.seq:
-                walk(x)
-        elif isinstance(s, tirx.For):
-            walk(s.body)
-        elif isinstance(s, tirx.IfThenElse):
-            walk(s.then_case)
-            if s.else_case is not None:
-                walk(s.else_case)
-        elif isinstance(s, s_tir.SBlockRealize):
-            found.extend(buf(r) for r in (*s.block.reads, *s.block.writes))
-            walk(s.block.body)
-    walk(stmt)
-    return found
