@@ -5,6 +5,7 @@ into place (atomic on POSIX): a build killed mid-write leaves the old file or no
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -37,8 +38,9 @@ def write_atomic(path, data, *, only_if_changed: bool = False) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=None)
 def _umask() -> int:
-    mask = os.umask(0)
+    mask = os.umask(0)      # read once: setting it back right away (it is process-wide)
     os.umask(mask)
     return mask
 
