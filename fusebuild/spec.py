@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import layouts
 from .backends import TARGETS, DEFAULT_TARGETS
-from .errors import LayoutError, SpecError, did_you_mean, one_of
+from .errors import FusebuildError, LayoutError, SpecError, did_you_mean, one_of
 from .exprs import ExprError, eval_int
 from .graph import Graph, Node, Tensor
 from .ops import DTYPES, OPS, ShapeError, broadcast, matmul_shape
@@ -235,8 +235,10 @@ def _variant(doc: LDict, spec_name: str, vname: str, params: dict, ctx) -> Varia
     graph = Graph(tensors, tuple(inputs), tuple(nodes), tuple(outputs))
     targets = _targets(doc, graph, ctx)
     _check_target_layouts(inputs, tensors, targets, ctx)
+    schedule = _schedule(doc, targets, ctx)
+    _check_target_fit(doc, graph, targets, schedule, ctx)
     return Variant(spec_name, vname, params, graph, targets, doc.get("seed", 0),
-                   _tolerance(doc, ctx), _schedule(doc, targets, ctx), _mode(doc, ctx), ctx.path)
+                   _tolerance(doc, ctx), schedule, _mode(doc, ctx), ctx.path)
 
 
 def _nodes(raw: LList, tensors: dict, ctx) -> list:
@@ -468,6 +470,27 @@ def _check_target_layouts(inputs, tensors, targets, ctx):
             except LayoutError as err:
                 ctx.fail(f"{err.message} (target {t})", inputs[name].line_of("layout"), f"inputs.{name}.layout",
                          valid=err.valid, cls=LayoutError)
+
+
+def _check_target_fit(doc, graph, targets, schedule, ctx):
+    """A target's own load-time check (e.g. mlir-aie: does a tiling fit the device?), so
+    `check` reports what a build would hit. The error points at the target's hints."""
+    import importlib
+    # node modes render each node alone: check those designs too
+    graphs = [graph] + ([graph.subgraph(n) for n in graph.nodes] if doc.get("mode") in ("separate", "compare") else [])
+    for t in targets:
+        spec = TARGETS[t].load_check
+        if not spec:
+            continue
+        module, fn = spec.split(":")
+        try:
+            for g in graphs:
+                getattr(importlib.import_module(module), fn)(g, schedule.get(t, {}))
+        except FusebuildError as err:
+            raw = doc.get("schedule", LDict())
+            line = raw.line_of(t) if t in raw else doc.line_of("targets")
+            ctx.fail(f"target {t} (variant {ctx.params}): {err.message}", line,
+                     f"schedule.{t}" if t in raw else "targets", valid=err.valid)
 
 
 def _tolerance(doc, ctx) -> dict:

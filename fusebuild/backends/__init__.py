@@ -25,6 +25,7 @@ class TargetInfo:
     hints: tuple = ()         # schedule hint keys a spec may set for this target
     description: str = ""
     dma_limits: object = None  # layouts.DmaLimits checked when a spec loads, if any
+    load_check: str = ""       # "module:function(graph, hints)" run when a spec loads; raises FusebuildError
 
 
 TARGETS = {t.name: t for t in [
@@ -33,10 +34,11 @@ TARGETS = {t.name: t for t in [
                "Apache TVM TIR, LLVM, host CPU"),
     TargetInfo("mlir-cpu", "fusebuild.backends.mlir_cpu.backend", ("float32",), (),
                "upstream MLIR (linalg on tensors) through IREE, llvm-cpu, host CPU"),
-    TargetInfo("mlir-aie", "fusebuild.backends.mlir_aie.backend", ("float32",),
-               ("tile_m", "tile_n", "tile_k", "npu"),
-               "IRON-style MLIR-AIE design for AMD NPUs (npu2; hint npu: 1 for npu1); "
-               "emulated here, aiecc/XRT where present", NPU_SHIM_DMA),
+    TargetInfo("mlir-aie", "fusebuild.backends.mlir_aie.backend", ("bfloat16", "float32"),
+               ("tile_m", "tile_n", "tile_k", "cores", "npu"),
+               "IRON-style MLIR-AIE design for AMD NPUs, written for mlir-aie v1.3.1 (npu2; hint npu: 1 for "
+               "npu1); emulated here, Peano/aiecc/XRT where present", NPU_SHIM_DMA,
+               "fusebuild.backends.mlir_aie.fit:check"),
     TargetInfo("tir-cuda", "fusebuild.backends.tir_cuda.backend", ("bfloat16", "float16"),
                ("block_m", "block_n", "block_k", "stages", "threads", "split_k", "swizzle", "swap_ab",
                 "dual_block_m", "dual_block_n", "dual_stages", "dual_threads", "fast_math"),
