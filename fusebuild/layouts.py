@@ -250,7 +250,8 @@ def dma_ops(offset: int, loops: list, elem_bytes: int, limits: DmaLimits, operan
     loops = _factor(merge_loops(loops), elem_bytes, limits)
     # a stride-0 loop (a repeat) is legal only as the outermost dimension: unroll what is outside it
     repeat_inside = any(t == 0 and s > 1 for s, t in loops[1:])
-    if len(loops) == limits.dims and loops[0][0] > limits.repeat and not repeat_inside:
+    outermost = len(loops) == limits.dims or loops[0][1] == 0      # a repeat is always placed outermost
+    if outermost and loops[0][0] > limits.repeat and not repeat_inside:
         size, stride = loops[0]     # an outermost loop over the limit: chunks of `repeat` iterations
         return [op for start in range(0, size, limits.repeat)
                 for op in dma_ops(offset + start * stride, [(min(limits.repeat, size - start), stride)] + loops[1:],

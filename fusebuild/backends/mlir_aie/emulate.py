@@ -366,31 +366,36 @@ def _same_depth(s, v, depth):
 
 
 def _matmul(k, args, depth, shape, s):
-    """acc += a @ b on the kernel's tiles; iterations of loops inside the accumulator's depth
-    are added one by one, in order."""
+    """acc += a @ b on the kernel's tiles. The iterations of loops inside the accumulator's
+    depth (the K steps) are added one by one, in order, as the core does; the tile
+    products themselves are computed in batches (CHUNK elements of operands at a time)."""
+    torch = _torch()
     a, b, acc = args
     m, kk, n = k["dims"]
     P = k["panels"]
     if acc.tensor is None or acc.depth > depth:
         raise EmulationError(f"line {s['line']}: @{s['func']} accumulates into a value that is not initialized")
-    outer = shape[:acc.depth]
-    inner = shape[acc.depth:]
-
-    def tile_product(sel):
-        A = a.at(sel)[..., :m * kk].reshape(-1, P, m, kk // P).permute(0, 2, 1, 3).reshape(-1, m, kk)
-        B = b.at(sel)[..., :n * kk]
+    if a.tensor is not None or b.tensor is not None:
+        raise EmulationError(f"line {s['line']}: matmul operands must come from FIFOs")
+    outer, inner = shape[:acc.depth], shape[acc.depth:]
+    n_out, n_in = prod(outer), prod(inner)
+    ia, ib = a.idx.reshape(n_out, n_in), b.idx.reshape(n_out, n_in)
+    acc_t = acc.tensor.reshape(n_out, m * n)
+    step = max(1, CHUNK // (n_in * (a.stream.size + b.stream.size + m * n)))
+    parts = []
+    for o in range(0, n_out, step):
+        A = a.stream.get(ia[o:o + step]).float()[..., :m * kk]
+        B = b.stream.get(ib[o:o + step]).float()[..., :n * kk]
+        A = A.reshape(-1, P, m, kk // P).permute(0, 2, 1, 3).reshape(-1, m, kk)
         B = B.reshape(-1, n, kk).transpose(1, 2) if k["tb"] else B.reshape(-1, kk, n)
-        return (A @ B).reshape(outer + (m * n,))
-
-    acc_t = acc.tensor
-    for pos in _positions(inner):
-        sel = (Ellipsis,) + pos if pos else None
-        if a.tensor is not None or b.tensor is not None:
-            raise EmulationError(f"line {s['line']}: matmul operands must come from FIFOs")
-        acc_t = acc_t + tile_product(sel)
-    acc.tensor = acc_t
+        prods = (A @ B).reshape(-1, n_in, m * n)
+        c = acc_t[o:o + step]
+        for i in range(n_in):
+            c = c + prods[:, i]
+        parts.append(c)
+    acc.tensor = torch.cat(parts).reshape(outer + (m * n,))
 
 
-def _positions(inner):
-    import itertools
-    return list(itertools.product(*[range(c) for c in inner])) if inner else [()]
+CHUNK = 1 << 23          # elements of operands gathered at once by the matmul emulation
+
+

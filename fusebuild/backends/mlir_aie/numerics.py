@@ -36,6 +36,7 @@ Results are stored: fp32 for float32 designs, rounded to nearest-even bf16 once 
 from __future__ import annotations
 
 import math
+import struct
 
 MAGIC = 12582912.0               # 1.5 * 2^23: (t + MAGIC) - MAGIC rounds t to an integer
 EXP2_TAYLOR = [math.log(2) ** i / math.factorial(i) for i in range(7)]
@@ -57,19 +58,22 @@ def rne_bf16(x):
 
 
 def f32(c: float) -> float:
-    """c rounded to fp32 (as a Python float)."""
-    torch = _torch()
-    return float(torch.tensor(c, dtype=torch.float64).float())
+    """c rounded to fp32 (nearest even), as a Python float."""
+    return struct.unpack("<f", struct.pack("<f", c))[0]
+
+
+def bf16(c: float) -> float:
+    """c rounded to fp32, then to bf16 (nearest even), as a Python float."""
+    bits = struct.unpack("<I", struct.pack("<f", c))[0]
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return struct.unpack("<f", struct.pack("<I", bits))[0]
 
 
 def split(c: float, q: str) -> tuple:
     """A constant as hi + lo, each representable in the operand mode."""
-    torch = _torch()
-    v = torch.tensor(c, dtype=torch.float64)
-    hi = rne_bf16(v.float()) if q == "bf16" else v.float()
-    lo = v - hi.double()
-    lo = rne_bf16(lo.float()) if q == "bf16" else lo.float()
-    return float(hi), float(lo)
+    rnd = bf16 if q == "bf16" else f32
+    hi = rnd(c)
+    return hi, rnd(c - hi)
 
 
 def constants(q: str) -> dict:
@@ -94,8 +98,8 @@ _CONST = {}
 
 def mul(a, b, q):
     if q == "bf16":
-        a = rne_bf16(a) if not isinstance(a, float) else float(rne_bf16(_torch().tensor(a)))
-        b = rne_bf16(b) if not isinstance(b, float) else float(rne_bf16(_torch().tensor(b)))
+        a = bf16(a) if isinstance(a, float) else rne_bf16(a)
+        b = bf16(b) if isinstance(b, float) else rne_bf16(b)
     return a * b
 
 
