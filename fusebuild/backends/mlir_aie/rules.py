@@ -41,7 +41,6 @@ RULES = {
     "tile-in-device": Rule("tiles lie inside the device's columns and rows",
                            "AIEDialect.cpp TileOp::verify"),
     "core-on-compute-tile": Rule("aie.core only on a compute tile", "AIEDialect.cpp CoreOp::verify"),
-    "core-stack": Rule("every core states its stack_size", "AIEAssignBuffers.cpp basicAllocation (stack at 0)"),
     "kernel-link-with": Rule("kernels are declared with a func-level link_with (mlir-aie >= PR #2922)",
                              "AIEAssignCoreLinkFiles.cpp"),
     "fifo-ends": Rule("an object FIFO joins defined tiles, depth >= 1, never shim to shim",
@@ -86,7 +85,7 @@ RULES = {
                        "consumer of; acquire and release balance, at most depth objects held",
                        "AIEDialect.cpp ObjectFifoAcquireOp::verify, ObjectFifoReleaseOp::verify"),
     "kernel-calls": Rule("func.call targets a declared kernel with its declared types, on defined values",
-                         "MLIR func.call verifier"),
+                         "mlir/lib/Dialect/Func/IR/FuncOps.cpp CallOp::verifySymbolUses (upstream MLIR)"),
     "npu-elem-width": Rule("dma_memcpy_nd buffers have elements of at most 32 bits and at least 32 bits in all",
                            "AIEXDialect.cpp NpuDmaMemcpyNdOp::verify"),
     "npu-sizes": Rule("dma_memcpy_nd sizes are positive; the inner size is whole 32-bit words",
@@ -169,8 +168,6 @@ def _tiles(d):
     for core in d.cores:
         if core["tile"] not in d.tiles or kind(d, core["tile"]) != "core":
             _fail(f"aie.core({core['tile']})", "not on a compute tile", "core-on-compute-tile", core["line"])
-        if core["stack"] is None:
-            _fail(f"aie.core({core['tile']})", "no stack_size", "core-stack", core["line"])
     for ssa, (tile, _ty) in d.buffers.items():
         if tile not in d.tiles or kind(d, tile) != "core":
             _fail(f"aie.buffer {ssa}", f"on {tile}, not a compute tile", "core-on-compute-tile", d.buffer_lines[ssa])
