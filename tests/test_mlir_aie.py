@@ -221,17 +221,24 @@ def test_doit_build_reports_emulated_and_the_steps(project):
 
 
 @pytest.mark.e2e
-def test_doit_build_fails_on_a_planted_template_bug(project, tmp_path):
+@pytest.mark.parametrize("old,new,stage", [
+    # swapped inner strides: caught by the rules check at compile
+    ("[{{ op.strides | join(\", \") }}]", "[{{ op.strides[:2] | join(\", \") }}, {{ op.strides[3] }}, "
+                                         "{{ op.strides[2] }}]", "compile"),
+    # every offset dropped: legal transfers of the wrong data, caught by validation
+    ("[{{ op.offsets | join(\", \") }}]", "[0, 0, 0, 0]", "validate"),
+])
+def test_doit_build_fails_on_a_planted_template_bug(project, tmp_path, old, new, stage):
     root = tmp_path / "over"
     shutil.copytree(TEMPLATES / "aie", root / "aie")
-    seq = root / "aie" / "sequence.j2"   # swap the two inner strides: well formed, wrong data
-    seq.write_text(seq.read_text().replace("[{{ op.strides | join(\", \") }}]",
-                                           "[{{ op.strides[:2] | join(\", \") }}, {{ op.strides[3] }}, "
-                                           "{{ op.strides[2] }}]"))
+    seq = root / "aie" / "sequence.j2"
+    assert old in seq.read_text()
+    seq.write_text(seq.read_text().replace(old, new))
     project.spec("small", gemm_spec().replace("seed: 3", "seed: 3\ntargets: [mlir-aie]\n" + SMALL))
     result = project.doit("build", env={"FUSEBUILD_TEMPLATE_OVERRIDES": str(root)})
     assert result.code != 0, result.text
-    assert "validate:small/M8_N32_K16/mlir-aie" in result.ran
+    assert f"{stage}:small/M8_N32_K16/mlir-aie" in result.ran
+    assert ("(rule npu-" in result.text) if stage == "compile" else ("FAIL y:" in result.text), result.text
 
 
 @pytest.mark.e2e
@@ -240,14 +247,22 @@ def test_compare_mode_builds_every_node_on_mlir_aie(project):
     """Separate/compare render each node alone: matmuls and the standalone elementwise nodes."""
     text = (REPO / "specs" / "swiglu_prefill.yaml").read_text()
     text = text.replace("M: [64, 256]", "M: 16").replace("E: 512", "E: 64").replace("H: 2048", "H: 128")
-    text = re.sub(r"targets: .*", "targets: {mlir-aie: {dtype: [bfloat16]}}", text)
+    only_bf16 = {r"targets: .*": "targets: [mlir-aie]", r"dtype: \[float32, bfloat16, float16\]": "dtype: bfloat16"}
+    for pattern, repl in only_bf16.items():
+        text = re.sub(pattern, repl, text)
     project.spec("swiglu", text)
     gelu = (REPO / "specs" / "gemm_bias_gelu.yaml").read_text().replace("M: [64]", "M: [8]")
-    project.spec("gelu", re.sub(r"targets: .*", "targets: {mlir-aie: {dtype: [bfloat16]}}", gelu))
+    for pattern, repl in only_bf16.items():
+        gelu = re.sub(pattern, repl, gelu)
+    project.spec("gelu", gelu)
     result = project.doit("build", env={"FUSEBUILD_MODE": "compare"})
     assert result.code == 0, result.text
-    for path in (project.root / "out").glob("*/*/mlir-aie/validation.json"):
+    reports = sorted((project.root / "out").glob("*/*/mlir-aie/validation.json"))
+    assert len(reports) == 3
+    for path in reports:
         report = json.loads(path.read_text())
         assert report["mode"] == "compare" and report["status"] == "emulated", path
         assert all(s["ok"] for s in report["steps"])
-    assert (project.root / "out/swiglu/M16_E64_H128_bfloat16/mlir-aie/nodes/act/design.mlir").exists()
+    nodes = project.root / "out/swiglu_prefill/M16_E64_H128_bfloat16/mlir-aie/nodes"
+    assert {p.name for p in nodes.iterdir()} == {"gate", "up", "act", "h", "y"}
+    assert "func.func private @ew_silu_bf16" in (nodes / "act" / "design.mlir").read_text()
