@@ -91,7 +91,8 @@ def search(graph, hints: dict):
         raise FitError(err.message, valid=err.valid) from None
     device = device_of(hints)
     cols = PLANNING["columns"][device]
-    given = {k: hints[k] for k in HINTS if k in hints}
+    given = {k: hints[k] for k in _applicable(st) if k in hints}
+    _check_hints(st, given, device, cols)
     first_err = None
     for cores, tiles in _candidates(st, cols, given):
         for t in tiles:
@@ -109,22 +110,39 @@ def search(graph, hints: dict):
                    valid="smaller shapes, another dtype, or a target without these limits")
 
 
+def _check_hints(st, given, device, cols):
+    """Hints that no tiling can honour, refused with the rule they break."""
+    cap = cols * len(PLANNING["core_rows"]) if st.kind == "gemm" else cols
+    if given.get("cores", 1) > cap:
+        raise FitError(f"hint cores={given['cores']}: {device} has {cap} compute cores for this design",
+                       valid=f"cores: 1..{cap}")
+    if given.get("tile_n", VEC) % VEC:
+        raise FitError(f"hint tile_n={given['tile_n']} is not a multiple of {VEC} (the kernels' vector width)",
+                       valid=f"tile_n: a multiple of {VEC}")
+    s = MAC[st.dtype][1]
+    if st.kind == "gemm" and given.get("tile_k", s) % s:
+        raise FitError(f"hint tile_k={given['tile_k']} is not a multiple of {s} (the K of one aie::mmul step)",
+                       valid=f"tile_k: a multiple of {s}")
+
+
 def _applicable(st):
     return ("tile_m", "tile_n", "cores") if st.kind == "elementwise" else HINTS
 
 
 def _smallest_failure(st, graph, cols, device) -> str:
-    """Why the smallest tilings fail (the ones most likely to fit)."""
-    reasons = []
-    for cores, tiles in reversed(_candidates(st, cols, {})):
-        for t in reversed(tiles):
-            try:
-                plan(st, _tiling(cores, t), graph.tensors, device)
-            except PlanError as err:
-                reasons.append(f"{_tiling(cores, t).text()}: {err.message}")
-            if len(reasons) >= 2:
-                return "; ".join(reasons)
-    return "; ".join(reasons) or "no tile size divides the shape (tile_n must be a multiple of 16)"
+    """Why the smallest tiles fail, with the most cores and with the fewest."""
+    combos = _candidates(st, cols, {})
+    if not combos or not combos[0][1]:
+        return f"no tile size divides the shape (tile_n must be a multiple of {VEC}, tile_m a divisor of M)"
+    smallest = min(combos[0][1], key=lambda t: (t[0] * t[1] * (t[2] or 1), t))
+    out = []
+    for what, (cores, _) in (("the most cores", combos[0]), ("the fewest", combos[-1])):
+        tiling = _tiling(cores, smallest)
+        try:
+            plan(st, tiling, graph.tensors, device)
+        except PlanError as err:
+            out.append(f"with the smallest tiles and {what} ({tiling.text()}): {err.message}")
+    return "; ".join(out) if out else "every candidate tiling breaks a limit"
 
 
 def _hint_error(st, graph, hints, tiling, err, device):

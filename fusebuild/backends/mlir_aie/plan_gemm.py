@@ -210,6 +210,7 @@ def _body(p, gs, x, j, m, r, nb):
     if dt != "float32":
         acc = f"%acc{tag}"
         p.plan.buffers.append({"ssa": acc, "tile": tname(x.tiles[j]), "type": acc_ty})
+        p.take(x.tiles[j], nbytes=m * x.n * 4)
     zero = p.kernel(K.zero(m, x.n), [acc_ty])
     mm = p.kernel(K.matmul(dt, m, x.k, x.n, g.tb, x.panels), [a_ty, b_ty, acc_ty])
 
