@@ -134,3 +134,20 @@ def test_planner_memory_model_agrees_with_the_checker(spec):
         summary = rules.check(aieparse.parse(get_backend("mlir-aie").render(v.graph, {})[0]["design.mlir"]))
         planned = max(u.bytes for t, u in p.usage.items() if t[1] >= 2) + PLANNING["stack"]
         assert planned == summary["l1_bytes_max"], v.name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [f"M{m}_E2048_H8192_{d}" for m in (1, 32, 128) for d in ("bfloat16", "float32")])
+def test_llama_3_2_1b_mlp_validates_in_emulation(tmp_path, name):
+    """The full design (24 cores) runs in the emulator against torch; 2-40 s per variant here."""
+    from fusebuild import validate as V
+    v = next(v for v in load_spec(LLAMA).variants if v.name == name)
+    aie = get_backend("mlir-aie")
+    (tmp_path / "design.mlir").write_text(aie.render(v.graph, {})[0]["design.mlir"])
+    inputs = V.make_inputs(v.graph, v.seed)
+    ref = V.reference(v.graph, inputs)["y"]
+    start = time.perf_counter()
+    got = aie.run(tmp_path, v.graph, inputs)["y"]
+    print(f"{name}: emulated in {time.perf_counter() - start:.1f} s")
+    atol, rtol = V.tolerance(v.graph, v.params["dtype"], {}, ref)
+    assert V.compare(got, ref, atol, rtol)["ok"]

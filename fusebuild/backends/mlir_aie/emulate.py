@@ -53,20 +53,27 @@ class Stream:
     The last requests are remembered: the cores of a broadcast, and the pieces of a
     distribute, ask for the same objects one after the other."""
 
-    def __init__(self, name, size, count, get):
+    def __init__(self, name, size, count, get, sliced=None):
         self.name, self.size, self.count, self._get = name, size, count, get
+        self._sliced = sliced          # get(idx, lo, hi): only elements lo..hi-1 of each object
         self._recent = []
 
-    def get(self, idx):
+    def get(self, idx, lo=0, hi=None):
         torch = _torch()
+        hi = self.size if hi is None else hi
         idx = torch.as_tensor(idx, dtype=torch.int64)
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.count):
             raise EmulationError(f"@{self.name}: object {int(idx.max())} is read but only {self.count} were sent")
-        key = (tuple(idx.shape), hash(idx.numpy().tobytes()))
+        key = (tuple(idx.shape), hash(idx.numpy().tobytes()), lo, hi)
         for k, v in self._recent:
             if k == key:
                 return v
-        out = self._get(idx.reshape(-1)).reshape(*idx.shape, self.size)
+        flat = idx.reshape(-1)
+        if self._sliced is not None:
+            out = self._sliced(flat, lo, hi)
+        else:
+            out = self._get(flat)[:, lo:hi]
+        out = out.reshape(*idx.shape, hi - lo)
         self._recent = [(key, out)] + self._recent[:1]
         return out
 
@@ -116,17 +123,25 @@ def _host_in(name, ops, host, size):
         return cache[key]
 
     aligned = all(c % size == 0 for c in counts)
+    first = starts // size
+
+    def sliced(idx, lo, hi):
+        """Every transfer moves whole objects: index objects, not elements."""
+        which = torch.searchsorted(first, idx.contiguous(), right=True) - 1
+        ops_hit = torch.unique(which).tolist()
+        if len(ops_hit) == 1:
+            rows = data(ops_hit[0]).reshape(-1, size)
+            return rows[:, lo:hi].index_select(0, (idx - first[ops_hit[0]]) % rows.shape[0])
+        out = torch.empty((idx.numel(), hi - lo), dtype=buf.dtype)
+        for w in ops_hit:
+            sel = which == w
+            rows = data(w).reshape(-1, size)
+            out[sel] = rows[:, lo:hi].index_select(0, (idx[sel] - first[w]) % rows.shape[0])
+        return out
 
     def get(idx):
-        if aligned:       # every transfer moves whole objects: index objects, not elements
-            first = starts // size
-            which = torch.searchsorted(first, idx.contiguous(), right=True) - 1
-            out = torch.empty((idx.numel(), size), dtype=buf.dtype)
-            for w in torch.unique(which).tolist():
-                sel = which == w
-                rows = data(w).reshape(-1, size)
-                out[sel] = rows[(idx[sel] - first[w]) % rows.shape[0]]
-            return out
+        if aligned:
+            return sliced(idx, 0, size)
         pos = (idx[:, None] * size + torch.arange(size)[None, :]).reshape(-1)
         which = torch.searchsorted(starts, pos, right=True) - 1
         out = torch.empty(pos.numel(), dtype=buf.dtype)
@@ -135,7 +150,7 @@ def _host_in(name, ops, host, size):
             flat = data(w)
             out[sel] = flat[(pos[sel] - starts[w]) % flat.numel()]
         return out.reshape(len(idx), size)
-    return Stream(name, size, total // size, get)
+    return Stream(name, size, total // size, get, sliced if aligned else None)
 
 
 def _pattern(dims):
@@ -176,8 +191,13 @@ def _link(d, L, streams):
         sel = _pattern(dims) if dims else torch.arange(size)
         if int(sel.max()) >= size or sel.numel() != numel(d.fifos[name].type):
             raise EmulationError(f"@{name}: dimensionsToStream reads {sel.numel()} elements within {size}")
-        streams[name] = Stream(name, sel.numel(), owner.count,
-                               lambda idx, o=owner, off=off, sel=sel: o.get(idx)[:, off + sel])
+        if dims:
+            streams[name] = Stream(name, sel.numel(), owner.count,
+                                   lambda idx, o=owner, off=off, sel=sel: o.get(idx)[:, off + sel])
+        else:       # a plain slice: ask the owner for just these elements
+            streams[name] = Stream(name, size, owner.count, lambda idx, o=owner, off=off, size=size:
+                                   o.get(idx, off, off + size),
+                                   lambda idx, lo, hi, o=owner, off=off: o.get(idx, off + lo, off + hi))
 
 
 def _rechunk(src, idx, size):
@@ -267,7 +287,6 @@ def _core(d, core, streams, taken):
     for ssa, (t, ty) in d.buffers.items():
         if t == tile:
             values[ssa] = _Val(0, torch.full((numel(ty),), float("nan")))
-    counters = {}
 
     def per_iter(body):
         n = {}
@@ -384,8 +403,8 @@ def _matmul(k, args, depth, shape, s):
     step = max(1, CHUNK // (n_in * (a.stream.size + b.stream.size + m * n)))
     parts = []
     for o in range(0, n_out, step):
-        A = a.stream.get(ia[o:o + step]).float()[..., :m * kk]
-        B = b.stream.get(ib[o:o + step]).float()[..., :n * kk]
+        A = a.stream.get(ia[o:o + step], 0, m * kk).float()
+        B = b.stream.get(ib[o:o + step], 0, n * kk).float()
         A = A.reshape(-1, P, m, kk // P).permute(0, 2, 1, 3).reshape(-1, m, kk)
         B = B.reshape(-1, n, kk).transpose(1, 2) if k["tb"] else B.reshape(-1, kk, n)
         prods = (A @ B).reshape(-1, n_in, m * n)

@@ -2,7 +2,8 @@
 
 Hints (`schedule: {mlir-aie: {tile_m, tile_n, tile_k, cores, npu}}`) fix what they
 name; the search fills in the rest. Candidates are tried best first: more compute
-cores, then bigger tiles (m * n * k), and the first that plans (plan.py: divisibility,
+cores, then bigger tiles (m * n * k; on a tie the taller m, since the weights are
+re-read once per row block), and the first that plans (plan.py: divisibility,
 cores, data memory, DMA channels, mem-tile memory, buffer descriptors, locks) wins.
 Per core-count combination the tile candidates are filtered by the cheap shape check
 (`shapes`) before the full plan, which keeps a search in tens of milliseconds.
@@ -75,7 +76,8 @@ def _candidates(st, cols, hints):
                 c[g.index] = c[g.pair]
         if sum(c) <= cap_cores:
             combos.add(tuple(c))
-    tiles = sorted(itertools.product(ms, ns, ks), key=lambda t: (-t[0] * t[1] * t[2], -t[1], -t[2]))
+    # bigger tiles first; among equal volumes a taller m (the weights are re-read M/m times)
+    tiles = sorted(itertools.product(ms, ns, ks), key=lambda t: (-t[0] * t[1] * t[2], -t[0], -t[1], -t[2]))
     return [(c, tiles) for c in sorted(combos, key=lambda c: (-sum(c), c))]
 
 

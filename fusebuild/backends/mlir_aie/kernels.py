@@ -30,7 +30,6 @@ DT = {"float32": "f32", "bfloat16": "bf16"}
 DT_BACK = {v: k for k, v in DT.items()}
 UNARY = ("relu", "silu", "gelu", "sigmoid")
 BINARY = ("add", "sub", "rsub", "mul")
-KINDS = ("full", "row", "col", "scalar", "pair")
 
 
 def memref(n: int, dtype: str) -> str:

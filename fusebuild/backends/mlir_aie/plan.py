@@ -33,8 +33,6 @@ own table, and a test keeps the two in step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import prod
-
 from ... import layouts as L
 from ...errors import LayoutError
 from . import kernels as K
@@ -80,6 +78,7 @@ class Fifo:
     dtype: str
     depth: int = PLANNING["depth"]
     dims: list = field(default_factory=list)
+    stream: tuple = None    # (tensor, kind, group) of a host operand FIFO joined into an A object
 
     @property
     def type(self) -> str:
@@ -316,10 +315,3 @@ def check_core_bytes(who, parts):
                                         f"{PLANNING['core_bytes']}")
     return need
 
-
-def row_blocks(M, m) -> int:
-    return M // m
-
-
-def elems(shape) -> int:
-    return prod(shape)

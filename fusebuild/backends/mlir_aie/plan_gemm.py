@@ -24,7 +24,9 @@ class G:
     a_fifo: Fifo = None
     a_base: dict = None     # operand tensor -> offset of its part in the A object
     b_fifos: list = None
+    b_chunks: list = None   # (L3L2 FIFO, chunk index, cores per chunk)
     out_fifos: list = None
+    host_outs: list = None  # (core index, L2L3 FIFO)
 
 
 def plan_gemm(p):
@@ -81,7 +83,7 @@ def plan_gemm(p):
         for j, tile in enumerate(x.tiles):
             p.plan.cores.append({"tile": tname(tile), "group": x.g.out, "body": _body(p, gs, x, j, m, r, nb)})
         p.plan.notes.append(f"{x.g.out} = epilogue({x.g.a} @ {x.g.b}{'^T' if x.g.tb else ''}): M={M} N={x.g.N} "
-                            f"K={x.g.K}, tiles {m}x{x.n}x{x.k}, {x.P} cores, {x.T} column tiles per core")
+                            f"K={x.g.K}, tiles {m}x{x.n}x{x.k}, {x.P} cores, {x.T} column tile{'s' if x.T > 1 else ''} per core")
     _streams(p, gs, m, nb)
     _check_shim_bds(p)
     return p.plan
@@ -282,7 +284,7 @@ def _streams(p, gs, m, nb):
         for src, c, q in x.b_chunks:
             blk = _b_block(p, x, c, q)
             p.plan.streams.append(Stream(x.g.b, src.name, src.producer, False, [[blk] for _ in range(nb)]))
-        for j, f2 in getattr(x, "host_outs", []):
+        for j, f2 in x.host_outs or []:
             p.plan.streams.append(Stream(x.g.out, f2.name, f2.consumers[0], True,
                                          [[_out_block(p, x, j, i, m)] for i in range(nb)]))
 
@@ -299,7 +301,7 @@ def _operand_streams(p, y, link, m, nb):
     fifos = {f.name: f for f in p.plan.fifos}
     for name in link.srcs:
         f = fifos[name]
-        spec = getattr(f, "stream", None)
+        spec = f.stream
         if spec is None or spec[2] is not y:
             continue
         tensor, kind, _ = spec

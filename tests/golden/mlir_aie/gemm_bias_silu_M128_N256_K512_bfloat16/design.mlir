@@ -3,29 +3,29 @@
 //   y_mm = matmul(x, w)
 //   y_e1 = add(y_mm, bias)
 //   y = silu(y_e1)
-//   y = epilogue(x @ w^T): M=128 N=256 K=512, tiles 32x16x256, 16 cores, 1 column tiles per core
+//   y = epilogue(x @ w^T): M=128 N=256 K=512, tiles 128x16x64, 16 cores, 1 column tile per core
 module {
   aie.device(npu2) {
-    func.func private @add_bf16_32x16_row8192(memref<512xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_32x16_row8208(memref<512xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_32x16_row8224(memref<512xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_32x16_row8240(memref<512xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_32x16_row8256(memref<512xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_32x16_row8272(memref<512xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_32x16_row8288(memref<512xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_32x16_row8304(memref<512xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_32x16_row8320(memref<512xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_32x16_row8336(memref<512xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_32x16_row8352(memref<512xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_32x16_row8368(memref<512xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_32x16_row8384(memref<512xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_32x16_row8400(memref<512xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_32x16_row8416(memref<512xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_32x16_row8432(memref<512xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @matmul_bt_bf16_32x256x16(memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) attributes {link_with = "kernels.o"}
-    func.func private @silu_bf16_32x16(memref<512xf32>) attributes {link_with = "kernels.o"}
-    func.func private @store_bf16_32x16(memref<512xf32>, memref<512xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @zero_f32_32x16(memref<512xf32>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8192(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8208(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8224(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8240(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8256(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8272(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8288(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8304(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8320(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8336(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8352(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8368(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8384(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8400(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8416(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8432(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @matmul_bt_bf16_128x64x16(memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) attributes {link_with = "kernels.o"}
+    func.func private @silu_bf16_128x16(memref<2048xf32>) attributes {link_with = "kernels.o"}
+    func.func private @store_bf16_128x16(memref<2048xf32>, memref<2048xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @zero_f32_128x16(memref<2048xf32>) attributes {link_with = "kernels.o"}
     %tile_0_0 = aie.tile(0, 0)
     %tile_1_0 = aie.tile(1, 0)
     %tile_2_0 = aie.tile(2, 0)
@@ -58,82 +58,82 @@ module {
     %tile_5_3 = aie.tile(5, 3)
     %tile_6_3 = aie.tile(6, 3)
     %tile_7_3 = aie.tile(7, 3)
-    %acc_0_2 = aie.buffer(%tile_0_2) {sym_name = "acc_0_2"} : memref<512xf32>
-    %acc_1_2 = aie.buffer(%tile_1_2) {sym_name = "acc_1_2"} : memref<512xf32>
-    %acc_2_2 = aie.buffer(%tile_2_2) {sym_name = "acc_2_2"} : memref<512xf32>
-    %acc_3_2 = aie.buffer(%tile_3_2) {sym_name = "acc_3_2"} : memref<512xf32>
-    %acc_4_2 = aie.buffer(%tile_4_2) {sym_name = "acc_4_2"} : memref<512xf32>
-    %acc_5_2 = aie.buffer(%tile_5_2) {sym_name = "acc_5_2"} : memref<512xf32>
-    %acc_6_2 = aie.buffer(%tile_6_2) {sym_name = "acc_6_2"} : memref<512xf32>
-    %acc_7_2 = aie.buffer(%tile_7_2) {sym_name = "acc_7_2"} : memref<512xf32>
-    %acc_0_3 = aie.buffer(%tile_0_3) {sym_name = "acc_0_3"} : memref<512xf32>
-    %acc_1_3 = aie.buffer(%tile_1_3) {sym_name = "acc_1_3"} : memref<512xf32>
-    %acc_2_3 = aie.buffer(%tile_2_3) {sym_name = "acc_2_3"} : memref<512xf32>
-    %acc_3_3 = aie.buffer(%tile_3_3) {sym_name = "acc_3_3"} : memref<512xf32>
-    %acc_4_3 = aie.buffer(%tile_4_3) {sym_name = "acc_4_3"} : memref<512xf32>
-    %acc_5_3 = aie.buffer(%tile_5_3) {sym_name = "acc_5_3"} : memref<512xf32>
-    %acc_6_3 = aie.buffer(%tile_6_3) {sym_name = "acc_6_3"} : memref<512xf32>
-    %acc_7_3 = aie.buffer(%tile_7_3) {sym_name = "acc_7_3"} : memref<512xf32>
+    %acc_0_2 = aie.buffer(%tile_0_2) {sym_name = "acc_0_2"} : memref<2048xf32>
+    %acc_1_2 = aie.buffer(%tile_1_2) {sym_name = "acc_1_2"} : memref<2048xf32>
+    %acc_2_2 = aie.buffer(%tile_2_2) {sym_name = "acc_2_2"} : memref<2048xf32>
+    %acc_3_2 = aie.buffer(%tile_3_2) {sym_name = "acc_3_2"} : memref<2048xf32>
+    %acc_4_2 = aie.buffer(%tile_4_2) {sym_name = "acc_4_2"} : memref<2048xf32>
+    %acc_5_2 = aie.buffer(%tile_5_2) {sym_name = "acc_5_2"} : memref<2048xf32>
+    %acc_6_2 = aie.buffer(%tile_6_2) {sym_name = "acc_6_2"} : memref<2048xf32>
+    %acc_7_2 = aie.buffer(%tile_7_2) {sym_name = "acc_7_2"} : memref<2048xf32>
+    %acc_0_3 = aie.buffer(%tile_0_3) {sym_name = "acc_0_3"} : memref<2048xf32>
+    %acc_1_3 = aie.buffer(%tile_1_3) {sym_name = "acc_1_3"} : memref<2048xf32>
+    %acc_2_3 = aie.buffer(%tile_2_3) {sym_name = "acc_2_3"} : memref<2048xf32>
+    %acc_3_3 = aie.buffer(%tile_3_3) {sym_name = "acc_3_3"} : memref<2048xf32>
+    %acc_4_3 = aie.buffer(%tile_4_3) {sym_name = "acc_4_3"} : memref<2048xf32>
+    %acc_5_3 = aie.buffer(%tile_5_3) {sym_name = "acc_5_3"} : memref<2048xf32>
+    %acc_6_3 = aie.buffer(%tile_6_3) {sym_name = "acc_6_3"} : memref<2048xf32>
+    %acc_7_3 = aie.buffer(%tile_7_3) {sym_name = "acc_7_3"} : memref<2048xf32>
     aie.objectfifo @x_L3L2(%tile_0_0, {%tile_0_1}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
     aie.objectfifo @bias_L3L2(%tile_0_0, {%tile_0_1}, 2 : i32) : !aie.objectfifo<memref<256xbf16>>
     aie.objectfifo @x_L2L1(%tile_0_1, {%tile_0_2, %tile_1_2, %tile_2_2, %tile_3_2, %tile_4_2, %tile_5_2, %tile_6_2, %tile_7_2, %tile_0_3, %tile_1_3, %tile_2_3, %tile_3_3, %tile_4_3, %tile_5_3, %tile_6_3, %tile_7_3}, 2 : i32) : !aie.objectfifo<memref<8448xbf16>>
-    aie.objectfifo @w_L3L2(%tile_1_0, {%tile_0_1}, 2 : i32) : !aie.objectfifo<memref<16384xbf16>>
-    aie.objectfifo @w_L2L1(%tile_0_1, {%tile_0_2}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
-    aie.objectfifo @w_L2L1_1(%tile_0_1, {%tile_1_2}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
-    aie.objectfifo @w_L2L1_2(%tile_0_1, {%tile_2_2}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
-    aie.objectfifo @w_L2L1_3(%tile_0_1, {%tile_3_2}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
-    aie.objectfifo @w_L3L2_1(%tile_4_0, {%tile_4_1}, 2 : i32) : !aie.objectfifo<memref<16384xbf16>>
-    aie.objectfifo @w_L2L1_4(%tile_4_1, {%tile_4_2}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
-    aie.objectfifo @w_L2L1_5(%tile_4_1, {%tile_5_2}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
-    aie.objectfifo @w_L2L1_6(%tile_4_1, {%tile_6_2}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
-    aie.objectfifo @w_L2L1_7(%tile_4_1, {%tile_7_2}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
-    aie.objectfifo @w_L3L2_2(%tile_1_0, {%tile_1_1}, 2 : i32) : !aie.objectfifo<memref<16384xbf16>>
-    aie.objectfifo @w_L2L1_8(%tile_1_1, {%tile_0_3}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
-    aie.objectfifo @w_L2L1_9(%tile_1_1, {%tile_1_3}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
-    aie.objectfifo @w_L2L1_10(%tile_1_1, {%tile_2_3}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
-    aie.objectfifo @w_L2L1_11(%tile_1_1, {%tile_3_3}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
-    aie.objectfifo @w_L3L2_3(%tile_3_0, {%tile_3_1}, 2 : i32) : !aie.objectfifo<memref<16384xbf16>>
-    aie.objectfifo @w_L2L1_12(%tile_3_1, {%tile_4_3}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
-    aie.objectfifo @w_L2L1_13(%tile_3_1, {%tile_5_3}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
-    aie.objectfifo @w_L2L1_14(%tile_3_1, {%tile_6_3}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
-    aie.objectfifo @w_L2L1_15(%tile_3_1, {%tile_7_3}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
-    aie.objectfifo @y_L1L2_0(%tile_0_2, {%tile_0_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_0(%tile_0_1, {%tile_0_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_1(%tile_1_2, {%tile_1_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_1(%tile_1_1, {%tile_1_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_2(%tile_2_2, {%tile_2_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_2(%tile_2_1, {%tile_2_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_3(%tile_3_2, {%tile_3_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_3(%tile_3_1, {%tile_3_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_4(%tile_4_2, {%tile_4_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_4(%tile_4_1, {%tile_4_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_5(%tile_5_2, {%tile_5_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_5(%tile_5_1, {%tile_5_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_6(%tile_6_2, {%tile_6_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_6(%tile_6_1, {%tile_6_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_7(%tile_7_2, {%tile_7_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_7(%tile_7_1, {%tile_7_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_8(%tile_0_3, {%tile_1_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_8(%tile_1_1, {%tile_1_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_9(%tile_1_3, {%tile_2_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_9(%tile_2_1, {%tile_2_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_10(%tile_2_3, {%tile_2_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_10(%tile_2_1, {%tile_3_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_11(%tile_3_3, {%tile_3_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_11(%tile_3_1, {%tile_4_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_12(%tile_4_3, {%tile_4_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_12(%tile_4_1, {%tile_5_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_13(%tile_5_3, {%tile_5_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_13(%tile_5_1, {%tile_6_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_14(%tile_6_3, {%tile_6_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_14(%tile_6_1, {%tile_7_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_15(%tile_7_3, {%tile_7_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_15(%tile_7_1, {%tile_0_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
+    aie.objectfifo @w_L3L2(%tile_1_0, {%tile_0_1}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
+    aie.objectfifo @w_L2L1(%tile_0_1, {%tile_0_2}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
+    aie.objectfifo @w_L2L1_1(%tile_0_1, {%tile_1_2}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
+    aie.objectfifo @w_L2L1_2(%tile_0_1, {%tile_2_2}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
+    aie.objectfifo @w_L2L1_3(%tile_0_1, {%tile_3_2}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
+    aie.objectfifo @w_L3L2_1(%tile_4_0, {%tile_4_1}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
+    aie.objectfifo @w_L2L1_4(%tile_4_1, {%tile_4_2}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
+    aie.objectfifo @w_L2L1_5(%tile_4_1, {%tile_5_2}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
+    aie.objectfifo @w_L2L1_6(%tile_4_1, {%tile_6_2}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
+    aie.objectfifo @w_L2L1_7(%tile_4_1, {%tile_7_2}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
+    aie.objectfifo @w_L3L2_2(%tile_1_0, {%tile_1_1}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
+    aie.objectfifo @w_L2L1_8(%tile_1_1, {%tile_0_3}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
+    aie.objectfifo @w_L2L1_9(%tile_1_1, {%tile_1_3}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
+    aie.objectfifo @w_L2L1_10(%tile_1_1, {%tile_2_3}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
+    aie.objectfifo @w_L2L1_11(%tile_1_1, {%tile_3_3}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
+    aie.objectfifo @w_L3L2_3(%tile_3_0, {%tile_3_1}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
+    aie.objectfifo @w_L2L1_12(%tile_3_1, {%tile_4_3}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
+    aie.objectfifo @w_L2L1_13(%tile_3_1, {%tile_5_3}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
+    aie.objectfifo @w_L2L1_14(%tile_3_1, {%tile_6_3}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
+    aie.objectfifo @w_L2L1_15(%tile_3_1, {%tile_7_3}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
+    aie.objectfifo @y_L1L2_0(%tile_0_2, {%tile_0_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_0(%tile_0_1, {%tile_0_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_1(%tile_1_2, {%tile_1_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_1(%tile_1_1, {%tile_1_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_2(%tile_2_2, {%tile_2_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_2(%tile_2_1, {%tile_2_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_3(%tile_3_2, {%tile_3_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_3(%tile_3_1, {%tile_3_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_4(%tile_4_2, {%tile_4_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_4(%tile_4_1, {%tile_4_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_5(%tile_5_2, {%tile_5_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_5(%tile_5_1, {%tile_5_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_6(%tile_6_2, {%tile_6_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_6(%tile_6_1, {%tile_6_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_7(%tile_7_2, {%tile_7_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_7(%tile_7_1, {%tile_7_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_8(%tile_0_3, {%tile_1_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_8(%tile_1_1, {%tile_1_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_9(%tile_1_3, {%tile_2_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_9(%tile_2_1, {%tile_2_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_10(%tile_2_3, {%tile_2_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_10(%tile_2_1, {%tile_3_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_11(%tile_3_3, {%tile_3_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_11(%tile_3_1, {%tile_4_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_12(%tile_4_3, {%tile_4_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_12(%tile_4_1, {%tile_5_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_13(%tile_5_3, {%tile_5_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_13(%tile_5_1, {%tile_6_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_14(%tile_6_3, {%tile_6_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_14(%tile_6_1, {%tile_7_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_15(%tile_7_3, {%tile_7_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_15(%tile_7_1, {%tile_0_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
     aie.objectfifo.link [@x_L3L2, @bias_L3L2] -> [@x_L2L1]([0, 8192] [])
-    aie.objectfifo.link [@w_L3L2] -> [@w_L2L1, @w_L2L1_1, @w_L2L1_2, @w_L2L1_3]([] [0, 4096, 8192, 12288])
-    aie.objectfifo.link [@w_L3L2_1] -> [@w_L2L1_4, @w_L2L1_5, @w_L2L1_6, @w_L2L1_7]([] [0, 4096, 8192, 12288])
-    aie.objectfifo.link [@w_L3L2_2] -> [@w_L2L1_8, @w_L2L1_9, @w_L2L1_10, @w_L2L1_11]([] [0, 4096, 8192, 12288])
-    aie.objectfifo.link [@w_L3L2_3] -> [@w_L2L1_12, @w_L2L1_13, @w_L2L1_14, @w_L2L1_15]([] [0, 4096, 8192, 12288])
+    aie.objectfifo.link [@w_L3L2] -> [@w_L2L1, @w_L2L1_1, @w_L2L1_2, @w_L2L1_3]([] [0, 1024, 2048, 3072])
+    aie.objectfifo.link [@w_L3L2_1] -> [@w_L2L1_4, @w_L2L1_5, @w_L2L1_6, @w_L2L1_7]([] [0, 1024, 2048, 3072])
+    aie.objectfifo.link [@w_L3L2_2] -> [@w_L2L1_8, @w_L2L1_9, @w_L2L1_10, @w_L2L1_11]([] [0, 1024, 2048, 3072])
+    aie.objectfifo.link [@w_L3L2_3] -> [@w_L2L1_12, @w_L2L1_13, @w_L2L1_14, @w_L2L1_15]([] [0, 1024, 2048, 3072])
     aie.objectfifo.link [@y_L1L2_0] -> [@y_L2L3_0]([] [])
     aie.objectfifo.link [@y_L1L2_1] -> [@y_L2L3_1]([] [])
     aie.objectfifo.link [@y_L1L2_2] -> [@y_L2L3_2]([] [])
@@ -154,29 +154,29 @@ module {
     %core_0_2 = aie.core(%tile_0_2) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c4 = arith.constant 4 : index
-      scf.for %it_0_2 = %c0 to %c4 step %c1 {
-        %out_0_2_sv = aie.objectfifo.acquire @y_L1L2_0(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_0_2 = aie.objectfifo.subview.access %out_0_2_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_32x16(%acc_0_2) : (memref<512xf32>) -> ()
-        scf.for %kt_0_2 = %c0 to %c1 step %c1 {
+      %c7 = arith.constant 7 : index
+      scf.for %it_0_2 = %c0 to %c1 step %c1 {
+        %out_0_2_sv = aie.objectfifo.acquire @y_L1L2_0(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_0_2 = aie.objectfifo.subview.access %out_0_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_128x16(%acc_0_2) : (memref<2048xf32>) -> ()
+        scf.for %kt_0_2 = %c0 to %c7 step %c1 {
           %a_0_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
           %a_0_2 = aie.objectfifo.subview.access %a_0_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-          %b_0_2_sv = aie.objectfifo.acquire @w_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-          %b_0_2 = aie.objectfifo.subview.access %b_0_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          func.call @matmul_bt_bf16_32x256x16(%a_0_2, %b_0_2, %acc_0_2) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+          %b_0_2_sv = aie.objectfifo.acquire @w_L2L1(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+          %b_0_2 = aie.objectfifo.subview.access %b_0_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+          func.call @matmul_bt_bf16_128x64x16(%a_0_2, %b_0_2, %acc_0_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1(Consume, 1)
         }
         %al_0_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
         %al_0_2 = aie.objectfifo.subview.access %al_0_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-        %bl_0_2_sv = aie.objectfifo.acquire @w_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-        %bl_0_2 = aie.objectfifo.subview.access %bl_0_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-        func.call @matmul_bt_bf16_32x256x16(%al_0_2, %bl_0_2, %acc_0_2) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+        %bl_0_2_sv = aie.objectfifo.acquire @w_L2L1(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+        %bl_0_2 = aie.objectfifo.subview.access %bl_0_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+        func.call @matmul_bt_bf16_128x64x16(%al_0_2, %bl_0_2, %acc_0_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1(Consume, 1)
-        func.call @add_bf16_32x16_row8192(%acc_0_2, %al_0_2) : (memref<512xf32>, memref<8448xbf16>) -> ()
-        func.call @silu_bf16_32x16(%acc_0_2) : (memref<512xf32>) -> ()
-        func.call @store_bf16_32x16(%acc_0_2, %out_0_2) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @add_bf16_128x16_row8192(%acc_0_2, %al_0_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @silu_bf16_128x16(%acc_0_2) : (memref<2048xf32>) -> ()
+        func.call @store_bf16_128x16(%acc_0_2, %out_0_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
         aie.objectfifo.release @y_L1L2_0(Produce, 1)
       }
@@ -186,29 +186,29 @@ module {
     %core_1_2 = aie.core(%tile_1_2) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c4 = arith.constant 4 : index
-      scf.for %it_1_2 = %c0 to %c4 step %c1 {
-        %out_1_2_sv = aie.objectfifo.acquire @y_L1L2_1(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_1_2 = aie.objectfifo.subview.access %out_1_2_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_32x16(%acc_1_2) : (memref<512xf32>) -> ()
-        scf.for %kt_1_2 = %c0 to %c1 step %c1 {
+      %c7 = arith.constant 7 : index
+      scf.for %it_1_2 = %c0 to %c1 step %c1 {
+        %out_1_2_sv = aie.objectfifo.acquire @y_L1L2_1(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_1_2 = aie.objectfifo.subview.access %out_1_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_128x16(%acc_1_2) : (memref<2048xf32>) -> ()
+        scf.for %kt_1_2 = %c0 to %c7 step %c1 {
           %a_1_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
           %a_1_2 = aie.objectfifo.subview.access %a_1_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-          %b_1_2_sv = aie.objectfifo.acquire @w_L2L1_1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-          %b_1_2 = aie.objectfifo.subview.access %b_1_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          func.call @matmul_bt_bf16_32x256x16(%a_1_2, %b_1_2, %acc_1_2) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+          %b_1_2_sv = aie.objectfifo.acquire @w_L2L1_1(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+          %b_1_2 = aie.objectfifo.subview.access %b_1_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+          func.call @matmul_bt_bf16_128x64x16(%a_1_2, %b_1_2, %acc_1_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_1(Consume, 1)
         }
         %al_1_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
         %al_1_2 = aie.objectfifo.subview.access %al_1_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-        %bl_1_2_sv = aie.objectfifo.acquire @w_L2L1_1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-        %bl_1_2 = aie.objectfifo.subview.access %bl_1_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-        func.call @matmul_bt_bf16_32x256x16(%al_1_2, %bl_1_2, %acc_1_2) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+        %bl_1_2_sv = aie.objectfifo.acquire @w_L2L1_1(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+        %bl_1_2 = aie.objectfifo.subview.access %bl_1_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+        func.call @matmul_bt_bf16_128x64x16(%al_1_2, %bl_1_2, %acc_1_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_1(Consume, 1)
-        func.call @add_bf16_32x16_row8208(%acc_1_2, %al_1_2) : (memref<512xf32>, memref<8448xbf16>) -> ()
-        func.call @silu_bf16_32x16(%acc_1_2) : (memref<512xf32>) -> ()
-        func.call @store_bf16_32x16(%acc_1_2, %out_1_2) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @add_bf16_128x16_row8208(%acc_1_2, %al_1_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @silu_bf16_128x16(%acc_1_2) : (memref<2048xf32>) -> ()
+        func.call @store_bf16_128x16(%acc_1_2, %out_1_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
         aie.objectfifo.release @y_L1L2_1(Produce, 1)
       }
@@ -218,29 +218,29 @@ module {
     %core_2_2 = aie.core(%tile_2_2) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c4 = arith.constant 4 : index
-      scf.for %it_2_2 = %c0 to %c4 step %c1 {
-        %out_2_2_sv = aie.objectfifo.acquire @y_L1L2_2(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_2_2 = aie.objectfifo.subview.access %out_2_2_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_32x16(%acc_2_2) : (memref<512xf32>) -> ()
-        scf.for %kt_2_2 = %c0 to %c1 step %c1 {
+      %c7 = arith.constant 7 : index
+      scf.for %it_2_2 = %c0 to %c1 step %c1 {
+        %out_2_2_sv = aie.objectfifo.acquire @y_L1L2_2(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_2_2 = aie.objectfifo.subview.access %out_2_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_128x16(%acc_2_2) : (memref<2048xf32>) -> ()
+        scf.for %kt_2_2 = %c0 to %c7 step %c1 {
           %a_2_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
           %a_2_2 = aie.objectfifo.subview.access %a_2_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-          %b_2_2_sv = aie.objectfifo.acquire @w_L2L1_2(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-          %b_2_2 = aie.objectfifo.subview.access %b_2_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          func.call @matmul_bt_bf16_32x256x16(%a_2_2, %b_2_2, %acc_2_2) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+          %b_2_2_sv = aie.objectfifo.acquire @w_L2L1_2(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+          %b_2_2 = aie.objectfifo.subview.access %b_2_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+          func.call @matmul_bt_bf16_128x64x16(%a_2_2, %b_2_2, %acc_2_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_2(Consume, 1)
         }
         %al_2_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
         %al_2_2 = aie.objectfifo.subview.access %al_2_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-        %bl_2_2_sv = aie.objectfifo.acquire @w_L2L1_2(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-        %bl_2_2 = aie.objectfifo.subview.access %bl_2_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-        func.call @matmul_bt_bf16_32x256x16(%al_2_2, %bl_2_2, %acc_2_2) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+        %bl_2_2_sv = aie.objectfifo.acquire @w_L2L1_2(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+        %bl_2_2 = aie.objectfifo.subview.access %bl_2_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+        func.call @matmul_bt_bf16_128x64x16(%al_2_2, %bl_2_2, %acc_2_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_2(Consume, 1)
-        func.call @add_bf16_32x16_row8224(%acc_2_2, %al_2_2) : (memref<512xf32>, memref<8448xbf16>) -> ()
-        func.call @silu_bf16_32x16(%acc_2_2) : (memref<512xf32>) -> ()
-        func.call @store_bf16_32x16(%acc_2_2, %out_2_2) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @add_bf16_128x16_row8224(%acc_2_2, %al_2_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @silu_bf16_128x16(%acc_2_2) : (memref<2048xf32>) -> ()
+        func.call @store_bf16_128x16(%acc_2_2, %out_2_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
         aie.objectfifo.release @y_L1L2_2(Produce, 1)
       }
@@ -250,29 +250,29 @@ module {
     %core_3_2 = aie.core(%tile_3_2) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c4 = arith.constant 4 : index
-      scf.for %it_3_2 = %c0 to %c4 step %c1 {
-        %out_3_2_sv = aie.objectfifo.acquire @y_L1L2_3(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_3_2 = aie.objectfifo.subview.access %out_3_2_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_32x16(%acc_3_2) : (memref<512xf32>) -> ()
-        scf.for %kt_3_2 = %c0 to %c1 step %c1 {
+      %c7 = arith.constant 7 : index
+      scf.for %it_3_2 = %c0 to %c1 step %c1 {
+        %out_3_2_sv = aie.objectfifo.acquire @y_L1L2_3(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_3_2 = aie.objectfifo.subview.access %out_3_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_128x16(%acc_3_2) : (memref<2048xf32>) -> ()
+        scf.for %kt_3_2 = %c0 to %c7 step %c1 {
           %a_3_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
           %a_3_2 = aie.objectfifo.subview.access %a_3_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-          %b_3_2_sv = aie.objectfifo.acquire @w_L2L1_3(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-          %b_3_2 = aie.objectfifo.subview.access %b_3_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          func.call @matmul_bt_bf16_32x256x16(%a_3_2, %b_3_2, %acc_3_2) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+          %b_3_2_sv = aie.objectfifo.acquire @w_L2L1_3(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+          %b_3_2 = aie.objectfifo.subview.access %b_3_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+          func.call @matmul_bt_bf16_128x64x16(%a_3_2, %b_3_2, %acc_3_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_3(Consume, 1)
         }
         %al_3_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
         %al_3_2 = aie.objectfifo.subview.access %al_3_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-        %bl_3_2_sv = aie.objectfifo.acquire @w_L2L1_3(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-        %bl_3_2 = aie.objectfifo.subview.access %bl_3_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-        func.call @matmul_bt_bf16_32x256x16(%al_3_2, %bl_3_2, %acc_3_2) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+        %bl_3_2_sv = aie.objectfifo.acquire @w_L2L1_3(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+        %bl_3_2 = aie.objectfifo.subview.access %bl_3_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+        func.call @matmul_bt_bf16_128x64x16(%al_3_2, %bl_3_2, %acc_3_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_3(Consume, 1)
-        func.call @add_bf16_32x16_row8240(%acc_3_2, %al_3_2) : (memref<512xf32>, memref<8448xbf16>) -> ()
-        func.call @silu_bf16_32x16(%acc_3_2) : (memref<512xf32>) -> ()
-        func.call @store_bf16_32x16(%acc_3_2, %out_3_2) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @add_bf16_128x16_row8240(%acc_3_2, %al_3_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @silu_bf16_128x16(%acc_3_2) : (memref<2048xf32>) -> ()
+        func.call @store_bf16_128x16(%acc_3_2, %out_3_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
         aie.objectfifo.release @y_L1L2_3(Produce, 1)
       }
@@ -282,29 +282,29 @@ module {
     %core_4_2 = aie.core(%tile_4_2) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c4 = arith.constant 4 : index
-      scf.for %it_4_2 = %c0 to %c4 step %c1 {
-        %out_4_2_sv = aie.objectfifo.acquire @y_L1L2_4(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_4_2 = aie.objectfifo.subview.access %out_4_2_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_32x16(%acc_4_2) : (memref<512xf32>) -> ()
-        scf.for %kt_4_2 = %c0 to %c1 step %c1 {
+      %c7 = arith.constant 7 : index
+      scf.for %it_4_2 = %c0 to %c1 step %c1 {
+        %out_4_2_sv = aie.objectfifo.acquire @y_L1L2_4(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_4_2 = aie.objectfifo.subview.access %out_4_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_128x16(%acc_4_2) : (memref<2048xf32>) -> ()
+        scf.for %kt_4_2 = %c0 to %c7 step %c1 {
           %a_4_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
           %a_4_2 = aie.objectfifo.subview.access %a_4_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-          %b_4_2_sv = aie.objectfifo.acquire @w_L2L1_4(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-          %b_4_2 = aie.objectfifo.subview.access %b_4_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          func.call @matmul_bt_bf16_32x256x16(%a_4_2, %b_4_2, %acc_4_2) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+          %b_4_2_sv = aie.objectfifo.acquire @w_L2L1_4(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+          %b_4_2 = aie.objectfifo.subview.access %b_4_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+          func.call @matmul_bt_bf16_128x64x16(%a_4_2, %b_4_2, %acc_4_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_4(Consume, 1)
         }
         %al_4_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
         %al_4_2 = aie.objectfifo.subview.access %al_4_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-        %bl_4_2_sv = aie.objectfifo.acquire @w_L2L1_4(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-        %bl_4_2 = aie.objectfifo.subview.access %bl_4_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-        func.call @matmul_bt_bf16_32x256x16(%al_4_2, %bl_4_2, %acc_4_2) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+        %bl_4_2_sv = aie.objectfifo.acquire @w_L2L1_4(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+        %bl_4_2 = aie.objectfifo.subview.access %bl_4_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+        func.call @matmul_bt_bf16_128x64x16(%al_4_2, %bl_4_2, %acc_4_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_4(Consume, 1)
-        func.call @add_bf16_32x16_row8256(%acc_4_2, %al_4_2) : (memref<512xf32>, memref<8448xbf16>) -> ()
-        func.call @silu_bf16_32x16(%acc_4_2) : (memref<512xf32>) -> ()
-        func.call @store_bf16_32x16(%acc_4_2, %out_4_2) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @add_bf16_128x16_row8256(%acc_4_2, %al_4_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @silu_bf16_128x16(%acc_4_2) : (memref<2048xf32>) -> ()
+        func.call @store_bf16_128x16(%acc_4_2, %out_4_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
         aie.objectfifo.release @y_L1L2_4(Produce, 1)
       }
@@ -314,29 +314,29 @@ module {
     %core_5_2 = aie.core(%tile_5_2) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c4 = arith.constant 4 : index
-      scf.for %it_5_2 = %c0 to %c4 step %c1 {
-        %out_5_2_sv = aie.objectfifo.acquire @y_L1L2_5(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_5_2 = aie.objectfifo.subview.access %out_5_2_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_32x16(%acc_5_2) : (memref<512xf32>) -> ()
-        scf.for %kt_5_2 = %c0 to %c1 step %c1 {
+      %c7 = arith.constant 7 : index
+      scf.for %it_5_2 = %c0 to %c1 step %c1 {
+        %out_5_2_sv = aie.objectfifo.acquire @y_L1L2_5(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_5_2 = aie.objectfifo.subview.access %out_5_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_128x16(%acc_5_2) : (memref<2048xf32>) -> ()
+        scf.for %kt_5_2 = %c0 to %c7 step %c1 {
           %a_5_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
           %a_5_2 = aie.objectfifo.subview.access %a_5_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-          %b_5_2_sv = aie.objectfifo.acquire @w_L2L1_5(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-          %b_5_2 = aie.objectfifo.subview.access %b_5_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          func.call @matmul_bt_bf16_32x256x16(%a_5_2, %b_5_2, %acc_5_2) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+          %b_5_2_sv = aie.objectfifo.acquire @w_L2L1_5(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+          %b_5_2 = aie.objectfifo.subview.access %b_5_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+          func.call @matmul_bt_bf16_128x64x16(%a_5_2, %b_5_2, %acc_5_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_5(Consume, 1)
         }
         %al_5_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
         %al_5_2 = aie.objectfifo.subview.access %al_5_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-        %bl_5_2_sv = aie.objectfifo.acquire @w_L2L1_5(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-        %bl_5_2 = aie.objectfifo.subview.access %bl_5_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-        func.call @matmul_bt_bf16_32x256x16(%al_5_2, %bl_5_2, %acc_5_2) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+        %bl_5_2_sv = aie.objectfifo.acquire @w_L2L1_5(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+        %bl_5_2 = aie.objectfifo.subview.access %bl_5_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+        func.call @matmul_bt_bf16_128x64x16(%al_5_2, %bl_5_2, %acc_5_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_5(Consume, 1)
-        func.call @add_bf16_32x16_row8272(%acc_5_2, %al_5_2) : (memref<512xf32>, memref<8448xbf16>) -> ()
-        func.call @silu_bf16_32x16(%acc_5_2) : (memref<512xf32>) -> ()
-        func.call @store_bf16_32x16(%acc_5_2, %out_5_2) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @add_bf16_128x16_row8272(%acc_5_2, %al_5_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @silu_bf16_128x16(%acc_5_2) : (memref<2048xf32>) -> ()
+        func.call @store_bf16_128x16(%acc_5_2, %out_5_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
         aie.objectfifo.release @y_L1L2_5(Produce, 1)
       }
@@ -346,29 +346,29 @@ module {
     %core_6_2 = aie.core(%tile_6_2) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c4 = arith.constant 4 : index
-      scf.for %it_6_2 = %c0 to %c4 step %c1 {
-        %out_6_2_sv = aie.objectfifo.acquire @y_L1L2_6(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_6_2 = aie.objectfifo.subview.access %out_6_2_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_32x16(%acc_6_2) : (memref<512xf32>) -> ()
-        scf.for %kt_6_2 = %c0 to %c1 step %c1 {
+      %c7 = arith.constant 7 : index
+      scf.for %it_6_2 = %c0 to %c1 step %c1 {
+        %out_6_2_sv = aie.objectfifo.acquire @y_L1L2_6(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_6_2 = aie.objectfifo.subview.access %out_6_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_128x16(%acc_6_2) : (memref<2048xf32>) -> ()
+        scf.for %kt_6_2 = %c0 to %c7 step %c1 {
           %a_6_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
           %a_6_2 = aie.objectfifo.subview.access %a_6_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-          %b_6_2_sv = aie.objectfifo.acquire @w_L2L1_6(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-          %b_6_2 = aie.objectfifo.subview.access %b_6_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          func.call @matmul_bt_bf16_32x256x16(%a_6_2, %b_6_2, %acc_6_2) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+          %b_6_2_sv = aie.objectfifo.acquire @w_L2L1_6(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+          %b_6_2 = aie.objectfifo.subview.access %b_6_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+          func.call @matmul_bt_bf16_128x64x16(%a_6_2, %b_6_2, %acc_6_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_6(Consume, 1)
         }
         %al_6_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
         %al_6_2 = aie.objectfifo.subview.access %al_6_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-        %bl_6_2_sv = aie.objectfifo.acquire @w_L2L1_6(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-        %bl_6_2 = aie.objectfifo.subview.access %bl_6_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-        func.call @matmul_bt_bf16_32x256x16(%al_6_2, %bl_6_2, %acc_6_2) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+        %bl_6_2_sv = aie.objectfifo.acquire @w_L2L1_6(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+        %bl_6_2 = aie.objectfifo.subview.access %bl_6_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+        func.call @matmul_bt_bf16_128x64x16(%al_6_2, %bl_6_2, %acc_6_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_6(Consume, 1)
-        func.call @add_bf16_32x16_row8288(%acc_6_2, %al_6_2) : (memref<512xf32>, memref<8448xbf16>) -> ()
-        func.call @silu_bf16_32x16(%acc_6_2) : (memref<512xf32>) -> ()
-        func.call @store_bf16_32x16(%acc_6_2, %out_6_2) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @add_bf16_128x16_row8288(%acc_6_2, %al_6_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @silu_bf16_128x16(%acc_6_2) : (memref<2048xf32>) -> ()
+        func.call @store_bf16_128x16(%acc_6_2, %out_6_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
         aie.objectfifo.release @y_L1L2_6(Produce, 1)
       }
@@ -378,29 +378,29 @@ module {
     %core_7_2 = aie.core(%tile_7_2) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c4 = arith.constant 4 : index
-      scf.for %it_7_2 = %c0 to %c4 step %c1 {
-        %out_7_2_sv = aie.objectfifo.acquire @y_L1L2_7(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_7_2 = aie.objectfifo.subview.access %out_7_2_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_32x16(%acc_7_2) : (memref<512xf32>) -> ()
-        scf.for %kt_7_2 = %c0 to %c1 step %c1 {
+      %c7 = arith.constant 7 : index
+      scf.for %it_7_2 = %c0 to %c1 step %c1 {
+        %out_7_2_sv = aie.objectfifo.acquire @y_L1L2_7(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_7_2 = aie.objectfifo.subview.access %out_7_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_128x16(%acc_7_2) : (memref<2048xf32>) -> ()
+        scf.for %kt_7_2 = %c0 to %c7 step %c1 {
           %a_7_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
           %a_7_2 = aie.objectfifo.subview.access %a_7_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-          %b_7_2_sv = aie.objectfifo.acquire @w_L2L1_7(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-          %b_7_2 = aie.objectfifo.subview.access %b_7_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          func.call @matmul_bt_bf16_32x256x16(%a_7_2, %b_7_2, %acc_7_2) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+          %b_7_2_sv = aie.objectfifo.acquire @w_L2L1_7(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+          %b_7_2 = aie.objectfifo.subview.access %b_7_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+          func.call @matmul_bt_bf16_128x64x16(%a_7_2, %b_7_2, %acc_7_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_7(Consume, 1)
         }
         %al_7_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
         %al_7_2 = aie.objectfifo.subview.access %al_7_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-        %bl_7_2_sv = aie.objectfifo.acquire @w_L2L1_7(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-        %bl_7_2 = aie.objectfifo.subview.access %bl_7_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-        func.call @matmul_bt_bf16_32x256x16(%al_7_2, %bl_7_2, %acc_7_2) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+        %bl_7_2_sv = aie.objectfifo.acquire @w_L2L1_7(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+        %bl_7_2 = aie.objectfifo.subview.access %bl_7_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+        func.call @matmul_bt_bf16_128x64x16(%al_7_2, %bl_7_2, %acc_7_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_7(Consume, 1)
-        func.call @add_bf16_32x16_row8304(%acc_7_2, %al_7_2) : (memref<512xf32>, memref<8448xbf16>) -> ()
-        func.call @silu_bf16_32x16(%acc_7_2) : (memref<512xf32>) -> ()
-        func.call @store_bf16_32x16(%acc_7_2, %out_7_2) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @add_bf16_128x16_row8304(%acc_7_2, %al_7_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @silu_bf16_128x16(%acc_7_2) : (memref<2048xf32>) -> ()
+        func.call @store_bf16_128x16(%acc_7_2, %out_7_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
         aie.objectfifo.release @y_L1L2_7(Produce, 1)
       }
@@ -410,29 +410,29 @@ module {
     %core_0_3 = aie.core(%tile_0_3) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c4 = arith.constant 4 : index
-      scf.for %it_0_3 = %c0 to %c4 step %c1 {
-        %out_0_3_sv = aie.objectfifo.acquire @y_L1L2_8(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_0_3 = aie.objectfifo.subview.access %out_0_3_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_32x16(%acc_0_3) : (memref<512xf32>) -> ()
-        scf.for %kt_0_3 = %c0 to %c1 step %c1 {
+      %c7 = arith.constant 7 : index
+      scf.for %it_0_3 = %c0 to %c1 step %c1 {
+        %out_0_3_sv = aie.objectfifo.acquire @y_L1L2_8(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_0_3 = aie.objectfifo.subview.access %out_0_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_128x16(%acc_0_3) : (memref<2048xf32>) -> ()
+        scf.for %kt_0_3 = %c0 to %c7 step %c1 {
           %a_0_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
           %a_0_3 = aie.objectfifo.subview.access %a_0_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-          %b_0_3_sv = aie.objectfifo.acquire @w_L2L1_8(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-          %b_0_3 = aie.objectfifo.subview.access %b_0_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          func.call @matmul_bt_bf16_32x256x16(%a_0_3, %b_0_3, %acc_0_3) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+          %b_0_3_sv = aie.objectfifo.acquire @w_L2L1_8(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+          %b_0_3 = aie.objectfifo.subview.access %b_0_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+          func.call @matmul_bt_bf16_128x64x16(%a_0_3, %b_0_3, %acc_0_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_8(Consume, 1)
         }
         %al_0_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
         %al_0_3 = aie.objectfifo.subview.access %al_0_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-        %bl_0_3_sv = aie.objectfifo.acquire @w_L2L1_8(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-        %bl_0_3 = aie.objectfifo.subview.access %bl_0_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-        func.call @matmul_bt_bf16_32x256x16(%al_0_3, %bl_0_3, %acc_0_3) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+        %bl_0_3_sv = aie.objectfifo.acquire @w_L2L1_8(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+        %bl_0_3 = aie.objectfifo.subview.access %bl_0_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+        func.call @matmul_bt_bf16_128x64x16(%al_0_3, %bl_0_3, %acc_0_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_8(Consume, 1)
-        func.call @add_bf16_32x16_row8320(%acc_0_3, %al_0_3) : (memref<512xf32>, memref<8448xbf16>) -> ()
-        func.call @silu_bf16_32x16(%acc_0_3) : (memref<512xf32>) -> ()
-        func.call @store_bf16_32x16(%acc_0_3, %out_0_3) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @add_bf16_128x16_row8320(%acc_0_3, %al_0_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @silu_bf16_128x16(%acc_0_3) : (memref<2048xf32>) -> ()
+        func.call @store_bf16_128x16(%acc_0_3, %out_0_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
         aie.objectfifo.release @y_L1L2_8(Produce, 1)
       }
@@ -442,29 +442,29 @@ module {
     %core_1_3 = aie.core(%tile_1_3) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c4 = arith.constant 4 : index
-      scf.for %it_1_3 = %c0 to %c4 step %c1 {
-        %out_1_3_sv = aie.objectfifo.acquire @y_L1L2_9(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_1_3 = aie.objectfifo.subview.access %out_1_3_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_32x16(%acc_1_3) : (memref<512xf32>) -> ()
-        scf.for %kt_1_3 = %c0 to %c1 step %c1 {
+      %c7 = arith.constant 7 : index
+      scf.for %it_1_3 = %c0 to %c1 step %c1 {
+        %out_1_3_sv = aie.objectfifo.acquire @y_L1L2_9(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_1_3 = aie.objectfifo.subview.access %out_1_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_128x16(%acc_1_3) : (memref<2048xf32>) -> ()
+        scf.for %kt_1_3 = %c0 to %c7 step %c1 {
           %a_1_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
           %a_1_3 = aie.objectfifo.subview.access %a_1_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-          %b_1_3_sv = aie.objectfifo.acquire @w_L2L1_9(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-          %b_1_3 = aie.objectfifo.subview.access %b_1_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          func.call @matmul_bt_bf16_32x256x16(%a_1_3, %b_1_3, %acc_1_3) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+          %b_1_3_sv = aie.objectfifo.acquire @w_L2L1_9(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+          %b_1_3 = aie.objectfifo.subview.access %b_1_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+          func.call @matmul_bt_bf16_128x64x16(%a_1_3, %b_1_3, %acc_1_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_9(Consume, 1)
         }
         %al_1_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
         %al_1_3 = aie.objectfifo.subview.access %al_1_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-        %bl_1_3_sv = aie.objectfifo.acquire @w_L2L1_9(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-        %bl_1_3 = aie.objectfifo.subview.access %bl_1_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-        func.call @matmul_bt_bf16_32x256x16(%al_1_3, %bl_1_3, %acc_1_3) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+        %bl_1_3_sv = aie.objectfifo.acquire @w_L2L1_9(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+        %bl_1_3 = aie.objectfifo.subview.access %bl_1_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+        func.call @matmul_bt_bf16_128x64x16(%al_1_3, %bl_1_3, %acc_1_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_9(Consume, 1)
-        func.call @add_bf16_32x16_row8336(%acc_1_3, %al_1_3) : (memref<512xf32>, memref<8448xbf16>) -> ()
-        func.call @silu_bf16_32x16(%acc_1_3) : (memref<512xf32>) -> ()
-        func.call @store_bf16_32x16(%acc_1_3, %out_1_3) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @add_bf16_128x16_row8336(%acc_1_3, %al_1_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @silu_bf16_128x16(%acc_1_3) : (memref<2048xf32>) -> ()
+        func.call @store_bf16_128x16(%acc_1_3, %out_1_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
         aie.objectfifo.release @y_L1L2_9(Produce, 1)
       }
@@ -474,29 +474,29 @@ module {
     %core_2_3 = aie.core(%tile_2_3) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c4 = arith.constant 4 : index
-      scf.for %it_2_3 = %c0 to %c4 step %c1 {
-        %out_2_3_sv = aie.objectfifo.acquire @y_L1L2_10(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_2_3 = aie.objectfifo.subview.access %out_2_3_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_32x16(%acc_2_3) : (memref<512xf32>) -> ()
-        scf.for %kt_2_3 = %c0 to %c1 step %c1 {
+      %c7 = arith.constant 7 : index
+      scf.for %it_2_3 = %c0 to %c1 step %c1 {
+        %out_2_3_sv = aie.objectfifo.acquire @y_L1L2_10(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_2_3 = aie.objectfifo.subview.access %out_2_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_128x16(%acc_2_3) : (memref<2048xf32>) -> ()
+        scf.for %kt_2_3 = %c0 to %c7 step %c1 {
           %a_2_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
           %a_2_3 = aie.objectfifo.subview.access %a_2_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-          %b_2_3_sv = aie.objectfifo.acquire @w_L2L1_10(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-          %b_2_3 = aie.objectfifo.subview.access %b_2_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          func.call @matmul_bt_bf16_32x256x16(%a_2_3, %b_2_3, %acc_2_3) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+          %b_2_3_sv = aie.objectfifo.acquire @w_L2L1_10(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+          %b_2_3 = aie.objectfifo.subview.access %b_2_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+          func.call @matmul_bt_bf16_128x64x16(%a_2_3, %b_2_3, %acc_2_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_10(Consume, 1)
         }
         %al_2_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
         %al_2_3 = aie.objectfifo.subview.access %al_2_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-        %bl_2_3_sv = aie.objectfifo.acquire @w_L2L1_10(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-        %bl_2_3 = aie.objectfifo.subview.access %bl_2_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-        func.call @matmul_bt_bf16_32x256x16(%al_2_3, %bl_2_3, %acc_2_3) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+        %bl_2_3_sv = aie.objectfifo.acquire @w_L2L1_10(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+        %bl_2_3 = aie.objectfifo.subview.access %bl_2_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+        func.call @matmul_bt_bf16_128x64x16(%al_2_3, %bl_2_3, %acc_2_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_10(Consume, 1)
-        func.call @add_bf16_32x16_row8352(%acc_2_3, %al_2_3) : (memref<512xf32>, memref<8448xbf16>) -> ()
-        func.call @silu_bf16_32x16(%acc_2_3) : (memref<512xf32>) -> ()
-        func.call @store_bf16_32x16(%acc_2_3, %out_2_3) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @add_bf16_128x16_row8352(%acc_2_3, %al_2_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @silu_bf16_128x16(%acc_2_3) : (memref<2048xf32>) -> ()
+        func.call @store_bf16_128x16(%acc_2_3, %out_2_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
         aie.objectfifo.release @y_L1L2_10(Produce, 1)
       }
@@ -506,29 +506,29 @@ module {
     %core_3_3 = aie.core(%tile_3_3) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c4 = arith.constant 4 : index
-      scf.for %it_3_3 = %c0 to %c4 step %c1 {
-        %out_3_3_sv = aie.objectfifo.acquire @y_L1L2_11(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_3_3 = aie.objectfifo.subview.access %out_3_3_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_32x16(%acc_3_3) : (memref<512xf32>) -> ()
-        scf.for %kt_3_3 = %c0 to %c1 step %c1 {
+      %c7 = arith.constant 7 : index
+      scf.for %it_3_3 = %c0 to %c1 step %c1 {
+        %out_3_3_sv = aie.objectfifo.acquire @y_L1L2_11(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_3_3 = aie.objectfifo.subview.access %out_3_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_128x16(%acc_3_3) : (memref<2048xf32>) -> ()
+        scf.for %kt_3_3 = %c0 to %c7 step %c1 {
           %a_3_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
           %a_3_3 = aie.objectfifo.subview.access %a_3_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-          %b_3_3_sv = aie.objectfifo.acquire @w_L2L1_11(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-          %b_3_3 = aie.objectfifo.subview.access %b_3_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          func.call @matmul_bt_bf16_32x256x16(%a_3_3, %b_3_3, %acc_3_3) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+          %b_3_3_sv = aie.objectfifo.acquire @w_L2L1_11(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+          %b_3_3 = aie.objectfifo.subview.access %b_3_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+          func.call @matmul_bt_bf16_128x64x16(%a_3_3, %b_3_3, %acc_3_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_11(Consume, 1)
         }
         %al_3_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
         %al_3_3 = aie.objectfifo.subview.access %al_3_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-        %bl_3_3_sv = aie.objectfifo.acquire @w_L2L1_11(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-        %bl_3_3 = aie.objectfifo.subview.access %bl_3_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-        func.call @matmul_bt_bf16_32x256x16(%al_3_3, %bl_3_3, %acc_3_3) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+        %bl_3_3_sv = aie.objectfifo.acquire @w_L2L1_11(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+        %bl_3_3 = aie.objectfifo.subview.access %bl_3_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+        func.call @matmul_bt_bf16_128x64x16(%al_3_3, %bl_3_3, %acc_3_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_11(Consume, 1)
-        func.call @add_bf16_32x16_row8368(%acc_3_3, %al_3_3) : (memref<512xf32>, memref<8448xbf16>) -> ()
-        func.call @silu_bf16_32x16(%acc_3_3) : (memref<512xf32>) -> ()
-        func.call @store_bf16_32x16(%acc_3_3, %out_3_3) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @add_bf16_128x16_row8368(%acc_3_3, %al_3_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @silu_bf16_128x16(%acc_3_3) : (memref<2048xf32>) -> ()
+        func.call @store_bf16_128x16(%acc_3_3, %out_3_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
         aie.objectfifo.release @y_L1L2_11(Produce, 1)
       }
@@ -538,29 +538,29 @@ module {
     %core_4_3 = aie.core(%tile_4_3) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c4 = arith.constant 4 : index
-      scf.for %it_4_3 = %c0 to %c4 step %c1 {
-        %out_4_3_sv = aie.objectfifo.acquire @y_L1L2_12(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_4_3 = aie.objectfifo.subview.access %out_4_3_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_32x16(%acc_4_3) : (memref<512xf32>) -> ()
-        scf.for %kt_4_3 = %c0 to %c1 step %c1 {
+      %c7 = arith.constant 7 : index
+      scf.for %it_4_3 = %c0 to %c1 step %c1 {
+        %out_4_3_sv = aie.objectfifo.acquire @y_L1L2_12(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_4_3 = aie.objectfifo.subview.access %out_4_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_128x16(%acc_4_3) : (memref<2048xf32>) -> ()
+        scf.for %kt_4_3 = %c0 to %c7 step %c1 {
           %a_4_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
           %a_4_3 = aie.objectfifo.subview.access %a_4_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-          %b_4_3_sv = aie.objectfifo.acquire @w_L2L1_12(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-          %b_4_3 = aie.objectfifo.subview.access %b_4_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          func.call @matmul_bt_bf16_32x256x16(%a_4_3, %b_4_3, %acc_4_3) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+          %b_4_3_sv = aie.objectfifo.acquire @w_L2L1_12(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+          %b_4_3 = aie.objectfifo.subview.access %b_4_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+          func.call @matmul_bt_bf16_128x64x16(%a_4_3, %b_4_3, %acc_4_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_12(Consume, 1)
         }
         %al_4_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
         %al_4_3 = aie.objectfifo.subview.access %al_4_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-        %bl_4_3_sv = aie.objectfifo.acquire @w_L2L1_12(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-        %bl_4_3 = aie.objectfifo.subview.access %bl_4_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-        func.call @matmul_bt_bf16_32x256x16(%al_4_3, %bl_4_3, %acc_4_3) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+        %bl_4_3_sv = aie.objectfifo.acquire @w_L2L1_12(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+        %bl_4_3 = aie.objectfifo.subview.access %bl_4_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+        func.call @matmul_bt_bf16_128x64x16(%al_4_3, %bl_4_3, %acc_4_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_12(Consume, 1)
-        func.call @add_bf16_32x16_row8384(%acc_4_3, %al_4_3) : (memref<512xf32>, memref<8448xbf16>) -> ()
-        func.call @silu_bf16_32x16(%acc_4_3) : (memref<512xf32>) -> ()
-        func.call @store_bf16_32x16(%acc_4_3, %out_4_3) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @add_bf16_128x16_row8384(%acc_4_3, %al_4_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @silu_bf16_128x16(%acc_4_3) : (memref<2048xf32>) -> ()
+        func.call @store_bf16_128x16(%acc_4_3, %out_4_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
         aie.objectfifo.release @y_L1L2_12(Produce, 1)
       }
@@ -570,29 +570,29 @@ module {
     %core_5_3 = aie.core(%tile_5_3) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c4 = arith.constant 4 : index
-      scf.for %it_5_3 = %c0 to %c4 step %c1 {
-        %out_5_3_sv = aie.objectfifo.acquire @y_L1L2_13(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_5_3 = aie.objectfifo.subview.access %out_5_3_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_32x16(%acc_5_3) : (memref<512xf32>) -> ()
-        scf.for %kt_5_3 = %c0 to %c1 step %c1 {
+      %c7 = arith.constant 7 : index
+      scf.for %it_5_3 = %c0 to %c1 step %c1 {
+        %out_5_3_sv = aie.objectfifo.acquire @y_L1L2_13(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_5_3 = aie.objectfifo.subview.access %out_5_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_128x16(%acc_5_3) : (memref<2048xf32>) -> ()
+        scf.for %kt_5_3 = %c0 to %c7 step %c1 {
           %a_5_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
           %a_5_3 = aie.objectfifo.subview.access %a_5_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-          %b_5_3_sv = aie.objectfifo.acquire @w_L2L1_13(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-          %b_5_3 = aie.objectfifo.subview.access %b_5_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          func.call @matmul_bt_bf16_32x256x16(%a_5_3, %b_5_3, %acc_5_3) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+          %b_5_3_sv = aie.objectfifo.acquire @w_L2L1_13(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+          %b_5_3 = aie.objectfifo.subview.access %b_5_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+          func.call @matmul_bt_bf16_128x64x16(%a_5_3, %b_5_3, %acc_5_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_13(Consume, 1)
         }
         %al_5_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
         %al_5_3 = aie.objectfifo.subview.access %al_5_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-        %bl_5_3_sv = aie.objectfifo.acquire @w_L2L1_13(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-        %bl_5_3 = aie.objectfifo.subview.access %bl_5_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-        func.call @matmul_bt_bf16_32x256x16(%al_5_3, %bl_5_3, %acc_5_3) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+        %bl_5_3_sv = aie.objectfifo.acquire @w_L2L1_13(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+        %bl_5_3 = aie.objectfifo.subview.access %bl_5_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+        func.call @matmul_bt_bf16_128x64x16(%al_5_3, %bl_5_3, %acc_5_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_13(Consume, 1)
-        func.call @add_bf16_32x16_row8400(%acc_5_3, %al_5_3) : (memref<512xf32>, memref<8448xbf16>) -> ()
-        func.call @silu_bf16_32x16(%acc_5_3) : (memref<512xf32>) -> ()
-        func.call @store_bf16_32x16(%acc_5_3, %out_5_3) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @add_bf16_128x16_row8400(%acc_5_3, %al_5_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @silu_bf16_128x16(%acc_5_3) : (memref<2048xf32>) -> ()
+        func.call @store_bf16_128x16(%acc_5_3, %out_5_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
         aie.objectfifo.release @y_L1L2_13(Produce, 1)
       }
@@ -602,29 +602,29 @@ module {
     %core_6_3 = aie.core(%tile_6_3) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c4 = arith.constant 4 : index
-      scf.for %it_6_3 = %c0 to %c4 step %c1 {
-        %out_6_3_sv = aie.objectfifo.acquire @y_L1L2_14(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_6_3 = aie.objectfifo.subview.access %out_6_3_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_32x16(%acc_6_3) : (memref<512xf32>) -> ()
-        scf.for %kt_6_3 = %c0 to %c1 step %c1 {
+      %c7 = arith.constant 7 : index
+      scf.for %it_6_3 = %c0 to %c1 step %c1 {
+        %out_6_3_sv = aie.objectfifo.acquire @y_L1L2_14(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_6_3 = aie.objectfifo.subview.access %out_6_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_128x16(%acc_6_3) : (memref<2048xf32>) -> ()
+        scf.for %kt_6_3 = %c0 to %c7 step %c1 {
           %a_6_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
           %a_6_3 = aie.objectfifo.subview.access %a_6_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-          %b_6_3_sv = aie.objectfifo.acquire @w_L2L1_14(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-          %b_6_3 = aie.objectfifo.subview.access %b_6_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          func.call @matmul_bt_bf16_32x256x16(%a_6_3, %b_6_3, %acc_6_3) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+          %b_6_3_sv = aie.objectfifo.acquire @w_L2L1_14(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+          %b_6_3 = aie.objectfifo.subview.access %b_6_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+          func.call @matmul_bt_bf16_128x64x16(%a_6_3, %b_6_3, %acc_6_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_14(Consume, 1)
         }
         %al_6_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
         %al_6_3 = aie.objectfifo.subview.access %al_6_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-        %bl_6_3_sv = aie.objectfifo.acquire @w_L2L1_14(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-        %bl_6_3 = aie.objectfifo.subview.access %bl_6_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-        func.call @matmul_bt_bf16_32x256x16(%al_6_3, %bl_6_3, %acc_6_3) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+        %bl_6_3_sv = aie.objectfifo.acquire @w_L2L1_14(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+        %bl_6_3 = aie.objectfifo.subview.access %bl_6_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+        func.call @matmul_bt_bf16_128x64x16(%al_6_3, %bl_6_3, %acc_6_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_14(Consume, 1)
-        func.call @add_bf16_32x16_row8416(%acc_6_3, %al_6_3) : (memref<512xf32>, memref<8448xbf16>) -> ()
-        func.call @silu_bf16_32x16(%acc_6_3) : (memref<512xf32>) -> ()
-        func.call @store_bf16_32x16(%acc_6_3, %out_6_3) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @add_bf16_128x16_row8416(%acc_6_3, %al_6_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @silu_bf16_128x16(%acc_6_3) : (memref<2048xf32>) -> ()
+        func.call @store_bf16_128x16(%acc_6_3, %out_6_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
         aie.objectfifo.release @y_L1L2_14(Produce, 1)
       }
@@ -634,171 +634,57 @@ module {
     %core_7_3 = aie.core(%tile_7_3) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c4 = arith.constant 4 : index
-      scf.for %it_7_3 = %c0 to %c4 step %c1 {
-        %out_7_3_sv = aie.objectfifo.acquire @y_L1L2_15(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_7_3 = aie.objectfifo.subview.access %out_7_3_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_32x16(%acc_7_3) : (memref<512xf32>) -> ()
-        scf.for %kt_7_3 = %c0 to %c1 step %c1 {
+      %c7 = arith.constant 7 : index
+      scf.for %it_7_3 = %c0 to %c1 step %c1 {
+        %out_7_3_sv = aie.objectfifo.acquire @y_L1L2_15(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_7_3 = aie.objectfifo.subview.access %out_7_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_128x16(%acc_7_3) : (memref<2048xf32>) -> ()
+        scf.for %kt_7_3 = %c0 to %c7 step %c1 {
           %a_7_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
           %a_7_3 = aie.objectfifo.subview.access %a_7_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-          %b_7_3_sv = aie.objectfifo.acquire @w_L2L1_15(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-          %b_7_3 = aie.objectfifo.subview.access %b_7_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          func.call @matmul_bt_bf16_32x256x16(%a_7_3, %b_7_3, %acc_7_3) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+          %b_7_3_sv = aie.objectfifo.acquire @w_L2L1_15(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+          %b_7_3 = aie.objectfifo.subview.access %b_7_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+          func.call @matmul_bt_bf16_128x64x16(%a_7_3, %b_7_3, %acc_7_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_15(Consume, 1)
         }
         %al_7_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8448xbf16>>
         %al_7_3 = aie.objectfifo.subview.access %al_7_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
-        %bl_7_3_sv = aie.objectfifo.acquire @w_L2L1_15(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
-        %bl_7_3 = aie.objectfifo.subview.access %bl_7_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-        func.call @matmul_bt_bf16_32x256x16(%al_7_3, %bl_7_3, %acc_7_3) : (memref<8448xbf16>, memref<4096xbf16>, memref<512xf32>) -> ()
+        %bl_7_3_sv = aie.objectfifo.acquire @w_L2L1_15(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
+        %bl_7_3 = aie.objectfifo.subview.access %bl_7_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
+        func.call @matmul_bt_bf16_128x64x16(%al_7_3, %bl_7_3, %acc_7_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_15(Consume, 1)
-        func.call @add_bf16_32x16_row8432(%acc_7_3, %al_7_3) : (memref<512xf32>, memref<8448xbf16>) -> ()
-        func.call @silu_bf16_32x16(%acc_7_3) : (memref<512xf32>) -> ()
-        func.call @store_bf16_32x16(%acc_7_3, %out_7_3) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @add_bf16_128x16_row8432(%acc_7_3, %al_7_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @silu_bf16_128x16(%acc_7_3) : (memref<2048xf32>) -> ()
+        func.call @store_bf16_128x16(%acc_7_3, %out_7_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
         aie.objectfifo.release @y_L1L2_15(Produce, 1)
       }
       aie.end
     } {stack_size = 1024 : i32}
     aie.runtime_sequence(%arg0: memref<65536xbf16>, %arg1: memref<131072xbf16>, %arg2: memref<256xbf16>, %arg3: memref<32768xbf16>) {
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 32][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 48][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 64][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 80][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 96][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 112][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 128][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 144][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 160][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 176][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 192][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 208][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 224][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 240][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 0][1, 2, 32, 256][0, 256, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<65536xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][2, 1, 1, 256][0, 0, 0, 1]) {id = 3 : i64, metadata = @bias_L3L2} : memref<256xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][1, 2, 64, 256][0, 256, 512, 1]) {id = 2 : i64, metadata = @w_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 32768][1, 2, 64, 256][0, 256, 512, 1]) {id = 2 : i64, metadata = @w_L3L2_1} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 65536][1, 2, 64, 256][0, 256, 512, 1]) {id = 3 : i64, metadata = @w_L3L2_2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 98304][1, 2, 64, 256][0, 256, 512, 1]) {id = 2 : i64, metadata = @w_L3L2_3} : memref<131072xbf16>
-      aiex.npu.dma_wait {symbol = @y_L2L3_0}
-      aiex.npu.dma_wait {symbol = @y_L2L3_1}
-      aiex.npu.dma_wait {symbol = @y_L2L3_2}
-      aiex.npu.dma_wait {symbol = @y_L2L3_3}
-      aiex.npu.dma_wait {symbol = @y_L2L3_4}
-      aiex.npu.dma_wait {symbol = @y_L2L3_5}
-      aiex.npu.dma_wait {symbol = @y_L2L3_6}
-      aiex.npu.dma_wait {symbol = @y_L2L3_7}
-      aiex.npu.dma_wait {symbol = @y_L2L3_8}
-      aiex.npu.dma_wait {symbol = @y_L2L3_9}
-      aiex.npu.dma_wait {symbol = @y_L2L3_10}
-      aiex.npu.dma_wait {symbol = @y_L2L3_11}
-      aiex.npu.dma_wait {symbol = @y_L2L3_12}
-      aiex.npu.dma_wait {symbol = @y_L2L3_13}
-      aiex.npu.dma_wait {symbol = @y_L2L3_14}
-      aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 8192][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 8208][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 8224][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 8240][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 8256][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 8272][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 8288][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 8304][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 8320][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 8336][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 8352][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 8368][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 8384][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 8400][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 8416][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 8432][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 16384][1, 2, 32, 256][0, 256, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<65536xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][2, 1, 1, 256][0, 0, 0, 1]) {id = 3 : i64, metadata = @bias_L3L2} : memref<256xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][1, 2, 64, 256][0, 256, 512, 1]) {id = 2 : i64, metadata = @w_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 32768][1, 2, 64, 256][0, 256, 512, 1]) {id = 2 : i64, metadata = @w_L3L2_1} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 65536][1, 2, 64, 256][0, 256, 512, 1]) {id = 3 : i64, metadata = @w_L3L2_2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 98304][1, 2, 64, 256][0, 256, 512, 1]) {id = 2 : i64, metadata = @w_L3L2_3} : memref<131072xbf16>
-      aiex.npu.dma_wait {symbol = @y_L2L3_0}
-      aiex.npu.dma_wait {symbol = @y_L2L3_1}
-      aiex.npu.dma_wait {symbol = @y_L2L3_2}
-      aiex.npu.dma_wait {symbol = @y_L2L3_3}
-      aiex.npu.dma_wait {symbol = @y_L2L3_4}
-      aiex.npu.dma_wait {symbol = @y_L2L3_5}
-      aiex.npu.dma_wait {symbol = @y_L2L3_6}
-      aiex.npu.dma_wait {symbol = @y_L2L3_7}
-      aiex.npu.dma_wait {symbol = @y_L2L3_8}
-      aiex.npu.dma_wait {symbol = @y_L2L3_9}
-      aiex.npu.dma_wait {symbol = @y_L2L3_10}
-      aiex.npu.dma_wait {symbol = @y_L2L3_11}
-      aiex.npu.dma_wait {symbol = @y_L2L3_12}
-      aiex.npu.dma_wait {symbol = @y_L2L3_13}
-      aiex.npu.dma_wait {symbol = @y_L2L3_14}
-      aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16384][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16400][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16416][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16432][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16448][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16464][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16480][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16496][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16512][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16528][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16544][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16560][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16576][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16592][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16608][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16624][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 32768][1, 2, 32, 256][0, 256, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<65536xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][2, 1, 1, 256][0, 0, 0, 1]) {id = 3 : i64, metadata = @bias_L3L2} : memref<256xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][1, 2, 64, 256][0, 256, 512, 1]) {id = 2 : i64, metadata = @w_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 32768][1, 2, 64, 256][0, 256, 512, 1]) {id = 2 : i64, metadata = @w_L3L2_1} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 65536][1, 2, 64, 256][0, 256, 512, 1]) {id = 3 : i64, metadata = @w_L3L2_2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 98304][1, 2, 64, 256][0, 256, 512, 1]) {id = 2 : i64, metadata = @w_L3L2_3} : memref<131072xbf16>
-      aiex.npu.dma_wait {symbol = @y_L2L3_0}
-      aiex.npu.dma_wait {symbol = @y_L2L3_1}
-      aiex.npu.dma_wait {symbol = @y_L2L3_2}
-      aiex.npu.dma_wait {symbol = @y_L2L3_3}
-      aiex.npu.dma_wait {symbol = @y_L2L3_4}
-      aiex.npu.dma_wait {symbol = @y_L2L3_5}
-      aiex.npu.dma_wait {symbol = @y_L2L3_6}
-      aiex.npu.dma_wait {symbol = @y_L2L3_7}
-      aiex.npu.dma_wait {symbol = @y_L2L3_8}
-      aiex.npu.dma_wait {symbol = @y_L2L3_9}
-      aiex.npu.dma_wait {symbol = @y_L2L3_10}
-      aiex.npu.dma_wait {symbol = @y_L2L3_11}
-      aiex.npu.dma_wait {symbol = @y_L2L3_12}
-      aiex.npu.dma_wait {symbol = @y_L2L3_13}
-      aiex.npu.dma_wait {symbol = @y_L2L3_14}
-      aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 24576][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 24592][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 24608][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 24624][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 24640][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 24656][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 24672][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 24688][1, 1, 32, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 24704][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 24720][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 24736][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 24752][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 24768][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 24784][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 24800][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 24816][1, 1, 32, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<32768xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 49152][1, 2, 32, 256][0, 256, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<65536xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][2, 1, 1, 256][0, 0, 0, 1]) {id = 3 : i64, metadata = @bias_L3L2} : memref<256xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][1, 2, 64, 256][0, 256, 512, 1]) {id = 2 : i64, metadata = @w_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 32768][1, 2, 64, 256][0, 256, 512, 1]) {id = 2 : i64, metadata = @w_L3L2_1} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 65536][1, 2, 64, 256][0, 256, 512, 1]) {id = 3 : i64, metadata = @w_L3L2_2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 98304][1, 2, 64, 256][0, 256, 512, 1]) {id = 2 : i64, metadata = @w_L3L2_3} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 1, 128, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<32768xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 16][1, 1, 128, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<32768xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 32][1, 1, 128, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<32768xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 48][1, 1, 128, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<32768xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 64][1, 1, 128, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<32768xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 80][1, 1, 128, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<32768xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 96][1, 1, 128, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<32768xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 112][1, 1, 128, 16][0, 0, 256, 1]) {id = 0 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<32768xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 128][1, 1, 128, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<32768xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 144][1, 1, 128, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<32768xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 160][1, 1, 128, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<32768xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 176][1, 1, 128, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<32768xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 192][1, 1, 128, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<32768xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 208][1, 1, 128, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<32768xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 224][1, 1, 128, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<32768xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 240][1, 1, 128, 16][0, 0, 256, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<32768xbf16>
+      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 0][1, 8, 128, 64][0, 64, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<65536xbf16>
+      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][8, 1, 1, 256][0, 0, 0, 1]) {id = 3 : i64, metadata = @bias_L3L2} : memref<256xbf16>
+      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][1, 8, 64, 64][0, 64, 512, 1]) {id = 2 : i64, metadata = @w_L3L2} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 32768][1, 8, 64, 64][0, 64, 512, 1]) {id = 2 : i64, metadata = @w_L3L2_1} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 65536][1, 8, 64, 64][0, 64, 512, 1]) {id = 3 : i64, metadata = @w_L3L2_2} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 98304][1, 8, 64, 64][0, 64, 512, 1]) {id = 2 : i64, metadata = @w_L3L2_3} : memref<131072xbf16>
       aiex.npu.dma_wait {symbol = @y_L2L3_0}
       aiex.npu.dma_wait {symbol = @y_L2L3_1}
       aiex.npu.dma_wait {symbol = @y_L2L3_2}

@@ -130,11 +130,11 @@ template <int Q> static inline v16f gelu_exact_v(v16f x) {
 
 extern "C" {
 
-// acc = add(acc, x) in place (32 x 16); x: row operand at element 8192 of obj
-void add_bf16_32x16_row8192(float *acc, const bfloat16 *obj) {
+// acc = add(acc, x) in place (128 x 16); x: row operand at element 8192 of obj
+void add_bf16_128x16_row8192(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8192;
-  for (int row = 0; row < 32; row++) {
+  for (int row = 0; row < 128; row++) {
     for (int col = 0; col < 16; col += 16) {
       v16f xv = load16(x + col);
       float *p = acc + row * 16 + col;
@@ -143,11 +143,11 @@ void add_bf16_32x16_row8192(float *acc, const bfloat16 *obj) {
   }
 }
 
-// acc = add(acc, x) in place (32 x 16); x: row operand at element 8208 of obj
-void add_bf16_32x16_row8208(float *acc, const bfloat16 *obj) {
+// acc = add(acc, x) in place (128 x 16); x: row operand at element 8208 of obj
+void add_bf16_128x16_row8208(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8208;
-  for (int row = 0; row < 32; row++) {
+  for (int row = 0; row < 128; row++) {
     for (int col = 0; col < 16; col += 16) {
       v16f xv = load16(x + col);
       float *p = acc + row * 16 + col;
@@ -156,11 +156,11 @@ void add_bf16_32x16_row8208(float *acc, const bfloat16 *obj) {
   }
 }
 
-// acc = add(acc, x) in place (32 x 16); x: row operand at element 8224 of obj
-void add_bf16_32x16_row8224(float *acc, const bfloat16 *obj) {
+// acc = add(acc, x) in place (128 x 16); x: row operand at element 8224 of obj
+void add_bf16_128x16_row8224(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8224;
-  for (int row = 0; row < 32; row++) {
+  for (int row = 0; row < 128; row++) {
     for (int col = 0; col < 16; col += 16) {
       v16f xv = load16(x + col);
       float *p = acc + row * 16 + col;
@@ -169,11 +169,11 @@ void add_bf16_32x16_row8224(float *acc, const bfloat16 *obj) {
   }
 }
 
-// acc = add(acc, x) in place (32 x 16); x: row operand at element 8240 of obj
-void add_bf16_32x16_row8240(float *acc, const bfloat16 *obj) {
+// acc = add(acc, x) in place (128 x 16); x: row operand at element 8240 of obj
+void add_bf16_128x16_row8240(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8240;
-  for (int row = 0; row < 32; row++) {
+  for (int row = 0; row < 128; row++) {
     for (int col = 0; col < 16; col += 16) {
       v16f xv = load16(x + col);
       float *p = acc + row * 16 + col;
@@ -182,11 +182,11 @@ void add_bf16_32x16_row8240(float *acc, const bfloat16 *obj) {
   }
 }
 
-// acc = add(acc, x) in place (32 x 16); x: row operand at element 8256 of obj
-void add_bf16_32x16_row8256(float *acc, const bfloat16 *obj) {
+// acc = add(acc, x) in place (128 x 16); x: row operand at element 8256 of obj
+void add_bf16_128x16_row8256(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8256;
-  for (int row = 0; row < 32; row++) {
+  for (int row = 0; row < 128; row++) {
     for (int col = 0; col < 16; col += 16) {
       v16f xv = load16(x + col);
       float *p = acc + row * 16 + col;
@@ -195,11 +195,11 @@ void add_bf16_32x16_row8256(float *acc, const bfloat16 *obj) {
   }
 }
 
-// acc = add(acc, x) in place (32 x 16); x: row operand at element 8272 of obj
-void add_bf16_32x16_row8272(float *acc, const bfloat16 *obj) {
+// acc = add(acc, x) in place (128 x 16); x: row operand at element 8272 of obj
+void add_bf16_128x16_row8272(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8272;
-  for (int row = 0; row < 32; row++) {
+  for (int row = 0; row < 128; row++) {
     for (int col = 0; col < 16; col += 16) {
       v16f xv = load16(x + col);
       float *p = acc + row * 16 + col;
@@ -208,11 +208,11 @@ void add_bf16_32x16_row8272(float *acc, const bfloat16 *obj) {
   }
 }
 
-// acc = add(acc, x) in place (32 x 16); x: row operand at element 8288 of obj
-void add_bf16_32x16_row8288(float *acc, const bfloat16 *obj) {
+// acc = add(acc, x) in place (128 x 16); x: row operand at element 8288 of obj
+void add_bf16_128x16_row8288(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8288;
-  for (int row = 0; row < 32; row++) {
+  for (int row = 0; row < 128; row++) {
     for (int col = 0; col < 16; col += 16) {
       v16f xv = load16(x + col);
       float *p = acc + row * 16 + col;
@@ -221,11 +221,11 @@ void add_bf16_32x16_row8288(float *acc, const bfloat16 *obj) {
   }
 }
 
-// acc = add(acc, x) in place (32 x 16); x: row operand at element 8304 of obj
-void add_bf16_32x16_row8304(float *acc, const bfloat16 *obj) {
+// acc = add(acc, x) in place (128 x 16); x: row operand at element 8304 of obj
+void add_bf16_128x16_row8304(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8304;
-  for (int row = 0; row < 32; row++) {
+  for (int row = 0; row < 128; row++) {
     for (int col = 0; col < 16; col += 16) {
       v16f xv = load16(x + col);
       float *p = acc + row * 16 + col;
@@ -234,11 +234,11 @@ void add_bf16_32x16_row8304(float *acc, const bfloat16 *obj) {
   }
 }
 
-// acc = add(acc, x) in place (32 x 16); x: row operand at element 8320 of obj
-void add_bf16_32x16_row8320(float *acc, const bfloat16 *obj) {
+// acc = add(acc, x) in place (128 x 16); x: row operand at element 8320 of obj
+void add_bf16_128x16_row8320(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8320;
-  for (int row = 0; row < 32; row++) {
+  for (int row = 0; row < 128; row++) {
     for (int col = 0; col < 16; col += 16) {
       v16f xv = load16(x + col);
       float *p = acc + row * 16 + col;
@@ -247,11 +247,11 @@ void add_bf16_32x16_row8320(float *acc, const bfloat16 *obj) {
   }
 }
 
-// acc = add(acc, x) in place (32 x 16); x: row operand at element 8336 of obj
-void add_bf16_32x16_row8336(float *acc, const bfloat16 *obj) {
+// acc = add(acc, x) in place (128 x 16); x: row operand at element 8336 of obj
+void add_bf16_128x16_row8336(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8336;
-  for (int row = 0; row < 32; row++) {
+  for (int row = 0; row < 128; row++) {
     for (int col = 0; col < 16; col += 16) {
       v16f xv = load16(x + col);
       float *p = acc + row * 16 + col;
@@ -260,11 +260,11 @@ void add_bf16_32x16_row8336(float *acc, const bfloat16 *obj) {
   }
 }
 
-// acc = add(acc, x) in place (32 x 16); x: row operand at element 8352 of obj
-void add_bf16_32x16_row8352(float *acc, const bfloat16 *obj) {
+// acc = add(acc, x) in place (128 x 16); x: row operand at element 8352 of obj
+void add_bf16_128x16_row8352(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8352;
-  for (int row = 0; row < 32; row++) {
+  for (int row = 0; row < 128; row++) {
     for (int col = 0; col < 16; col += 16) {
       v16f xv = load16(x + col);
       float *p = acc + row * 16 + col;
@@ -273,11 +273,11 @@ void add_bf16_32x16_row8352(float *acc, const bfloat16 *obj) {
   }
 }
 
-// acc = add(acc, x) in place (32 x 16); x: row operand at element 8368 of obj
-void add_bf16_32x16_row8368(float *acc, const bfloat16 *obj) {
+// acc = add(acc, x) in place (128 x 16); x: row operand at element 8368 of obj
+void add_bf16_128x16_row8368(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8368;
-  for (int row = 0; row < 32; row++) {
+  for (int row = 0; row < 128; row++) {
     for (int col = 0; col < 16; col += 16) {
       v16f xv = load16(x + col);
       float *p = acc + row * 16 + col;
@@ -286,11 +286,11 @@ void add_bf16_32x16_row8368(float *acc, const bfloat16 *obj) {
   }
 }
 
-// acc = add(acc, x) in place (32 x 16); x: row operand at element 8384 of obj
-void add_bf16_32x16_row8384(float *acc, const bfloat16 *obj) {
+// acc = add(acc, x) in place (128 x 16); x: row operand at element 8384 of obj
+void add_bf16_128x16_row8384(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8384;
-  for (int row = 0; row < 32; row++) {
+  for (int row = 0; row < 128; row++) {
     for (int col = 0; col < 16; col += 16) {
       v16f xv = load16(x + col);
       float *p = acc + row * 16 + col;
@@ -299,11 +299,11 @@ void add_bf16_32x16_row8384(float *acc, const bfloat16 *obj) {
   }
 }
 
-// acc = add(acc, x) in place (32 x 16); x: row operand at element 8400 of obj
-void add_bf16_32x16_row8400(float *acc, const bfloat16 *obj) {
+// acc = add(acc, x) in place (128 x 16); x: row operand at element 8400 of obj
+void add_bf16_128x16_row8400(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8400;
-  for (int row = 0; row < 32; row++) {
+  for (int row = 0; row < 128; row++) {
     for (int col = 0; col < 16; col += 16) {
       v16f xv = load16(x + col);
       float *p = acc + row * 16 + col;
@@ -312,11 +312,11 @@ void add_bf16_32x16_row8400(float *acc, const bfloat16 *obj) {
   }
 }
 
-// acc = add(acc, x) in place (32 x 16); x: row operand at element 8416 of obj
-void add_bf16_32x16_row8416(float *acc, const bfloat16 *obj) {
+// acc = add(acc, x) in place (128 x 16); x: row operand at element 8416 of obj
+void add_bf16_128x16_row8416(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8416;
-  for (int row = 0; row < 32; row++) {
+  for (int row = 0; row < 128; row++) {
     for (int col = 0; col < 16; col += 16) {
       v16f xv = load16(x + col);
       float *p = acc + row * 16 + col;
@@ -325,11 +325,11 @@ void add_bf16_32x16_row8416(float *acc, const bfloat16 *obj) {
   }
 }
 
-// acc = add(acc, x) in place (32 x 16); x: row operand at element 8432 of obj
-void add_bf16_32x16_row8432(float *acc, const bfloat16 *obj) {
+// acc = add(acc, x) in place (128 x 16); x: row operand at element 8432 of obj
+void add_bf16_128x16_row8432(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8432;
-  for (int row = 0; row < 32; row++) {
+  for (int row = 0; row < 128; row++) {
     for (int col = 0; col < 16; col += 16) {
       v16f xv = load16(x + col);
       float *p = acc + row * 16 + col;
@@ -338,11 +338,11 @@ void add_bf16_32x16_row8432(float *acc, const bfloat16 *obj) {
   }
 }
 
-// acc[32 x 16] += a[32 x 256] @ b^T, b[16 x 256]; fp32 accumulation
-void matmul_bt_bf16_32x256x16(const bfloat16 *a, const bfloat16 *b, float *acc) {
+// acc[128 x 16] += a[128 x 64] @ b^T, b[16 x 64]; fp32 accumulation
+void matmul_bt_bf16_128x64x16(const bfloat16 *a, const bfloat16 *b, float *acc) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   using MMUL = aie::mmul<4, 8, 8, bfloat16, bfloat16, accfloat>;
-  for (int rb = 0; rb < 8; rb++) {
+  for (int rb = 0; rb < 32; rb++) {
     for (int cb = 0; cb < 2; cb++) {
       aie::vector<float, 32> c;
       for (int i = 0; i < 4; i++)
@@ -350,14 +350,14 @@ void matmul_bt_bf16_32x256x16(const bfloat16 *a, const bfloat16 *b, float *acc) 
       aie::accum<accfloat, 32> ca;
       ca.from_vector(c);
       MMUL C(ca);
-      for (int kb = 0; kb < 32; kb++) {
-        const int panel = (kb * 8) / 256, col = (kb * 8) % 256;
+      for (int kb = 0; kb < 8; kb++) {
+        const int panel = (kb * 8) / 64, col = (kb * 8) % 64;
         aie::vector<bfloat16, 32> A;
         for (int i = 0; i < 4; i++)
-          A.insert(i, aie::load_v<8>(a + panel * 8192 + (rb * 4 + i) * 256 + col));
+          A.insert(i, aie::load_v<8>(a + panel * 8192 + (rb * 4 + i) * 64 + col));
         aie::vector<bfloat16, 64> B;
         for (int j = 0; j < 8; j++)      // b^T: t rows of s, transposed to s x t
-          B.insert(j, aie::load_v<8>(b + (cb * 8 + j) * 256 + kb * 8));
+          B.insert(j, aie::load_v<8>(b + (cb * 8 + j) * 64 + kb * 8));
         B = aie::transpose(B, 8, 8);
         C.mac(A, B);
       }
@@ -368,23 +368,23 @@ void matmul_bt_bf16_32x256x16(const bfloat16 *a, const bfloat16 *b, float *acc) 
   }
 }
 
-// acc = silu(acc) in place (32 x 16)
-void silu_bf16_32x16(float *acc) {
+// acc = silu(acc) in place (128 x 16)
+void silu_bf16_128x16(float *acc) {
   aie::set_rounding(aie::rounding_mode::conv_even);
-  for (int i = 0; i < 512; i += 16)
+  for (int i = 0; i < 2048; i += 16)
     store16(acc + i, silu_v<1>(load16(acc + i)));
 }
 
-// out = acc rounded to nearest even (32 x 16)
-void store_bf16_32x16(const float *acc, bfloat16 *out) {
+// out = acc rounded to nearest even (128 x 16)
+void store_bf16_128x16(const float *acc, bfloat16 *out) {
   aie::set_rounding(aie::rounding_mode::conv_even);
-  for (int i = 0; i < 512; i += 16)
+  for (int i = 0; i < 2048; i += 16)
     store16(out + i, load16(acc + i));
 }
 
-// acc = 0 (32 x 16 fp32)
-void zero_f32_32x16(float *acc) {
-  for (int i = 0; i < 512; i += 16)
+// acc = 0 (128 x 16 fp32)
+void zero_f32_128x16(float *acc) {
+  for (int i = 0; i < 2048; i += 16)
     aie::store_v(acc + i, aie::zeros<float, 16>());
 }
 

@@ -5,19 +5,19 @@
 //   act = silu(gate)
 //   h = mul(act, up)
 //   y = matmul(h, wd)
-//   act = epilogue(x @ wg^T): M=256 N=2048 K=512, tiles 16x64x128, 4 cores, 8 column tiles per core
-//   h = epilogue(x @ wu^T): M=256 N=2048 K=512, tiles 16x64x128, 4 cores, 8 column tiles per core
-//   y = epilogue(h @ wd^T): M=256 N=512 K=2048, tiles 16x32x256, 16 cores, 1 column tiles per core
+//   act = epilogue(x @ wg^T): M=256 N=2048 K=512, tiles 64x16x128, 4 cores, 32 column tiles per core
+//   h = epilogue(x @ wu^T): M=256 N=2048 K=512, tiles 64x16x128, 4 cores, 32 column tiles per core
+//   y = epilogue(h @ wd^T): M=256 N=512 K=2048, tiles 64x32x64, 16 cores, 1 column tile per core
 module {
   aie.device(npu2) {
-    func.func private @matmul_bt_bf16_16x128x64(memref<2048xbf16>, memref<8192xbf16>, memref<1024xf32>) attributes {link_with = "kernels.o"}
-    func.func private @matmul_bt_bf16_16x256x32_p4(memref<4096xbf16>, memref<8192xbf16>, memref<512xf32>) attributes {link_with = "kernels.o"}
-    func.func private @mul_bf16_16x64_pair0(memref<1024xf32>, memref<1024xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @silu_bf16_16x64(memref<1024xf32>) attributes {link_with = "kernels.o"}
-    func.func private @store_bf16_16x32(memref<512xf32>, memref<512xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @store_bf16_16x64(memref<1024xf32>, memref<1024xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @zero_f32_16x32(memref<512xf32>) attributes {link_with = "kernels.o"}
-    func.func private @zero_f32_16x64(memref<1024xf32>) attributes {link_with = "kernels.o"}
+    func.func private @matmul_bt_bf16_64x128x16(memref<8192xbf16>, memref<2048xbf16>, memref<1024xf32>) attributes {link_with = "kernels.o"}
+    func.func private @matmul_bt_bf16_64x64x32_p4(memref<4096xbf16>, memref<2048xbf16>, memref<2048xf32>) attributes {link_with = "kernels.o"}
+    func.func private @mul_bf16_64x16_pair0(memref<1024xf32>, memref<1024xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @silu_bf16_64x16(memref<1024xf32>) attributes {link_with = "kernels.o"}
+    func.func private @store_bf16_64x16(memref<1024xf32>, memref<1024xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @store_bf16_64x32(memref<2048xf32>, memref<2048xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @zero_f32_64x16(memref<1024xf32>) attributes {link_with = "kernels.o"}
+    func.func private @zero_f32_64x32(memref<2048xf32>) attributes {link_with = "kernels.o"}
     %tile_0_0 = aie.tile(0, 0)
     %tile_1_0 = aie.tile(1, 0)
     %tile_2_0 = aie.tile(2, 0)
@@ -66,103 +66,103 @@ module {
     %acc_1_3 = aie.buffer(%tile_1_3) {sym_name = "acc_1_3"} : memref<1024xf32>
     %acc_2_3 = aie.buffer(%tile_2_3) {sym_name = "acc_2_3"} : memref<1024xf32>
     %acc_3_3 = aie.buffer(%tile_3_3) {sym_name = "acc_3_3"} : memref<1024xf32>
-    %acc_4_2 = aie.buffer(%tile_4_2) {sym_name = "acc_4_2"} : memref<512xf32>
-    %acc_5_2 = aie.buffer(%tile_5_2) {sym_name = "acc_5_2"} : memref<512xf32>
-    %acc_6_2 = aie.buffer(%tile_6_2) {sym_name = "acc_6_2"} : memref<512xf32>
-    %acc_7_2 = aie.buffer(%tile_7_2) {sym_name = "acc_7_2"} : memref<512xf32>
-    %acc_4_3 = aie.buffer(%tile_4_3) {sym_name = "acc_4_3"} : memref<512xf32>
-    %acc_5_3 = aie.buffer(%tile_5_3) {sym_name = "acc_5_3"} : memref<512xf32>
-    %acc_6_3 = aie.buffer(%tile_6_3) {sym_name = "acc_6_3"} : memref<512xf32>
-    %acc_7_3 = aie.buffer(%tile_7_3) {sym_name = "acc_7_3"} : memref<512xf32>
-    %acc_0_4 = aie.buffer(%tile_0_4) {sym_name = "acc_0_4"} : memref<512xf32>
-    %acc_1_4 = aie.buffer(%tile_1_4) {sym_name = "acc_1_4"} : memref<512xf32>
-    %acc_2_4 = aie.buffer(%tile_2_4) {sym_name = "acc_2_4"} : memref<512xf32>
-    %acc_3_4 = aie.buffer(%tile_3_4) {sym_name = "acc_3_4"} : memref<512xf32>
-    %acc_4_4 = aie.buffer(%tile_4_4) {sym_name = "acc_4_4"} : memref<512xf32>
-    %acc_5_4 = aie.buffer(%tile_5_4) {sym_name = "acc_5_4"} : memref<512xf32>
-    %acc_6_4 = aie.buffer(%tile_6_4) {sym_name = "acc_6_4"} : memref<512xf32>
-    %acc_7_4 = aie.buffer(%tile_7_4) {sym_name = "acc_7_4"} : memref<512xf32>
-    aie.objectfifo @x_L3L2(%tile_0_0, {%tile_0_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
-    aie.objectfifo @x_L2L1(%tile_0_1, {%tile_0_2, %tile_1_2, %tile_2_2, %tile_3_2, %tile_0_3, %tile_1_3, %tile_2_3, %tile_3_3}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
-    aie.objectfifo @wg_L3L2(%tile_0_0, {%tile_0_1}, 2 : i32) : !aie.objectfifo<memref<32768xbf16>>
-    aie.objectfifo @wg_L2L1(%tile_0_1, {%tile_0_2}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wg_L2L1_1(%tile_0_1, {%tile_1_2}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wg_L2L1_2(%tile_0_1, {%tile_2_2}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wg_L2L1_3(%tile_0_1, {%tile_3_2}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
+    %acc_4_2 = aie.buffer(%tile_4_2) {sym_name = "acc_4_2"} : memref<2048xf32>
+    %acc_5_2 = aie.buffer(%tile_5_2) {sym_name = "acc_5_2"} : memref<2048xf32>
+    %acc_6_2 = aie.buffer(%tile_6_2) {sym_name = "acc_6_2"} : memref<2048xf32>
+    %acc_7_2 = aie.buffer(%tile_7_2) {sym_name = "acc_7_2"} : memref<2048xf32>
+    %acc_4_3 = aie.buffer(%tile_4_3) {sym_name = "acc_4_3"} : memref<2048xf32>
+    %acc_5_3 = aie.buffer(%tile_5_3) {sym_name = "acc_5_3"} : memref<2048xf32>
+    %acc_6_3 = aie.buffer(%tile_6_3) {sym_name = "acc_6_3"} : memref<2048xf32>
+    %acc_7_3 = aie.buffer(%tile_7_3) {sym_name = "acc_7_3"} : memref<2048xf32>
+    %acc_0_4 = aie.buffer(%tile_0_4) {sym_name = "acc_0_4"} : memref<2048xf32>
+    %acc_1_4 = aie.buffer(%tile_1_4) {sym_name = "acc_1_4"} : memref<2048xf32>
+    %acc_2_4 = aie.buffer(%tile_2_4) {sym_name = "acc_2_4"} : memref<2048xf32>
+    %acc_3_4 = aie.buffer(%tile_3_4) {sym_name = "acc_3_4"} : memref<2048xf32>
+    %acc_4_4 = aie.buffer(%tile_4_4) {sym_name = "acc_4_4"} : memref<2048xf32>
+    %acc_5_4 = aie.buffer(%tile_5_4) {sym_name = "acc_5_4"} : memref<2048xf32>
+    %acc_6_4 = aie.buffer(%tile_6_4) {sym_name = "acc_6_4"} : memref<2048xf32>
+    %acc_7_4 = aie.buffer(%tile_7_4) {sym_name = "acc_7_4"} : memref<2048xf32>
+    aie.objectfifo @x_L3L2(%tile_0_0, {%tile_0_1}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
+    aie.objectfifo @x_L2L1(%tile_0_1, {%tile_0_2, %tile_1_2, %tile_2_2, %tile_3_2, %tile_0_3, %tile_1_3, %tile_2_3, %tile_3_3}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
+    aie.objectfifo @wg_L3L2(%tile_0_0, {%tile_0_1}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
+    aie.objectfifo @wg_L2L1(%tile_0_1, {%tile_0_2}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wg_L2L1_1(%tile_0_1, {%tile_1_2}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wg_L2L1_2(%tile_0_1, {%tile_2_2}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wg_L2L1_3(%tile_0_1, {%tile_3_2}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
     aie.objectfifo @act_L1L1_0(%tile_0_2, {%tile_0_3}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
     aie.objectfifo @act_L1L1_1(%tile_1_2, {%tile_1_3}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
     aie.objectfifo @act_L1L1_2(%tile_2_2, {%tile_2_3}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
     aie.objectfifo @act_L1L1_3(%tile_3_2, {%tile_3_3}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
-    aie.objectfifo @wu_L3L2(%tile_1_0, {%tile_1_1}, 2 : i32) : !aie.objectfifo<memref<32768xbf16>>
-    aie.objectfifo @wu_L2L1(%tile_1_1, {%tile_0_3}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wu_L2L1_1(%tile_1_1, {%tile_1_3}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wu_L2L1_2(%tile_1_1, {%tile_2_3}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wu_L2L1_3(%tile_1_1, {%tile_3_3}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
+    aie.objectfifo @wu_L3L2(%tile_1_0, {%tile_1_1}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
+    aie.objectfifo @wu_L2L1(%tile_1_1, {%tile_0_3}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wu_L2L1_1(%tile_1_1, {%tile_1_3}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wu_L2L1_2(%tile_1_1, {%tile_2_3}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wu_L2L1_3(%tile_1_1, {%tile_3_3}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
     aie.objectfifo @h_L1L2_0(%tile_0_3, {%tile_4_1}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
     aie.objectfifo @h_L1L2_1(%tile_1_3, {%tile_4_1}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
     aie.objectfifo @h_L1L2_2(%tile_2_3, {%tile_4_1}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
     aie.objectfifo @h_L1L2_3(%tile_3_3, {%tile_4_1}, 2 : i32) : !aie.objectfifo<memref<1024xbf16>>
     aie.objectfifo @h_L2L1(%tile_4_1, {%tile_4_2, %tile_5_2, %tile_6_2, %tile_7_2, %tile_4_3, %tile_5_3, %tile_6_3, %tile_7_3, %tile_0_4, %tile_1_4, %tile_2_4, %tile_3_4, %tile_4_4, %tile_5_4, %tile_6_4, %tile_7_4}, 2 : i32) : !aie.objectfifo<memref<4096xbf16>>
-    aie.objectfifo @wd_L3L2(%tile_4_0, {%tile_4_1}, 2 : i32) : !aie.objectfifo<memref<32768xbf16>>
-    aie.objectfifo @wd_L2L1(%tile_4_1, {%tile_4_2}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wd_L2L1_1(%tile_4_1, {%tile_5_2}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wd_L2L1_2(%tile_4_1, {%tile_6_2}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wd_L2L1_3(%tile_4_1, {%tile_7_2}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wd_L3L2_1(%tile_3_0, {%tile_3_1}, 2 : i32) : !aie.objectfifo<memref<32768xbf16>>
-    aie.objectfifo @wd_L2L1_4(%tile_3_1, {%tile_4_3}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wd_L2L1_5(%tile_3_1, {%tile_5_3}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wd_L2L1_6(%tile_3_1, {%tile_6_3}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wd_L2L1_7(%tile_3_1, {%tile_7_3}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wd_L3L2_2(%tile_2_0, {%tile_2_1}, 2 : i32) : !aie.objectfifo<memref<32768xbf16>>
-    aie.objectfifo @wd_L2L1_8(%tile_2_1, {%tile_0_4}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wd_L2L1_9(%tile_2_1, {%tile_1_4}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wd_L2L1_10(%tile_2_1, {%tile_2_4}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wd_L2L1_11(%tile_2_1, {%tile_3_4}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wd_L3L2_3(%tile_5_0, {%tile_5_1}, 2 : i32) : !aie.objectfifo<memref<32768xbf16>>
-    aie.objectfifo @wd_L2L1_12(%tile_5_1, {%tile_4_4}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wd_L2L1_13(%tile_5_1, {%tile_5_4}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wd_L2L1_14(%tile_5_1, {%tile_6_4}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @wd_L2L1_15(%tile_5_1, {%tile_7_4}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
-    aie.objectfifo @y_L1L2_0(%tile_4_2, {%tile_4_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_0(%tile_4_1, {%tile_4_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_1(%tile_5_2, {%tile_5_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_1(%tile_5_1, {%tile_5_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_2(%tile_6_2, {%tile_6_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_2(%tile_6_1, {%tile_6_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_3(%tile_7_2, {%tile_7_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_3(%tile_7_1, {%tile_7_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_4(%tile_4_3, {%tile_3_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_4(%tile_3_1, {%tile_3_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_5(%tile_5_3, {%tile_5_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_5(%tile_5_1, {%tile_5_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_6(%tile_6_3, {%tile_6_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_6(%tile_6_1, {%tile_6_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_7(%tile_7_3, {%tile_7_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_7(%tile_7_1, {%tile_7_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_8(%tile_0_4, {%tile_0_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_8(%tile_0_1, {%tile_0_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_9(%tile_1_4, {%tile_1_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_9(%tile_1_1, {%tile_1_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_10(%tile_2_4, {%tile_2_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_10(%tile_2_1, {%tile_2_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_11(%tile_3_4, {%tile_3_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_11(%tile_3_1, {%tile_3_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_12(%tile_4_4, {%tile_2_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_12(%tile_2_1, {%tile_2_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_13(%tile_5_4, {%tile_6_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_13(%tile_6_1, {%tile_4_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_14(%tile_6_4, {%tile_6_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_14(%tile_6_1, {%tile_1_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L1L2_15(%tile_7_4, {%tile_7_1}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
-    aie.objectfifo @y_L2L3_15(%tile_7_1, {%tile_0_0}, 2 : i32) : !aie.objectfifo<memref<512xbf16>>
+    aie.objectfifo @wd_L3L2(%tile_4_0, {%tile_4_1}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
+    aie.objectfifo @wd_L2L1(%tile_4_1, {%tile_4_2}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wd_L2L1_1(%tile_4_1, {%tile_5_2}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wd_L2L1_2(%tile_4_1, {%tile_6_2}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wd_L2L1_3(%tile_4_1, {%tile_7_2}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wd_L3L2_1(%tile_3_0, {%tile_3_1}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
+    aie.objectfifo @wd_L2L1_4(%tile_3_1, {%tile_4_3}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wd_L2L1_5(%tile_3_1, {%tile_5_3}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wd_L2L1_6(%tile_3_1, {%tile_6_3}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wd_L2L1_7(%tile_3_1, {%tile_7_3}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wd_L3L2_2(%tile_2_0, {%tile_2_1}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
+    aie.objectfifo @wd_L2L1_8(%tile_2_1, {%tile_0_4}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wd_L2L1_9(%tile_2_1, {%tile_1_4}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wd_L2L1_10(%tile_2_1, {%tile_2_4}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wd_L2L1_11(%tile_2_1, {%tile_3_4}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wd_L3L2_3(%tile_5_0, {%tile_5_1}, 2 : i32) : !aie.objectfifo<memref<8192xbf16>>
+    aie.objectfifo @wd_L2L1_12(%tile_5_1, {%tile_4_4}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wd_L2L1_13(%tile_5_1, {%tile_5_4}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wd_L2L1_14(%tile_5_1, {%tile_6_4}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @wd_L2L1_15(%tile_5_1, {%tile_7_4}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_0(%tile_4_2, {%tile_4_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_0(%tile_4_1, {%tile_4_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_1(%tile_5_2, {%tile_5_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_1(%tile_5_1, {%tile_5_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_2(%tile_6_2, {%tile_6_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_2(%tile_6_1, {%tile_6_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_3(%tile_7_2, {%tile_7_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_3(%tile_7_1, {%tile_7_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_4(%tile_4_3, {%tile_3_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_4(%tile_3_1, {%tile_3_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_5(%tile_5_3, {%tile_5_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_5(%tile_5_1, {%tile_5_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_6(%tile_6_3, {%tile_6_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_6(%tile_6_1, {%tile_6_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_7(%tile_7_3, {%tile_7_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_7(%tile_7_1, {%tile_7_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_8(%tile_0_4, {%tile_0_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_8(%tile_0_1, {%tile_0_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_9(%tile_1_4, {%tile_1_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_9(%tile_1_1, {%tile_1_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_10(%tile_2_4, {%tile_2_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_10(%tile_2_1, {%tile_2_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_11(%tile_3_4, {%tile_3_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_11(%tile_3_1, {%tile_3_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_12(%tile_4_4, {%tile_2_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_12(%tile_2_1, {%tile_2_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_13(%tile_5_4, {%tile_6_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_13(%tile_6_1, {%tile_4_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_14(%tile_6_4, {%tile_6_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_14(%tile_6_1, {%tile_1_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L1L2_15(%tile_7_4, {%tile_7_1}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
+    aie.objectfifo @y_L2L3_15(%tile_7_1, {%tile_0_0}, 2 : i32) : !aie.objectfifo<memref<2048xbf16>>
     aie.objectfifo.link [@x_L3L2] -> [@x_L2L1]([] [])
-    aie.objectfifo.link [@wg_L3L2] -> [@wg_L2L1, @wg_L2L1_1, @wg_L2L1_2, @wg_L2L1_3]([] [0, 8192, 16384, 24576])
-    aie.objectfifo.link [@wu_L3L2] -> [@wu_L2L1, @wu_L2L1_1, @wu_L2L1_2, @wu_L2L1_3]([] [0, 8192, 16384, 24576])
+    aie.objectfifo.link [@wg_L3L2] -> [@wg_L2L1, @wg_L2L1_1, @wg_L2L1_2, @wg_L2L1_3]([] [0, 2048, 4096, 6144])
+    aie.objectfifo.link [@wu_L3L2] -> [@wu_L2L1, @wu_L2L1_1, @wu_L2L1_2, @wu_L2L1_3]([] [0, 2048, 4096, 6144])
     aie.objectfifo.link [@h_L1L2_0, @h_L1L2_1, @h_L1L2_2, @h_L1L2_3] -> [@h_L2L1]([0, 1024, 2048, 3072] [])
-    aie.objectfifo.link [@wd_L3L2] -> [@wd_L2L1, @wd_L2L1_1, @wd_L2L1_2, @wd_L2L1_3]([] [0, 8192, 16384, 24576])
-    aie.objectfifo.link [@wd_L3L2_1] -> [@wd_L2L1_4, @wd_L2L1_5, @wd_L2L1_6, @wd_L2L1_7]([] [0, 8192, 16384, 24576])
-    aie.objectfifo.link [@wd_L3L2_2] -> [@wd_L2L1_8, @wd_L2L1_9, @wd_L2L1_10, @wd_L2L1_11]([] [0, 8192, 16384, 24576])
-    aie.objectfifo.link [@wd_L3L2_3] -> [@wd_L2L1_12, @wd_L2L1_13, @wd_L2L1_14, @wd_L2L1_15]([] [0, 8192, 16384, 24576])
+    aie.objectfifo.link [@wd_L3L2] -> [@wd_L2L1, @wd_L2L1_1, @wd_L2L1_2, @wd_L2L1_3]([] [0, 2048, 4096, 6144])
+    aie.objectfifo.link [@wd_L3L2_1] -> [@wd_L2L1_4, @wd_L2L1_5, @wd_L2L1_6, @wd_L2L1_7]([] [0, 2048, 4096, 6144])
+    aie.objectfifo.link [@wd_L3L2_2] -> [@wd_L2L1_8, @wd_L2L1_9, @wd_L2L1_10, @wd_L2L1_11]([] [0, 2048, 4096, 6144])
+    aie.objectfifo.link [@wd_L3L2_3] -> [@wd_L2L1_12, @wd_L2L1_13, @wd_L2L1_14, @wd_L2L1_15]([] [0, 2048, 4096, 6144])
     aie.objectfifo.link [@y_L1L2_0] -> [@y_L2L3_0]([] [])
     aie.objectfifo.link [@y_L1L2_1] -> [@y_L2L3_1]([] [])
     aie.objectfifo.link [@y_L1L2_2] -> [@y_L2L3_2]([] [])
@@ -188,18 +188,18 @@ module {
       scf.for %it_0_2 = %c0 to %c128 step %c1 {
         %out_0_2_sv = aie.objectfifo.acquire @act_L1L1_0(Produce, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %out_0_2 = aie.objectfifo.subview.access %out_0_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @zero_f32_16x64(%acc_0_2) : (memref<1024xf32>) -> ()
+        func.call @zero_f32_64x16(%acc_0_2) : (memref<1024xf32>) -> ()
         scf.for %kt_0_2 = %c0 to %c4 step %c1 {
-          %a_0_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
-          %a_0_2 = aie.objectfifo.subview.access %a_0_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
-          %b_0_2_sv = aie.objectfifo.acquire @wg_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_0_2 = aie.objectfifo.subview.access %b_0_2_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x128x64(%a_0_2, %b_0_2, %acc_0_2) : (memref<2048xbf16>, memref<8192xbf16>, memref<1024xf32>) -> ()
+          %a_0_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
+          %a_0_2 = aie.objectfifo.subview.access %a_0_2_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
+          %b_0_2_sv = aie.objectfifo.acquire @wg_L2L1(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_0_2 = aie.objectfifo.subview.access %b_0_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x128x16(%a_0_2, %b_0_2, %acc_0_2) : (memref<8192xbf16>, memref<2048xbf16>, memref<1024xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @wg_L2L1(Consume, 1)
         }
-        func.call @silu_bf16_16x64(%acc_0_2) : (memref<1024xf32>) -> ()
-        func.call @store_bf16_16x64(%acc_0_2, %out_0_2) : (memref<1024xf32>, memref<1024xbf16>) -> ()
+        func.call @silu_bf16_64x16(%acc_0_2) : (memref<1024xf32>) -> ()
+        func.call @store_bf16_64x16(%acc_0_2, %out_0_2) : (memref<1024xf32>, memref<1024xbf16>) -> ()
         aie.objectfifo.release @act_L1L1_0(Produce, 1)
       }
       aie.end
@@ -213,18 +213,18 @@ module {
       scf.for %it_1_2 = %c0 to %c128 step %c1 {
         %out_1_2_sv = aie.objectfifo.acquire @act_L1L1_1(Produce, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %out_1_2 = aie.objectfifo.subview.access %out_1_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @zero_f32_16x64(%acc_1_2) : (memref<1024xf32>) -> ()
+        func.call @zero_f32_64x16(%acc_1_2) : (memref<1024xf32>) -> ()
         scf.for %kt_1_2 = %c0 to %c4 step %c1 {
-          %a_1_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
-          %a_1_2 = aie.objectfifo.subview.access %a_1_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
-          %b_1_2_sv = aie.objectfifo.acquire @wg_L2L1_1(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_1_2 = aie.objectfifo.subview.access %b_1_2_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x128x64(%a_1_2, %b_1_2, %acc_1_2) : (memref<2048xbf16>, memref<8192xbf16>, memref<1024xf32>) -> ()
+          %a_1_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
+          %a_1_2 = aie.objectfifo.subview.access %a_1_2_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
+          %b_1_2_sv = aie.objectfifo.acquire @wg_L2L1_1(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_1_2 = aie.objectfifo.subview.access %b_1_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x128x16(%a_1_2, %b_1_2, %acc_1_2) : (memref<8192xbf16>, memref<2048xbf16>, memref<1024xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @wg_L2L1_1(Consume, 1)
         }
-        func.call @silu_bf16_16x64(%acc_1_2) : (memref<1024xf32>) -> ()
-        func.call @store_bf16_16x64(%acc_1_2, %out_1_2) : (memref<1024xf32>, memref<1024xbf16>) -> ()
+        func.call @silu_bf16_64x16(%acc_1_2) : (memref<1024xf32>) -> ()
+        func.call @store_bf16_64x16(%acc_1_2, %out_1_2) : (memref<1024xf32>, memref<1024xbf16>) -> ()
         aie.objectfifo.release @act_L1L1_1(Produce, 1)
       }
       aie.end
@@ -238,18 +238,18 @@ module {
       scf.for %it_2_2 = %c0 to %c128 step %c1 {
         %out_2_2_sv = aie.objectfifo.acquire @act_L1L1_2(Produce, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %out_2_2 = aie.objectfifo.subview.access %out_2_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @zero_f32_16x64(%acc_2_2) : (memref<1024xf32>) -> ()
+        func.call @zero_f32_64x16(%acc_2_2) : (memref<1024xf32>) -> ()
         scf.for %kt_2_2 = %c0 to %c4 step %c1 {
-          %a_2_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
-          %a_2_2 = aie.objectfifo.subview.access %a_2_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
-          %b_2_2_sv = aie.objectfifo.acquire @wg_L2L1_2(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_2_2 = aie.objectfifo.subview.access %b_2_2_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x128x64(%a_2_2, %b_2_2, %acc_2_2) : (memref<2048xbf16>, memref<8192xbf16>, memref<1024xf32>) -> ()
+          %a_2_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
+          %a_2_2 = aie.objectfifo.subview.access %a_2_2_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
+          %b_2_2_sv = aie.objectfifo.acquire @wg_L2L1_2(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_2_2 = aie.objectfifo.subview.access %b_2_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x128x16(%a_2_2, %b_2_2, %acc_2_2) : (memref<8192xbf16>, memref<2048xbf16>, memref<1024xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @wg_L2L1_2(Consume, 1)
         }
-        func.call @silu_bf16_16x64(%acc_2_2) : (memref<1024xf32>) -> ()
-        func.call @store_bf16_16x64(%acc_2_2, %out_2_2) : (memref<1024xf32>, memref<1024xbf16>) -> ()
+        func.call @silu_bf16_64x16(%acc_2_2) : (memref<1024xf32>) -> ()
+        func.call @store_bf16_64x16(%acc_2_2, %out_2_2) : (memref<1024xf32>, memref<1024xbf16>) -> ()
         aie.objectfifo.release @act_L1L1_2(Produce, 1)
       }
       aie.end
@@ -263,18 +263,18 @@ module {
       scf.for %it_3_2 = %c0 to %c128 step %c1 {
         %out_3_2_sv = aie.objectfifo.acquire @act_L1L1_3(Produce, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %out_3_2 = aie.objectfifo.subview.access %out_3_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @zero_f32_16x64(%acc_3_2) : (memref<1024xf32>) -> ()
+        func.call @zero_f32_64x16(%acc_3_2) : (memref<1024xf32>) -> ()
         scf.for %kt_3_2 = %c0 to %c4 step %c1 {
-          %a_3_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
-          %a_3_2 = aie.objectfifo.subview.access %a_3_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
-          %b_3_2_sv = aie.objectfifo.acquire @wg_L2L1_3(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_3_2 = aie.objectfifo.subview.access %b_3_2_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x128x64(%a_3_2, %b_3_2, %acc_3_2) : (memref<2048xbf16>, memref<8192xbf16>, memref<1024xf32>) -> ()
+          %a_3_2_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
+          %a_3_2 = aie.objectfifo.subview.access %a_3_2_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
+          %b_3_2_sv = aie.objectfifo.acquire @wg_L2L1_3(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_3_2 = aie.objectfifo.subview.access %b_3_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x128x16(%a_3_2, %b_3_2, %acc_3_2) : (memref<8192xbf16>, memref<2048xbf16>, memref<1024xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @wg_L2L1_3(Consume, 1)
         }
-        func.call @silu_bf16_16x64(%acc_3_2) : (memref<1024xf32>) -> ()
-        func.call @store_bf16_16x64(%acc_3_2, %out_3_2) : (memref<1024xf32>, memref<1024xbf16>) -> ()
+        func.call @silu_bf16_64x16(%acc_3_2) : (memref<1024xf32>) -> ()
+        func.call @store_bf16_64x16(%acc_3_2, %out_3_2) : (memref<1024xf32>, memref<1024xbf16>) -> ()
         aie.objectfifo.release @act_L1L1_3(Produce, 1)
       }
       aie.end
@@ -288,20 +288,20 @@ module {
       scf.for %it_0_3 = %c0 to %c128 step %c1 {
         %out_0_3_sv = aie.objectfifo.acquire @h_L1L2_0(Produce, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %out_0_3 = aie.objectfifo.subview.access %out_0_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @zero_f32_16x64(%acc_0_3) : (memref<1024xf32>) -> ()
+        func.call @zero_f32_64x16(%acc_0_3) : (memref<1024xf32>) -> ()
         scf.for %kt_0_3 = %c0 to %c4 step %c1 {
-          %a_0_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
-          %a_0_3 = aie.objectfifo.subview.access %a_0_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
-          %b_0_3_sv = aie.objectfifo.acquire @wu_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_0_3 = aie.objectfifo.subview.access %b_0_3_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x128x64(%a_0_3, %b_0_3, %acc_0_3) : (memref<2048xbf16>, memref<8192xbf16>, memref<1024xf32>) -> ()
+          %a_0_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
+          %a_0_3 = aie.objectfifo.subview.access %a_0_3_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
+          %b_0_3_sv = aie.objectfifo.acquire @wu_L2L1(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_0_3 = aie.objectfifo.subview.access %b_0_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x128x16(%a_0_3, %b_0_3, %acc_0_3) : (memref<8192xbf16>, memref<2048xbf16>, memref<1024xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @wu_L2L1(Consume, 1)
         }
         %pair_0_3_sv = aie.objectfifo.acquire @act_L1L1_0(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %pair_0_3 = aie.objectfifo.subview.access %pair_0_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @mul_bf16_16x64_pair0(%acc_0_3, %pair_0_3) : (memref<1024xf32>, memref<1024xbf16>) -> ()
-        func.call @store_bf16_16x64(%acc_0_3, %out_0_3) : (memref<1024xf32>, memref<1024xbf16>) -> ()
+        func.call @mul_bf16_64x16_pair0(%acc_0_3, %pair_0_3) : (memref<1024xf32>, memref<1024xbf16>) -> ()
+        func.call @store_bf16_64x16(%acc_0_3, %out_0_3) : (memref<1024xf32>, memref<1024xbf16>) -> ()
         aie.objectfifo.release @act_L1L1_0(Consume, 1)
         aie.objectfifo.release @h_L1L2_0(Produce, 1)
       }
@@ -316,20 +316,20 @@ module {
       scf.for %it_1_3 = %c0 to %c128 step %c1 {
         %out_1_3_sv = aie.objectfifo.acquire @h_L1L2_1(Produce, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %out_1_3 = aie.objectfifo.subview.access %out_1_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @zero_f32_16x64(%acc_1_3) : (memref<1024xf32>) -> ()
+        func.call @zero_f32_64x16(%acc_1_3) : (memref<1024xf32>) -> ()
         scf.for %kt_1_3 = %c0 to %c4 step %c1 {
-          %a_1_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
-          %a_1_3 = aie.objectfifo.subview.access %a_1_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
-          %b_1_3_sv = aie.objectfifo.acquire @wu_L2L1_1(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_1_3 = aie.objectfifo.subview.access %b_1_3_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x128x64(%a_1_3, %b_1_3, %acc_1_3) : (memref<2048xbf16>, memref<8192xbf16>, memref<1024xf32>) -> ()
+          %a_1_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
+          %a_1_3 = aie.objectfifo.subview.access %a_1_3_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
+          %b_1_3_sv = aie.objectfifo.acquire @wu_L2L1_1(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_1_3 = aie.objectfifo.subview.access %b_1_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x128x16(%a_1_3, %b_1_3, %acc_1_3) : (memref<8192xbf16>, memref<2048xbf16>, memref<1024xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @wu_L2L1_1(Consume, 1)
         }
         %pair_1_3_sv = aie.objectfifo.acquire @act_L1L1_1(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %pair_1_3 = aie.objectfifo.subview.access %pair_1_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @mul_bf16_16x64_pair0(%acc_1_3, %pair_1_3) : (memref<1024xf32>, memref<1024xbf16>) -> ()
-        func.call @store_bf16_16x64(%acc_1_3, %out_1_3) : (memref<1024xf32>, memref<1024xbf16>) -> ()
+        func.call @mul_bf16_64x16_pair0(%acc_1_3, %pair_1_3) : (memref<1024xf32>, memref<1024xbf16>) -> ()
+        func.call @store_bf16_64x16(%acc_1_3, %out_1_3) : (memref<1024xf32>, memref<1024xbf16>) -> ()
         aie.objectfifo.release @act_L1L1_1(Consume, 1)
         aie.objectfifo.release @h_L1L2_1(Produce, 1)
       }
@@ -344,20 +344,20 @@ module {
       scf.for %it_2_3 = %c0 to %c128 step %c1 {
         %out_2_3_sv = aie.objectfifo.acquire @h_L1L2_2(Produce, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %out_2_3 = aie.objectfifo.subview.access %out_2_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @zero_f32_16x64(%acc_2_3) : (memref<1024xf32>) -> ()
+        func.call @zero_f32_64x16(%acc_2_3) : (memref<1024xf32>) -> ()
         scf.for %kt_2_3 = %c0 to %c4 step %c1 {
-          %a_2_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
-          %a_2_3 = aie.objectfifo.subview.access %a_2_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
-          %b_2_3_sv = aie.objectfifo.acquire @wu_L2L1_2(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_2_3 = aie.objectfifo.subview.access %b_2_3_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x128x64(%a_2_3, %b_2_3, %acc_2_3) : (memref<2048xbf16>, memref<8192xbf16>, memref<1024xf32>) -> ()
+          %a_2_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
+          %a_2_3 = aie.objectfifo.subview.access %a_2_3_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
+          %b_2_3_sv = aie.objectfifo.acquire @wu_L2L1_2(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_2_3 = aie.objectfifo.subview.access %b_2_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x128x16(%a_2_3, %b_2_3, %acc_2_3) : (memref<8192xbf16>, memref<2048xbf16>, memref<1024xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @wu_L2L1_2(Consume, 1)
         }
         %pair_2_3_sv = aie.objectfifo.acquire @act_L1L1_2(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %pair_2_3 = aie.objectfifo.subview.access %pair_2_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @mul_bf16_16x64_pair0(%acc_2_3, %pair_2_3) : (memref<1024xf32>, memref<1024xbf16>) -> ()
-        func.call @store_bf16_16x64(%acc_2_3, %out_2_3) : (memref<1024xf32>, memref<1024xbf16>) -> ()
+        func.call @mul_bf16_64x16_pair0(%acc_2_3, %pair_2_3) : (memref<1024xf32>, memref<1024xbf16>) -> ()
+        func.call @store_bf16_64x16(%acc_2_3, %out_2_3) : (memref<1024xf32>, memref<1024xbf16>) -> ()
         aie.objectfifo.release @act_L1L1_2(Consume, 1)
         aie.objectfifo.release @h_L1L2_2(Produce, 1)
       }
@@ -372,20 +372,20 @@ module {
       scf.for %it_3_3 = %c0 to %c128 step %c1 {
         %out_3_3_sv = aie.objectfifo.acquire @h_L1L2_3(Produce, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %out_3_3 = aie.objectfifo.subview.access %out_3_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @zero_f32_16x64(%acc_3_3) : (memref<1024xf32>) -> ()
+        func.call @zero_f32_64x16(%acc_3_3) : (memref<1024xf32>) -> ()
         scf.for %kt_3_3 = %c0 to %c4 step %c1 {
-          %a_3_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
-          %a_3_3 = aie.objectfifo.subview.access %a_3_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
-          %b_3_3_sv = aie.objectfifo.acquire @wu_L2L1_3(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_3_3 = aie.objectfifo.subview.access %b_3_3_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x128x64(%a_3_3, %b_3_3, %acc_3_3) : (memref<2048xbf16>, memref<8192xbf16>, memref<1024xf32>) -> ()
+          %a_3_3_sv = aie.objectfifo.acquire @x_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
+          %a_3_3 = aie.objectfifo.subview.access %a_3_3_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
+          %b_3_3_sv = aie.objectfifo.acquire @wu_L2L1_3(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_3_3 = aie.objectfifo.subview.access %b_3_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x128x16(%a_3_3, %b_3_3, %acc_3_3) : (memref<8192xbf16>, memref<2048xbf16>, memref<1024xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @wu_L2L1_3(Consume, 1)
         }
         %pair_3_3_sv = aie.objectfifo.acquire @act_L1L1_3(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %pair_3_3 = aie.objectfifo.subview.access %pair_3_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @mul_bf16_16x64_pair0(%acc_3_3, %pair_3_3) : (memref<1024xf32>, memref<1024xbf16>) -> ()
-        func.call @store_bf16_16x64(%acc_3_3, %out_3_3) : (memref<1024xf32>, memref<1024xbf16>) -> ()
+        func.call @mul_bf16_64x16_pair0(%acc_3_3, %pair_3_3) : (memref<1024xf32>, memref<1024xbf16>) -> ()
+        func.call @store_bf16_64x16(%acc_3_3, %out_3_3) : (memref<1024xf32>, memref<1024xbf16>) -> ()
         aie.objectfifo.release @act_L1L1_3(Consume, 1)
         aie.objectfifo.release @h_L1L2_3(Produce, 1)
       }
@@ -395,22 +395,22 @@ module {
     %core_4_2 = aie.core(%tile_4_2) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c8 = arith.constant 8 : index
-      %c16 = arith.constant 16 : index
-      scf.for %it_4_2 = %c0 to %c16 step %c1 {
-        %out_4_2_sv = aie.objectfifo.acquire @y_L1L2_0(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_4_2 = aie.objectfifo.subview.access %out_4_2_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_16x32(%acc_4_2) : (memref<512xf32>) -> ()
-        scf.for %kt_4_2 = %c0 to %c8 step %c1 {
+      %c4 = arith.constant 4 : index
+      %c32 = arith.constant 32 : index
+      scf.for %it_4_2 = %c0 to %c4 step %c1 {
+        %out_4_2_sv = aie.objectfifo.acquire @y_L1L2_0(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_4_2 = aie.objectfifo.subview.access %out_4_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_64x32(%acc_4_2) : (memref<2048xf32>) -> ()
+        scf.for %kt_4_2 = %c0 to %c32 step %c1 {
           %a_4_2_sv = aie.objectfifo.acquire @h_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
           %a_4_2 = aie.objectfifo.subview.access %a_4_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          %b_4_2_sv = aie.objectfifo.acquire @wd_L2L1(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_4_2 = aie.objectfifo.subview.access %b_4_2_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x256x32_p4(%a_4_2, %b_4_2, %acc_4_2) : (memref<4096xbf16>, memref<8192xbf16>, memref<512xf32>) -> ()
+          %b_4_2_sv = aie.objectfifo.acquire @wd_L2L1(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_4_2 = aie.objectfifo.subview.access %b_4_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x64x32_p4(%a_4_2, %b_4_2, %acc_4_2) : (memref<4096xbf16>, memref<2048xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @h_L2L1(Consume, 1)
           aie.objectfifo.release @wd_L2L1(Consume, 1)
         }
-        func.call @store_bf16_16x32(%acc_4_2, %out_4_2) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @store_bf16_64x32(%acc_4_2, %out_4_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @y_L1L2_0(Produce, 1)
       }
       aie.end
@@ -419,22 +419,22 @@ module {
     %core_5_2 = aie.core(%tile_5_2) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c8 = arith.constant 8 : index
-      %c16 = arith.constant 16 : index
-      scf.for %it_5_2 = %c0 to %c16 step %c1 {
-        %out_5_2_sv = aie.objectfifo.acquire @y_L1L2_1(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_5_2 = aie.objectfifo.subview.access %out_5_2_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_16x32(%acc_5_2) : (memref<512xf32>) -> ()
-        scf.for %kt_5_2 = %c0 to %c8 step %c1 {
+      %c4 = arith.constant 4 : index
+      %c32 = arith.constant 32 : index
+      scf.for %it_5_2 = %c0 to %c4 step %c1 {
+        %out_5_2_sv = aie.objectfifo.acquire @y_L1L2_1(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_5_2 = aie.objectfifo.subview.access %out_5_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_64x32(%acc_5_2) : (memref<2048xf32>) -> ()
+        scf.for %kt_5_2 = %c0 to %c32 step %c1 {
           %a_5_2_sv = aie.objectfifo.acquire @h_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
           %a_5_2 = aie.objectfifo.subview.access %a_5_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          %b_5_2_sv = aie.objectfifo.acquire @wd_L2L1_1(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_5_2 = aie.objectfifo.subview.access %b_5_2_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x256x32_p4(%a_5_2, %b_5_2, %acc_5_2) : (memref<4096xbf16>, memref<8192xbf16>, memref<512xf32>) -> ()
+          %b_5_2_sv = aie.objectfifo.acquire @wd_L2L1_1(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_5_2 = aie.objectfifo.subview.access %b_5_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x64x32_p4(%a_5_2, %b_5_2, %acc_5_2) : (memref<4096xbf16>, memref<2048xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @h_L2L1(Consume, 1)
           aie.objectfifo.release @wd_L2L1_1(Consume, 1)
         }
-        func.call @store_bf16_16x32(%acc_5_2, %out_5_2) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @store_bf16_64x32(%acc_5_2, %out_5_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @y_L1L2_1(Produce, 1)
       }
       aie.end
@@ -443,22 +443,22 @@ module {
     %core_6_2 = aie.core(%tile_6_2) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c8 = arith.constant 8 : index
-      %c16 = arith.constant 16 : index
-      scf.for %it_6_2 = %c0 to %c16 step %c1 {
-        %out_6_2_sv = aie.objectfifo.acquire @y_L1L2_2(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_6_2 = aie.objectfifo.subview.access %out_6_2_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_16x32(%acc_6_2) : (memref<512xf32>) -> ()
-        scf.for %kt_6_2 = %c0 to %c8 step %c1 {
+      %c4 = arith.constant 4 : index
+      %c32 = arith.constant 32 : index
+      scf.for %it_6_2 = %c0 to %c4 step %c1 {
+        %out_6_2_sv = aie.objectfifo.acquire @y_L1L2_2(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_6_2 = aie.objectfifo.subview.access %out_6_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_64x32(%acc_6_2) : (memref<2048xf32>) -> ()
+        scf.for %kt_6_2 = %c0 to %c32 step %c1 {
           %a_6_2_sv = aie.objectfifo.acquire @h_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
           %a_6_2 = aie.objectfifo.subview.access %a_6_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          %b_6_2_sv = aie.objectfifo.acquire @wd_L2L1_2(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_6_2 = aie.objectfifo.subview.access %b_6_2_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x256x32_p4(%a_6_2, %b_6_2, %acc_6_2) : (memref<4096xbf16>, memref<8192xbf16>, memref<512xf32>) -> ()
+          %b_6_2_sv = aie.objectfifo.acquire @wd_L2L1_2(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_6_2 = aie.objectfifo.subview.access %b_6_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x64x32_p4(%a_6_2, %b_6_2, %acc_6_2) : (memref<4096xbf16>, memref<2048xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @h_L2L1(Consume, 1)
           aie.objectfifo.release @wd_L2L1_2(Consume, 1)
         }
-        func.call @store_bf16_16x32(%acc_6_2, %out_6_2) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @store_bf16_64x32(%acc_6_2, %out_6_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @y_L1L2_2(Produce, 1)
       }
       aie.end
@@ -467,22 +467,22 @@ module {
     %core_7_2 = aie.core(%tile_7_2) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c8 = arith.constant 8 : index
-      %c16 = arith.constant 16 : index
-      scf.for %it_7_2 = %c0 to %c16 step %c1 {
-        %out_7_2_sv = aie.objectfifo.acquire @y_L1L2_3(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_7_2 = aie.objectfifo.subview.access %out_7_2_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_16x32(%acc_7_2) : (memref<512xf32>) -> ()
-        scf.for %kt_7_2 = %c0 to %c8 step %c1 {
+      %c4 = arith.constant 4 : index
+      %c32 = arith.constant 32 : index
+      scf.for %it_7_2 = %c0 to %c4 step %c1 {
+        %out_7_2_sv = aie.objectfifo.acquire @y_L1L2_3(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_7_2 = aie.objectfifo.subview.access %out_7_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_64x32(%acc_7_2) : (memref<2048xf32>) -> ()
+        scf.for %kt_7_2 = %c0 to %c32 step %c1 {
           %a_7_2_sv = aie.objectfifo.acquire @h_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
           %a_7_2 = aie.objectfifo.subview.access %a_7_2_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          %b_7_2_sv = aie.objectfifo.acquire @wd_L2L1_3(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_7_2 = aie.objectfifo.subview.access %b_7_2_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x256x32_p4(%a_7_2, %b_7_2, %acc_7_2) : (memref<4096xbf16>, memref<8192xbf16>, memref<512xf32>) -> ()
+          %b_7_2_sv = aie.objectfifo.acquire @wd_L2L1_3(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_7_2 = aie.objectfifo.subview.access %b_7_2_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x64x32_p4(%a_7_2, %b_7_2, %acc_7_2) : (memref<4096xbf16>, memref<2048xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @h_L2L1(Consume, 1)
           aie.objectfifo.release @wd_L2L1_3(Consume, 1)
         }
-        func.call @store_bf16_16x32(%acc_7_2, %out_7_2) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @store_bf16_64x32(%acc_7_2, %out_7_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @y_L1L2_3(Produce, 1)
       }
       aie.end
@@ -491,22 +491,22 @@ module {
     %core_4_3 = aie.core(%tile_4_3) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c8 = arith.constant 8 : index
-      %c16 = arith.constant 16 : index
-      scf.for %it_4_3 = %c0 to %c16 step %c1 {
-        %out_4_3_sv = aie.objectfifo.acquire @y_L1L2_4(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_4_3 = aie.objectfifo.subview.access %out_4_3_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_16x32(%acc_4_3) : (memref<512xf32>) -> ()
-        scf.for %kt_4_3 = %c0 to %c8 step %c1 {
+      %c4 = arith.constant 4 : index
+      %c32 = arith.constant 32 : index
+      scf.for %it_4_3 = %c0 to %c4 step %c1 {
+        %out_4_3_sv = aie.objectfifo.acquire @y_L1L2_4(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_4_3 = aie.objectfifo.subview.access %out_4_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_64x32(%acc_4_3) : (memref<2048xf32>) -> ()
+        scf.for %kt_4_3 = %c0 to %c32 step %c1 {
           %a_4_3_sv = aie.objectfifo.acquire @h_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
           %a_4_3 = aie.objectfifo.subview.access %a_4_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          %b_4_3_sv = aie.objectfifo.acquire @wd_L2L1_4(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_4_3 = aie.objectfifo.subview.access %b_4_3_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x256x32_p4(%a_4_3, %b_4_3, %acc_4_3) : (memref<4096xbf16>, memref<8192xbf16>, memref<512xf32>) -> ()
+          %b_4_3_sv = aie.objectfifo.acquire @wd_L2L1_4(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_4_3 = aie.objectfifo.subview.access %b_4_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x64x32_p4(%a_4_3, %b_4_3, %acc_4_3) : (memref<4096xbf16>, memref<2048xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @h_L2L1(Consume, 1)
           aie.objectfifo.release @wd_L2L1_4(Consume, 1)
         }
-        func.call @store_bf16_16x32(%acc_4_3, %out_4_3) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @store_bf16_64x32(%acc_4_3, %out_4_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @y_L1L2_4(Produce, 1)
       }
       aie.end
@@ -515,22 +515,22 @@ module {
     %core_5_3 = aie.core(%tile_5_3) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c8 = arith.constant 8 : index
-      %c16 = arith.constant 16 : index
-      scf.for %it_5_3 = %c0 to %c16 step %c1 {
-        %out_5_3_sv = aie.objectfifo.acquire @y_L1L2_5(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_5_3 = aie.objectfifo.subview.access %out_5_3_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_16x32(%acc_5_3) : (memref<512xf32>) -> ()
-        scf.for %kt_5_3 = %c0 to %c8 step %c1 {
+      %c4 = arith.constant 4 : index
+      %c32 = arith.constant 32 : index
+      scf.for %it_5_3 = %c0 to %c4 step %c1 {
+        %out_5_3_sv = aie.objectfifo.acquire @y_L1L2_5(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_5_3 = aie.objectfifo.subview.access %out_5_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_64x32(%acc_5_3) : (memref<2048xf32>) -> ()
+        scf.for %kt_5_3 = %c0 to %c32 step %c1 {
           %a_5_3_sv = aie.objectfifo.acquire @h_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
           %a_5_3 = aie.objectfifo.subview.access %a_5_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          %b_5_3_sv = aie.objectfifo.acquire @wd_L2L1_5(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_5_3 = aie.objectfifo.subview.access %b_5_3_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x256x32_p4(%a_5_3, %b_5_3, %acc_5_3) : (memref<4096xbf16>, memref<8192xbf16>, memref<512xf32>) -> ()
+          %b_5_3_sv = aie.objectfifo.acquire @wd_L2L1_5(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_5_3 = aie.objectfifo.subview.access %b_5_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x64x32_p4(%a_5_3, %b_5_3, %acc_5_3) : (memref<4096xbf16>, memref<2048xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @h_L2L1(Consume, 1)
           aie.objectfifo.release @wd_L2L1_5(Consume, 1)
         }
-        func.call @store_bf16_16x32(%acc_5_3, %out_5_3) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @store_bf16_64x32(%acc_5_3, %out_5_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @y_L1L2_5(Produce, 1)
       }
       aie.end
@@ -539,22 +539,22 @@ module {
     %core_6_3 = aie.core(%tile_6_3) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c8 = arith.constant 8 : index
-      %c16 = arith.constant 16 : index
-      scf.for %it_6_3 = %c0 to %c16 step %c1 {
-        %out_6_3_sv = aie.objectfifo.acquire @y_L1L2_6(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_6_3 = aie.objectfifo.subview.access %out_6_3_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_16x32(%acc_6_3) : (memref<512xf32>) -> ()
-        scf.for %kt_6_3 = %c0 to %c8 step %c1 {
+      %c4 = arith.constant 4 : index
+      %c32 = arith.constant 32 : index
+      scf.for %it_6_3 = %c0 to %c4 step %c1 {
+        %out_6_3_sv = aie.objectfifo.acquire @y_L1L2_6(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_6_3 = aie.objectfifo.subview.access %out_6_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_64x32(%acc_6_3) : (memref<2048xf32>) -> ()
+        scf.for %kt_6_3 = %c0 to %c32 step %c1 {
           %a_6_3_sv = aie.objectfifo.acquire @h_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
           %a_6_3 = aie.objectfifo.subview.access %a_6_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          %b_6_3_sv = aie.objectfifo.acquire @wd_L2L1_6(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_6_3 = aie.objectfifo.subview.access %b_6_3_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x256x32_p4(%a_6_3, %b_6_3, %acc_6_3) : (memref<4096xbf16>, memref<8192xbf16>, memref<512xf32>) -> ()
+          %b_6_3_sv = aie.objectfifo.acquire @wd_L2L1_6(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_6_3 = aie.objectfifo.subview.access %b_6_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x64x32_p4(%a_6_3, %b_6_3, %acc_6_3) : (memref<4096xbf16>, memref<2048xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @h_L2L1(Consume, 1)
           aie.objectfifo.release @wd_L2L1_6(Consume, 1)
         }
-        func.call @store_bf16_16x32(%acc_6_3, %out_6_3) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @store_bf16_64x32(%acc_6_3, %out_6_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @y_L1L2_6(Produce, 1)
       }
       aie.end
@@ -563,22 +563,22 @@ module {
     %core_7_3 = aie.core(%tile_7_3) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c8 = arith.constant 8 : index
-      %c16 = arith.constant 16 : index
-      scf.for %it_7_3 = %c0 to %c16 step %c1 {
-        %out_7_3_sv = aie.objectfifo.acquire @y_L1L2_7(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_7_3 = aie.objectfifo.subview.access %out_7_3_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_16x32(%acc_7_3) : (memref<512xf32>) -> ()
-        scf.for %kt_7_3 = %c0 to %c8 step %c1 {
+      %c4 = arith.constant 4 : index
+      %c32 = arith.constant 32 : index
+      scf.for %it_7_3 = %c0 to %c4 step %c1 {
+        %out_7_3_sv = aie.objectfifo.acquire @y_L1L2_7(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_7_3 = aie.objectfifo.subview.access %out_7_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_64x32(%acc_7_3) : (memref<2048xf32>) -> ()
+        scf.for %kt_7_3 = %c0 to %c32 step %c1 {
           %a_7_3_sv = aie.objectfifo.acquire @h_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
           %a_7_3 = aie.objectfifo.subview.access %a_7_3_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          %b_7_3_sv = aie.objectfifo.acquire @wd_L2L1_7(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_7_3 = aie.objectfifo.subview.access %b_7_3_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x256x32_p4(%a_7_3, %b_7_3, %acc_7_3) : (memref<4096xbf16>, memref<8192xbf16>, memref<512xf32>) -> ()
+          %b_7_3_sv = aie.objectfifo.acquire @wd_L2L1_7(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_7_3 = aie.objectfifo.subview.access %b_7_3_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x64x32_p4(%a_7_3, %b_7_3, %acc_7_3) : (memref<4096xbf16>, memref<2048xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @h_L2L1(Consume, 1)
           aie.objectfifo.release @wd_L2L1_7(Consume, 1)
         }
-        func.call @store_bf16_16x32(%acc_7_3, %out_7_3) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @store_bf16_64x32(%acc_7_3, %out_7_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @y_L1L2_7(Produce, 1)
       }
       aie.end
@@ -587,22 +587,22 @@ module {
     %core_0_4 = aie.core(%tile_0_4) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c8 = arith.constant 8 : index
-      %c16 = arith.constant 16 : index
-      scf.for %it_0_4 = %c0 to %c16 step %c1 {
-        %out_0_4_sv = aie.objectfifo.acquire @y_L1L2_8(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_0_4 = aie.objectfifo.subview.access %out_0_4_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_16x32(%acc_0_4) : (memref<512xf32>) -> ()
-        scf.for %kt_0_4 = %c0 to %c8 step %c1 {
+      %c4 = arith.constant 4 : index
+      %c32 = arith.constant 32 : index
+      scf.for %it_0_4 = %c0 to %c4 step %c1 {
+        %out_0_4_sv = aie.objectfifo.acquire @y_L1L2_8(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_0_4 = aie.objectfifo.subview.access %out_0_4_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_64x32(%acc_0_4) : (memref<2048xf32>) -> ()
+        scf.for %kt_0_4 = %c0 to %c32 step %c1 {
           %a_0_4_sv = aie.objectfifo.acquire @h_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
           %a_0_4 = aie.objectfifo.subview.access %a_0_4_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          %b_0_4_sv = aie.objectfifo.acquire @wd_L2L1_8(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_0_4 = aie.objectfifo.subview.access %b_0_4_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x256x32_p4(%a_0_4, %b_0_4, %acc_0_4) : (memref<4096xbf16>, memref<8192xbf16>, memref<512xf32>) -> ()
+          %b_0_4_sv = aie.objectfifo.acquire @wd_L2L1_8(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_0_4 = aie.objectfifo.subview.access %b_0_4_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x64x32_p4(%a_0_4, %b_0_4, %acc_0_4) : (memref<4096xbf16>, memref<2048xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @h_L2L1(Consume, 1)
           aie.objectfifo.release @wd_L2L1_8(Consume, 1)
         }
-        func.call @store_bf16_16x32(%acc_0_4, %out_0_4) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @store_bf16_64x32(%acc_0_4, %out_0_4) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @y_L1L2_8(Produce, 1)
       }
       aie.end
@@ -611,22 +611,22 @@ module {
     %core_1_4 = aie.core(%tile_1_4) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c8 = arith.constant 8 : index
-      %c16 = arith.constant 16 : index
-      scf.for %it_1_4 = %c0 to %c16 step %c1 {
-        %out_1_4_sv = aie.objectfifo.acquire @y_L1L2_9(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_1_4 = aie.objectfifo.subview.access %out_1_4_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_16x32(%acc_1_4) : (memref<512xf32>) -> ()
-        scf.for %kt_1_4 = %c0 to %c8 step %c1 {
+      %c4 = arith.constant 4 : index
+      %c32 = arith.constant 32 : index
+      scf.for %it_1_4 = %c0 to %c4 step %c1 {
+        %out_1_4_sv = aie.objectfifo.acquire @y_L1L2_9(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_1_4 = aie.objectfifo.subview.access %out_1_4_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_64x32(%acc_1_4) : (memref<2048xf32>) -> ()
+        scf.for %kt_1_4 = %c0 to %c32 step %c1 {
           %a_1_4_sv = aie.objectfifo.acquire @h_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
           %a_1_4 = aie.objectfifo.subview.access %a_1_4_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          %b_1_4_sv = aie.objectfifo.acquire @wd_L2L1_9(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_1_4 = aie.objectfifo.subview.access %b_1_4_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x256x32_p4(%a_1_4, %b_1_4, %acc_1_4) : (memref<4096xbf16>, memref<8192xbf16>, memref<512xf32>) -> ()
+          %b_1_4_sv = aie.objectfifo.acquire @wd_L2L1_9(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_1_4 = aie.objectfifo.subview.access %b_1_4_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x64x32_p4(%a_1_4, %b_1_4, %acc_1_4) : (memref<4096xbf16>, memref<2048xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @h_L2L1(Consume, 1)
           aie.objectfifo.release @wd_L2L1_9(Consume, 1)
         }
-        func.call @store_bf16_16x32(%acc_1_4, %out_1_4) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @store_bf16_64x32(%acc_1_4, %out_1_4) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @y_L1L2_9(Produce, 1)
       }
       aie.end
@@ -635,22 +635,22 @@ module {
     %core_2_4 = aie.core(%tile_2_4) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c8 = arith.constant 8 : index
-      %c16 = arith.constant 16 : index
-      scf.for %it_2_4 = %c0 to %c16 step %c1 {
-        %out_2_4_sv = aie.objectfifo.acquire @y_L1L2_10(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_2_4 = aie.objectfifo.subview.access %out_2_4_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_16x32(%acc_2_4) : (memref<512xf32>) -> ()
-        scf.for %kt_2_4 = %c0 to %c8 step %c1 {
+      %c4 = arith.constant 4 : index
+      %c32 = arith.constant 32 : index
+      scf.for %it_2_4 = %c0 to %c4 step %c1 {
+        %out_2_4_sv = aie.objectfifo.acquire @y_L1L2_10(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_2_4 = aie.objectfifo.subview.access %out_2_4_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_64x32(%acc_2_4) : (memref<2048xf32>) -> ()
+        scf.for %kt_2_4 = %c0 to %c32 step %c1 {
           %a_2_4_sv = aie.objectfifo.acquire @h_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
           %a_2_4 = aie.objectfifo.subview.access %a_2_4_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          %b_2_4_sv = aie.objectfifo.acquire @wd_L2L1_10(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_2_4 = aie.objectfifo.subview.access %b_2_4_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x256x32_p4(%a_2_4, %b_2_4, %acc_2_4) : (memref<4096xbf16>, memref<8192xbf16>, memref<512xf32>) -> ()
+          %b_2_4_sv = aie.objectfifo.acquire @wd_L2L1_10(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_2_4 = aie.objectfifo.subview.access %b_2_4_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x64x32_p4(%a_2_4, %b_2_4, %acc_2_4) : (memref<4096xbf16>, memref<2048xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @h_L2L1(Consume, 1)
           aie.objectfifo.release @wd_L2L1_10(Consume, 1)
         }
-        func.call @store_bf16_16x32(%acc_2_4, %out_2_4) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @store_bf16_64x32(%acc_2_4, %out_2_4) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @y_L1L2_10(Produce, 1)
       }
       aie.end
@@ -659,22 +659,22 @@ module {
     %core_3_4 = aie.core(%tile_3_4) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c8 = arith.constant 8 : index
-      %c16 = arith.constant 16 : index
-      scf.for %it_3_4 = %c0 to %c16 step %c1 {
-        %out_3_4_sv = aie.objectfifo.acquire @y_L1L2_11(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_3_4 = aie.objectfifo.subview.access %out_3_4_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_16x32(%acc_3_4) : (memref<512xf32>) -> ()
-        scf.for %kt_3_4 = %c0 to %c8 step %c1 {
+      %c4 = arith.constant 4 : index
+      %c32 = arith.constant 32 : index
+      scf.for %it_3_4 = %c0 to %c4 step %c1 {
+        %out_3_4_sv = aie.objectfifo.acquire @y_L1L2_11(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_3_4 = aie.objectfifo.subview.access %out_3_4_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_64x32(%acc_3_4) : (memref<2048xf32>) -> ()
+        scf.for %kt_3_4 = %c0 to %c32 step %c1 {
           %a_3_4_sv = aie.objectfifo.acquire @h_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
           %a_3_4 = aie.objectfifo.subview.access %a_3_4_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          %b_3_4_sv = aie.objectfifo.acquire @wd_L2L1_11(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_3_4 = aie.objectfifo.subview.access %b_3_4_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x256x32_p4(%a_3_4, %b_3_4, %acc_3_4) : (memref<4096xbf16>, memref<8192xbf16>, memref<512xf32>) -> ()
+          %b_3_4_sv = aie.objectfifo.acquire @wd_L2L1_11(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_3_4 = aie.objectfifo.subview.access %b_3_4_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x64x32_p4(%a_3_4, %b_3_4, %acc_3_4) : (memref<4096xbf16>, memref<2048xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @h_L2L1(Consume, 1)
           aie.objectfifo.release @wd_L2L1_11(Consume, 1)
         }
-        func.call @store_bf16_16x32(%acc_3_4, %out_3_4) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @store_bf16_64x32(%acc_3_4, %out_3_4) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @y_L1L2_11(Produce, 1)
       }
       aie.end
@@ -683,22 +683,22 @@ module {
     %core_4_4 = aie.core(%tile_4_4) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c8 = arith.constant 8 : index
-      %c16 = arith.constant 16 : index
-      scf.for %it_4_4 = %c0 to %c16 step %c1 {
-        %out_4_4_sv = aie.objectfifo.acquire @y_L1L2_12(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_4_4 = aie.objectfifo.subview.access %out_4_4_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_16x32(%acc_4_4) : (memref<512xf32>) -> ()
-        scf.for %kt_4_4 = %c0 to %c8 step %c1 {
+      %c4 = arith.constant 4 : index
+      %c32 = arith.constant 32 : index
+      scf.for %it_4_4 = %c0 to %c4 step %c1 {
+        %out_4_4_sv = aie.objectfifo.acquire @y_L1L2_12(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_4_4 = aie.objectfifo.subview.access %out_4_4_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_64x32(%acc_4_4) : (memref<2048xf32>) -> ()
+        scf.for %kt_4_4 = %c0 to %c32 step %c1 {
           %a_4_4_sv = aie.objectfifo.acquire @h_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
           %a_4_4 = aie.objectfifo.subview.access %a_4_4_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          %b_4_4_sv = aie.objectfifo.acquire @wd_L2L1_12(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_4_4 = aie.objectfifo.subview.access %b_4_4_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x256x32_p4(%a_4_4, %b_4_4, %acc_4_4) : (memref<4096xbf16>, memref<8192xbf16>, memref<512xf32>) -> ()
+          %b_4_4_sv = aie.objectfifo.acquire @wd_L2L1_12(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_4_4 = aie.objectfifo.subview.access %b_4_4_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x64x32_p4(%a_4_4, %b_4_4, %acc_4_4) : (memref<4096xbf16>, memref<2048xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @h_L2L1(Consume, 1)
           aie.objectfifo.release @wd_L2L1_12(Consume, 1)
         }
-        func.call @store_bf16_16x32(%acc_4_4, %out_4_4) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @store_bf16_64x32(%acc_4_4, %out_4_4) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @y_L1L2_12(Produce, 1)
       }
       aie.end
@@ -707,22 +707,22 @@ module {
     %core_5_4 = aie.core(%tile_5_4) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c8 = arith.constant 8 : index
-      %c16 = arith.constant 16 : index
-      scf.for %it_5_4 = %c0 to %c16 step %c1 {
-        %out_5_4_sv = aie.objectfifo.acquire @y_L1L2_13(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_5_4 = aie.objectfifo.subview.access %out_5_4_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_16x32(%acc_5_4) : (memref<512xf32>) -> ()
-        scf.for %kt_5_4 = %c0 to %c8 step %c1 {
+      %c4 = arith.constant 4 : index
+      %c32 = arith.constant 32 : index
+      scf.for %it_5_4 = %c0 to %c4 step %c1 {
+        %out_5_4_sv = aie.objectfifo.acquire @y_L1L2_13(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_5_4 = aie.objectfifo.subview.access %out_5_4_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_64x32(%acc_5_4) : (memref<2048xf32>) -> ()
+        scf.for %kt_5_4 = %c0 to %c32 step %c1 {
           %a_5_4_sv = aie.objectfifo.acquire @h_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
           %a_5_4 = aie.objectfifo.subview.access %a_5_4_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          %b_5_4_sv = aie.objectfifo.acquire @wd_L2L1_13(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_5_4 = aie.objectfifo.subview.access %b_5_4_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x256x32_p4(%a_5_4, %b_5_4, %acc_5_4) : (memref<4096xbf16>, memref<8192xbf16>, memref<512xf32>) -> ()
+          %b_5_4_sv = aie.objectfifo.acquire @wd_L2L1_13(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_5_4 = aie.objectfifo.subview.access %b_5_4_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x64x32_p4(%a_5_4, %b_5_4, %acc_5_4) : (memref<4096xbf16>, memref<2048xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @h_L2L1(Consume, 1)
           aie.objectfifo.release @wd_L2L1_13(Consume, 1)
         }
-        func.call @store_bf16_16x32(%acc_5_4, %out_5_4) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @store_bf16_64x32(%acc_5_4, %out_5_4) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @y_L1L2_13(Produce, 1)
       }
       aie.end
@@ -731,22 +731,22 @@ module {
     %core_6_4 = aie.core(%tile_6_4) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c8 = arith.constant 8 : index
-      %c16 = arith.constant 16 : index
-      scf.for %it_6_4 = %c0 to %c16 step %c1 {
-        %out_6_4_sv = aie.objectfifo.acquire @y_L1L2_14(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_6_4 = aie.objectfifo.subview.access %out_6_4_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_16x32(%acc_6_4) : (memref<512xf32>) -> ()
-        scf.for %kt_6_4 = %c0 to %c8 step %c1 {
+      %c4 = arith.constant 4 : index
+      %c32 = arith.constant 32 : index
+      scf.for %it_6_4 = %c0 to %c4 step %c1 {
+        %out_6_4_sv = aie.objectfifo.acquire @y_L1L2_14(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_6_4 = aie.objectfifo.subview.access %out_6_4_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_64x32(%acc_6_4) : (memref<2048xf32>) -> ()
+        scf.for %kt_6_4 = %c0 to %c32 step %c1 {
           %a_6_4_sv = aie.objectfifo.acquire @h_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
           %a_6_4 = aie.objectfifo.subview.access %a_6_4_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          %b_6_4_sv = aie.objectfifo.acquire @wd_L2L1_14(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_6_4 = aie.objectfifo.subview.access %b_6_4_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x256x32_p4(%a_6_4, %b_6_4, %acc_6_4) : (memref<4096xbf16>, memref<8192xbf16>, memref<512xf32>) -> ()
+          %b_6_4_sv = aie.objectfifo.acquire @wd_L2L1_14(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_6_4 = aie.objectfifo.subview.access %b_6_4_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x64x32_p4(%a_6_4, %b_6_4, %acc_6_4) : (memref<4096xbf16>, memref<2048xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @h_L2L1(Consume, 1)
           aie.objectfifo.release @wd_L2L1_14(Consume, 1)
         }
-        func.call @store_bf16_16x32(%acc_6_4, %out_6_4) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @store_bf16_64x32(%acc_6_4, %out_6_4) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @y_L1L2_14(Produce, 1)
       }
       aie.end
@@ -755,50 +755,50 @@ module {
     %core_7_4 = aie.core(%tile_7_4) {
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c8 = arith.constant 8 : index
-      %c16 = arith.constant 16 : index
-      scf.for %it_7_4 = %c0 to %c16 step %c1 {
-        %out_7_4_sv = aie.objectfifo.acquire @y_L1L2_15(Produce, 1) : !aie.objectfifosubview<memref<512xbf16>>
-        %out_7_4 = aie.objectfifo.subview.access %out_7_4_sv[0] : !aie.objectfifosubview<memref<512xbf16>> -> memref<512xbf16>
-        func.call @zero_f32_16x32(%acc_7_4) : (memref<512xf32>) -> ()
-        scf.for %kt_7_4 = %c0 to %c8 step %c1 {
+      %c4 = arith.constant 4 : index
+      %c32 = arith.constant 32 : index
+      scf.for %it_7_4 = %c0 to %c4 step %c1 {
+        %out_7_4_sv = aie.objectfifo.acquire @y_L1L2_15(Produce, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+        %out_7_4 = aie.objectfifo.subview.access %out_7_4_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+        func.call @zero_f32_64x32(%acc_7_4) : (memref<2048xf32>) -> ()
+        scf.for %kt_7_4 = %c0 to %c32 step %c1 {
           %a_7_4_sv = aie.objectfifo.acquire @h_L2L1(Consume, 1) : !aie.objectfifosubview<memref<4096xbf16>>
           %a_7_4 = aie.objectfifo.subview.access %a_7_4_sv[0] : !aie.objectfifosubview<memref<4096xbf16>> -> memref<4096xbf16>
-          %b_7_4_sv = aie.objectfifo.acquire @wd_L2L1_15(Consume, 1) : !aie.objectfifosubview<memref<8192xbf16>>
-          %b_7_4 = aie.objectfifo.subview.access %b_7_4_sv[0] : !aie.objectfifosubview<memref<8192xbf16>> -> memref<8192xbf16>
-          func.call @matmul_bt_bf16_16x256x32_p4(%a_7_4, %b_7_4, %acc_7_4) : (memref<4096xbf16>, memref<8192xbf16>, memref<512xf32>) -> ()
+          %b_7_4_sv = aie.objectfifo.acquire @wd_L2L1_15(Consume, 1) : !aie.objectfifosubview<memref<2048xbf16>>
+          %b_7_4 = aie.objectfifo.subview.access %b_7_4_sv[0] : !aie.objectfifosubview<memref<2048xbf16>> -> memref<2048xbf16>
+          func.call @matmul_bt_bf16_64x64x32_p4(%a_7_4, %b_7_4, %acc_7_4) : (memref<4096xbf16>, memref<2048xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @h_L2L1(Consume, 1)
           aie.objectfifo.release @wd_L2L1_15(Consume, 1)
         }
-        func.call @store_bf16_16x32(%acc_7_4, %out_7_4) : (memref<512xf32>, memref<512xbf16>) -> ()
+        func.call @store_bf16_64x32(%acc_7_4, %out_7_4) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @y_L1L2_15(Produce, 1)
       }
       aie.end
     } {stack_size = 1024 : i32}
     aie.runtime_sequence(%arg0: memref<131072xbf16>, %arg1: memref<1048576xbf16>, %arg2: memref<1048576xbf16>, %arg3: memref<1048576xbf16>, %arg4: memref<131072xbf16>) {
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 0][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 64][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 96][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 128][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 160][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 192][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 224][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 256][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 288][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 320][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 352][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 384][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 416][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 448][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 480][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 0][8, 4, 16, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 0][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 64][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 96][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 128][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 160][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 192][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 224][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 256][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 288][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 320][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 352][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 384][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 416][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 448][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 480][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 0][32, 4, 64, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][32, 4, 64, 128][32768, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][32, 4, 64, 128][32768, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 32, 128, 64][0, 64, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 32, 128, 64][0, 64, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 32, 128, 64][0, 64, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 32, 128, 64][0, 64, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
       aiex.npu.dma_wait {symbol = @y_L2L3_0}
       aiex.npu.dma_wait {symbol = @y_L2L3_1}
       aiex.npu.dma_wait {symbol = @y_L2L3_2}
@@ -815,29 +815,29 @@ module {
       aiex.npu.dma_wait {symbol = @y_L2L3_13}
       aiex.npu.dma_wait {symbol = @y_L2L3_14}
       aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 8192][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 8224][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 8256][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 8288][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 8320][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 8352][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 8384][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 8416][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 8448][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 8480][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 8512][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 8544][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 8576][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 8608][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 8640][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 8672][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 8192][8, 4, 16, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32768][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32800][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32832][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32864][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32896][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32928][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32960][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32992][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 33024][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 33056][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 33088][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 33120][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 33152][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 33184][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 33216][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 33248][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 32768][32, 4, 64, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][32, 4, 64, 128][32768, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][32, 4, 64, 128][32768, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 32, 128, 64][0, 64, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 32, 128, 64][0, 64, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 32, 128, 64][0, 64, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 32, 128, 64][0, 64, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
       aiex.npu.dma_wait {symbol = @y_L2L3_0}
       aiex.npu.dma_wait {symbol = @y_L2L3_1}
       aiex.npu.dma_wait {symbol = @y_L2L3_2}
@@ -854,29 +854,29 @@ module {
       aiex.npu.dma_wait {symbol = @y_L2L3_13}
       aiex.npu.dma_wait {symbol = @y_L2L3_14}
       aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 16384][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 16416][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 16448][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 16480][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 16512][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 16544][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 16576][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 16608][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 16640][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 16672][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 16704][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 16736][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 16768][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 16800][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 16832][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 16864][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 16384][8, 4, 16, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65536][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65568][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65600][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65632][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65664][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65696][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65728][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65760][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65792][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65824][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65856][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65888][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65920][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65952][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65984][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 66016][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 65536][32, 4, 64, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][32, 4, 64, 128][32768, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][32, 4, 64, 128][32768, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 32, 128, 64][0, 64, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 32, 128, 64][0, 64, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 32, 128, 64][0, 64, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 32, 128, 64][0, 64, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
       aiex.npu.dma_wait {symbol = @y_L2L3_0}
       aiex.npu.dma_wait {symbol = @y_L2L3_1}
       aiex.npu.dma_wait {symbol = @y_L2L3_2}
@@ -893,497 +893,29 @@ module {
       aiex.npu.dma_wait {symbol = @y_L2L3_13}
       aiex.npu.dma_wait {symbol = @y_L2L3_14}
       aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 24576][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 24608][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 24640][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 24672][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 24704][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 24736][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 24768][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 24800][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 24832][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 24864][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 24896][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 24928][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 24960][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 24992][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 25024][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 25056][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 24576][8, 4, 16, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
-      aiex.npu.dma_wait {symbol = @y_L2L3_0}
-      aiex.npu.dma_wait {symbol = @y_L2L3_1}
-      aiex.npu.dma_wait {symbol = @y_L2L3_2}
-      aiex.npu.dma_wait {symbol = @y_L2L3_3}
-      aiex.npu.dma_wait {symbol = @y_L2L3_4}
-      aiex.npu.dma_wait {symbol = @y_L2L3_5}
-      aiex.npu.dma_wait {symbol = @y_L2L3_6}
-      aiex.npu.dma_wait {symbol = @y_L2L3_7}
-      aiex.npu.dma_wait {symbol = @y_L2L3_8}
-      aiex.npu.dma_wait {symbol = @y_L2L3_9}
-      aiex.npu.dma_wait {symbol = @y_L2L3_10}
-      aiex.npu.dma_wait {symbol = @y_L2L3_11}
-      aiex.npu.dma_wait {symbol = @y_L2L3_12}
-      aiex.npu.dma_wait {symbol = @y_L2L3_13}
-      aiex.npu.dma_wait {symbol = @y_L2L3_14}
-      aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32768][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32800][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32832][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32864][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32896][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32928][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32960][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 32992][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 33024][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 33056][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 33088][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 33120][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 33152][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 33184][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 33216][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 33248][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 32768][8, 4, 16, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
-      aiex.npu.dma_wait {symbol = @y_L2L3_0}
-      aiex.npu.dma_wait {symbol = @y_L2L3_1}
-      aiex.npu.dma_wait {symbol = @y_L2L3_2}
-      aiex.npu.dma_wait {symbol = @y_L2L3_3}
-      aiex.npu.dma_wait {symbol = @y_L2L3_4}
-      aiex.npu.dma_wait {symbol = @y_L2L3_5}
-      aiex.npu.dma_wait {symbol = @y_L2L3_6}
-      aiex.npu.dma_wait {symbol = @y_L2L3_7}
-      aiex.npu.dma_wait {symbol = @y_L2L3_8}
-      aiex.npu.dma_wait {symbol = @y_L2L3_9}
-      aiex.npu.dma_wait {symbol = @y_L2L3_10}
-      aiex.npu.dma_wait {symbol = @y_L2L3_11}
-      aiex.npu.dma_wait {symbol = @y_L2L3_12}
-      aiex.npu.dma_wait {symbol = @y_L2L3_13}
-      aiex.npu.dma_wait {symbol = @y_L2L3_14}
-      aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 40960][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 40992][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 41024][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 41056][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 41088][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 41120][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 41152][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 41184][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 41216][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 41248][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 41280][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 41312][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 41344][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 41376][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 41408][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 41440][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 40960][8, 4, 16, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
-      aiex.npu.dma_wait {symbol = @y_L2L3_0}
-      aiex.npu.dma_wait {symbol = @y_L2L3_1}
-      aiex.npu.dma_wait {symbol = @y_L2L3_2}
-      aiex.npu.dma_wait {symbol = @y_L2L3_3}
-      aiex.npu.dma_wait {symbol = @y_L2L3_4}
-      aiex.npu.dma_wait {symbol = @y_L2L3_5}
-      aiex.npu.dma_wait {symbol = @y_L2L3_6}
-      aiex.npu.dma_wait {symbol = @y_L2L3_7}
-      aiex.npu.dma_wait {symbol = @y_L2L3_8}
-      aiex.npu.dma_wait {symbol = @y_L2L3_9}
-      aiex.npu.dma_wait {symbol = @y_L2L3_10}
-      aiex.npu.dma_wait {symbol = @y_L2L3_11}
-      aiex.npu.dma_wait {symbol = @y_L2L3_12}
-      aiex.npu.dma_wait {symbol = @y_L2L3_13}
-      aiex.npu.dma_wait {symbol = @y_L2L3_14}
-      aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 49152][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 49184][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 49216][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 49248][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 49280][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 49312][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 49344][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 49376][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 49408][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 49440][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 49472][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 49504][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 49536][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 49568][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 49600][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 49632][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 49152][8, 4, 16, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
-      aiex.npu.dma_wait {symbol = @y_L2L3_0}
-      aiex.npu.dma_wait {symbol = @y_L2L3_1}
-      aiex.npu.dma_wait {symbol = @y_L2L3_2}
-      aiex.npu.dma_wait {symbol = @y_L2L3_3}
-      aiex.npu.dma_wait {symbol = @y_L2L3_4}
-      aiex.npu.dma_wait {symbol = @y_L2L3_5}
-      aiex.npu.dma_wait {symbol = @y_L2L3_6}
-      aiex.npu.dma_wait {symbol = @y_L2L3_7}
-      aiex.npu.dma_wait {symbol = @y_L2L3_8}
-      aiex.npu.dma_wait {symbol = @y_L2L3_9}
-      aiex.npu.dma_wait {symbol = @y_L2L3_10}
-      aiex.npu.dma_wait {symbol = @y_L2L3_11}
-      aiex.npu.dma_wait {symbol = @y_L2L3_12}
-      aiex.npu.dma_wait {symbol = @y_L2L3_13}
-      aiex.npu.dma_wait {symbol = @y_L2L3_14}
-      aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 57344][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 57376][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 57408][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 57440][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 57472][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 57504][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 57536][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 57568][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 57600][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 57632][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 57664][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 57696][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 57728][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 57760][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 57792][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 57824][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 57344][8, 4, 16, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
-      aiex.npu.dma_wait {symbol = @y_L2L3_0}
-      aiex.npu.dma_wait {symbol = @y_L2L3_1}
-      aiex.npu.dma_wait {symbol = @y_L2L3_2}
-      aiex.npu.dma_wait {symbol = @y_L2L3_3}
-      aiex.npu.dma_wait {symbol = @y_L2L3_4}
-      aiex.npu.dma_wait {symbol = @y_L2L3_5}
-      aiex.npu.dma_wait {symbol = @y_L2L3_6}
-      aiex.npu.dma_wait {symbol = @y_L2L3_7}
-      aiex.npu.dma_wait {symbol = @y_L2L3_8}
-      aiex.npu.dma_wait {symbol = @y_L2L3_9}
-      aiex.npu.dma_wait {symbol = @y_L2L3_10}
-      aiex.npu.dma_wait {symbol = @y_L2L3_11}
-      aiex.npu.dma_wait {symbol = @y_L2L3_12}
-      aiex.npu.dma_wait {symbol = @y_L2L3_13}
-      aiex.npu.dma_wait {symbol = @y_L2L3_14}
-      aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65536][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65568][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65600][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65632][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65664][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65696][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65728][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65760][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65792][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65824][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65856][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65888][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65920][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65952][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 65984][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 66016][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 65536][8, 4, 16, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
-      aiex.npu.dma_wait {symbol = @y_L2L3_0}
-      aiex.npu.dma_wait {symbol = @y_L2L3_1}
-      aiex.npu.dma_wait {symbol = @y_L2L3_2}
-      aiex.npu.dma_wait {symbol = @y_L2L3_3}
-      aiex.npu.dma_wait {symbol = @y_L2L3_4}
-      aiex.npu.dma_wait {symbol = @y_L2L3_5}
-      aiex.npu.dma_wait {symbol = @y_L2L3_6}
-      aiex.npu.dma_wait {symbol = @y_L2L3_7}
-      aiex.npu.dma_wait {symbol = @y_L2L3_8}
-      aiex.npu.dma_wait {symbol = @y_L2L3_9}
-      aiex.npu.dma_wait {symbol = @y_L2L3_10}
-      aiex.npu.dma_wait {symbol = @y_L2L3_11}
-      aiex.npu.dma_wait {symbol = @y_L2L3_12}
-      aiex.npu.dma_wait {symbol = @y_L2L3_13}
-      aiex.npu.dma_wait {symbol = @y_L2L3_14}
-      aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 73728][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 73760][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 73792][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 73824][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 73856][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 73888][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 73920][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 73952][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 73984][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 74016][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 74048][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 74080][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 74112][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 74144][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 74176][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 74208][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 73728][8, 4, 16, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
-      aiex.npu.dma_wait {symbol = @y_L2L3_0}
-      aiex.npu.dma_wait {symbol = @y_L2L3_1}
-      aiex.npu.dma_wait {symbol = @y_L2L3_2}
-      aiex.npu.dma_wait {symbol = @y_L2L3_3}
-      aiex.npu.dma_wait {symbol = @y_L2L3_4}
-      aiex.npu.dma_wait {symbol = @y_L2L3_5}
-      aiex.npu.dma_wait {symbol = @y_L2L3_6}
-      aiex.npu.dma_wait {symbol = @y_L2L3_7}
-      aiex.npu.dma_wait {symbol = @y_L2L3_8}
-      aiex.npu.dma_wait {symbol = @y_L2L3_9}
-      aiex.npu.dma_wait {symbol = @y_L2L3_10}
-      aiex.npu.dma_wait {symbol = @y_L2L3_11}
-      aiex.npu.dma_wait {symbol = @y_L2L3_12}
-      aiex.npu.dma_wait {symbol = @y_L2L3_13}
-      aiex.npu.dma_wait {symbol = @y_L2L3_14}
-      aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 81920][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 81952][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 81984][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 82016][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 82048][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 82080][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 82112][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 82144][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 82176][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 82208][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 82240][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 82272][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 82304][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 82336][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 82368][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 82400][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 81920][8, 4, 16, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
-      aiex.npu.dma_wait {symbol = @y_L2L3_0}
-      aiex.npu.dma_wait {symbol = @y_L2L3_1}
-      aiex.npu.dma_wait {symbol = @y_L2L3_2}
-      aiex.npu.dma_wait {symbol = @y_L2L3_3}
-      aiex.npu.dma_wait {symbol = @y_L2L3_4}
-      aiex.npu.dma_wait {symbol = @y_L2L3_5}
-      aiex.npu.dma_wait {symbol = @y_L2L3_6}
-      aiex.npu.dma_wait {symbol = @y_L2L3_7}
-      aiex.npu.dma_wait {symbol = @y_L2L3_8}
-      aiex.npu.dma_wait {symbol = @y_L2L3_9}
-      aiex.npu.dma_wait {symbol = @y_L2L3_10}
-      aiex.npu.dma_wait {symbol = @y_L2L3_11}
-      aiex.npu.dma_wait {symbol = @y_L2L3_12}
-      aiex.npu.dma_wait {symbol = @y_L2L3_13}
-      aiex.npu.dma_wait {symbol = @y_L2L3_14}
-      aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 90112][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 90144][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 90176][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 90208][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 90240][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 90272][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 90304][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 90336][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 90368][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 90400][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 90432][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 90464][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 90496][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 90528][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 90560][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 90592][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 90112][8, 4, 16, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
-      aiex.npu.dma_wait {symbol = @y_L2L3_0}
-      aiex.npu.dma_wait {symbol = @y_L2L3_1}
-      aiex.npu.dma_wait {symbol = @y_L2L3_2}
-      aiex.npu.dma_wait {symbol = @y_L2L3_3}
-      aiex.npu.dma_wait {symbol = @y_L2L3_4}
-      aiex.npu.dma_wait {symbol = @y_L2L3_5}
-      aiex.npu.dma_wait {symbol = @y_L2L3_6}
-      aiex.npu.dma_wait {symbol = @y_L2L3_7}
-      aiex.npu.dma_wait {symbol = @y_L2L3_8}
-      aiex.npu.dma_wait {symbol = @y_L2L3_9}
-      aiex.npu.dma_wait {symbol = @y_L2L3_10}
-      aiex.npu.dma_wait {symbol = @y_L2L3_11}
-      aiex.npu.dma_wait {symbol = @y_L2L3_12}
-      aiex.npu.dma_wait {symbol = @y_L2L3_13}
-      aiex.npu.dma_wait {symbol = @y_L2L3_14}
-      aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98304][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98336][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98368][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98400][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98432][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98464][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98496][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98528][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98560][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98592][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98624][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98656][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98688][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98720][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98752][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98784][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 98304][8, 4, 16, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
-      aiex.npu.dma_wait {symbol = @y_L2L3_0}
-      aiex.npu.dma_wait {symbol = @y_L2L3_1}
-      aiex.npu.dma_wait {symbol = @y_L2L3_2}
-      aiex.npu.dma_wait {symbol = @y_L2L3_3}
-      aiex.npu.dma_wait {symbol = @y_L2L3_4}
-      aiex.npu.dma_wait {symbol = @y_L2L3_5}
-      aiex.npu.dma_wait {symbol = @y_L2L3_6}
-      aiex.npu.dma_wait {symbol = @y_L2L3_7}
-      aiex.npu.dma_wait {symbol = @y_L2L3_8}
-      aiex.npu.dma_wait {symbol = @y_L2L3_9}
-      aiex.npu.dma_wait {symbol = @y_L2L3_10}
-      aiex.npu.dma_wait {symbol = @y_L2L3_11}
-      aiex.npu.dma_wait {symbol = @y_L2L3_12}
-      aiex.npu.dma_wait {symbol = @y_L2L3_13}
-      aiex.npu.dma_wait {symbol = @y_L2L3_14}
-      aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 106496][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 106528][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 106560][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 106592][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 106624][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 106656][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 106688][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 106720][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 106752][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 106784][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 106816][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 106848][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 106880][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 106912][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 106944][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 106976][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 106496][8, 4, 16, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
-      aiex.npu.dma_wait {symbol = @y_L2L3_0}
-      aiex.npu.dma_wait {symbol = @y_L2L3_1}
-      aiex.npu.dma_wait {symbol = @y_L2L3_2}
-      aiex.npu.dma_wait {symbol = @y_L2L3_3}
-      aiex.npu.dma_wait {symbol = @y_L2L3_4}
-      aiex.npu.dma_wait {symbol = @y_L2L3_5}
-      aiex.npu.dma_wait {symbol = @y_L2L3_6}
-      aiex.npu.dma_wait {symbol = @y_L2L3_7}
-      aiex.npu.dma_wait {symbol = @y_L2L3_8}
-      aiex.npu.dma_wait {symbol = @y_L2L3_9}
-      aiex.npu.dma_wait {symbol = @y_L2L3_10}
-      aiex.npu.dma_wait {symbol = @y_L2L3_11}
-      aiex.npu.dma_wait {symbol = @y_L2L3_12}
-      aiex.npu.dma_wait {symbol = @y_L2L3_13}
-      aiex.npu.dma_wait {symbol = @y_L2L3_14}
-      aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 114688][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 114720][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 114752][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 114784][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 114816][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 114848][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 114880][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 114912][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 114944][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 114976][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 115008][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 115040][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 115072][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 115104][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 115136][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 115168][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 114688][8, 4, 16, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
-      aiex.npu.dma_wait {symbol = @y_L2L3_0}
-      aiex.npu.dma_wait {symbol = @y_L2L3_1}
-      aiex.npu.dma_wait {symbol = @y_L2L3_2}
-      aiex.npu.dma_wait {symbol = @y_L2L3_3}
-      aiex.npu.dma_wait {symbol = @y_L2L3_4}
-      aiex.npu.dma_wait {symbol = @y_L2L3_5}
-      aiex.npu.dma_wait {symbol = @y_L2L3_6}
-      aiex.npu.dma_wait {symbol = @y_L2L3_7}
-      aiex.npu.dma_wait {symbol = @y_L2L3_8}
-      aiex.npu.dma_wait {symbol = @y_L2L3_9}
-      aiex.npu.dma_wait {symbol = @y_L2L3_10}
-      aiex.npu.dma_wait {symbol = @y_L2L3_11}
-      aiex.npu.dma_wait {symbol = @y_L2L3_12}
-      aiex.npu.dma_wait {symbol = @y_L2L3_13}
-      aiex.npu.dma_wait {symbol = @y_L2L3_14}
-      aiex.npu.dma_wait {symbol = @y_L2L3_15}
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 122880][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 122912][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 122944][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 122976][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 123008][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 123040][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 123072][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 123104][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 123136][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 123168][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 123200][1, 1, 16, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 123232][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 123264][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 123296][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 123328][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 123360][1, 1, 16, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 122880][8, 4, 16, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
-      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][8, 4, 256, 128][131072, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
-      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 8, 128, 256][0, 256, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98304][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_0, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98336][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_1, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98368][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_2, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98400][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_3, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98432][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_4, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98464][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_5, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98496][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_6, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98528][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_7, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98560][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_8, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98592][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_9, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98624][1, 1, 64, 32][0, 0, 512, 1]) {id = 0 : i64, metadata = @y_L2L3_10, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98656][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_11, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98688][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_12, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98720][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_13, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98752][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_14, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg4[0, 0, 0, 98784][1, 1, 64, 32][0, 0, 512, 1]) {id = 1 : i64, metadata = @y_L2L3_15, issue_token = true} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg0[0, 0, 0, 98304][32, 4, 64, 128][0, 128, 512, 1]) {id = 2 : i64, metadata = @x_L3L2} : memref<131072xbf16>
+      aiex.npu.dma_memcpy_nd(%arg1[0, 0, 0, 0][32, 4, 64, 128][32768, 128, 512, 1]) {id = 3 : i64, metadata = @wg_L3L2} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg2[0, 0, 0, 0][32, 4, 64, 128][32768, 128, 512, 1]) {id = 2 : i64, metadata = @wu_L3L2} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 0][1, 32, 128, 64][0, 64, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 262144][1, 32, 128, 64][0, 64, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_1} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 524288][1, 32, 128, 64][0, 64, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_2} : memref<1048576xbf16>
+      aiex.npu.dma_memcpy_nd(%arg3[0, 0, 0, 786432][1, 32, 128, 64][0, 64, 2048, 1]) {id = 2 : i64, metadata = @wd_L3L2_3} : memref<1048576xbf16>
       aiex.npu.dma_wait {symbol = @y_L2L3_0}
       aiex.npu.dma_wait {symbol = @y_L2L3_1}
       aiex.npu.dma_wait {symbol = @y_L2L3_2}

@@ -130,15 +130,15 @@ template <int Q> static inline v16f gelu_exact_v(v16f x) {
 
 extern "C" {
 
-// acc[16 x 64] += a[16 x 128] @ b^T, b[64 x 128]; fp32 accumulation
-void matmul_bt_bf16_16x128x64(const bfloat16 *a, const bfloat16 *b, float *acc) {
+// acc[64 x 16] += a[64 x 128] @ b^T, b[16 x 128]; fp32 accumulation
+void matmul_bt_bf16_64x128x16(const bfloat16 *a, const bfloat16 *b, float *acc) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   using MMUL = aie::mmul<4, 8, 8, bfloat16, bfloat16, accfloat>;
-  for (int rb = 0; rb < 4; rb++) {
-    for (int cb = 0; cb < 8; cb++) {
+  for (int rb = 0; rb < 16; rb++) {
+    for (int cb = 0; cb < 2; cb++) {
       aie::vector<float, 32> c;
       for (int i = 0; i < 4; i++)
-        c.insert(i, aie::load_v<8>(acc + (rb * 4 + i) * 64 + cb * 8));
+        c.insert(i, aie::load_v<8>(acc + (rb * 4 + i) * 16 + cb * 8));
       aie::accum<accfloat, 32> ca;
       ca.from_vector(c);
       MMUL C(ca);
@@ -146,7 +146,7 @@ void matmul_bt_bf16_16x128x64(const bfloat16 *a, const bfloat16 *b, float *acc) 
         const int panel = (kb * 8) / 128, col = (kb * 8) % 128;
         aie::vector<bfloat16, 32> A;
         for (int i = 0; i < 4; i++)
-          A.insert(i, aie::load_v<8>(a + panel * 2048 + (rb * 4 + i) * 128 + col));
+          A.insert(i, aie::load_v<8>(a + panel * 8192 + (rb * 4 + i) * 128 + col));
         aie::vector<bfloat16, 64> B;
         for (int j = 0; j < 8; j++)      // b^T: t rows of s, transposed to s x t
           B.insert(j, aie::load_v<8>(b + (cb * 8 + j) * 128 + kb * 8));
@@ -155,16 +155,16 @@ void matmul_bt_bf16_16x128x64(const bfloat16 *a, const bfloat16 *b, float *acc) 
       }
       aie::vector<float, 32> out = C.template to_vector<float>();
       for (int i = 0; i < 4; i++)
-        aie::store_v(acc + (rb * 4 + i) * 64 + cb * 8, out.template extract<8>(i));
+        aie::store_v(acc + (rb * 4 + i) * 16 + cb * 8, out.template extract<8>(i));
     }
   }
 }
 
-// acc[16 x 32] += a[16 x 256] @ b^T, b[32 x 256], a as 4 panels of 16 x 64; fp32 accumulation
-void matmul_bt_bf16_16x256x32_p4(const bfloat16 *a, const bfloat16 *b, float *acc) {
+// acc[64 x 32] += a[64 x 64] @ b^T, b[32 x 64], a as 4 panels of 64 x 16; fp32 accumulation
+void matmul_bt_bf16_64x64x32_p4(const bfloat16 *a, const bfloat16 *b, float *acc) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   using MMUL = aie::mmul<4, 8, 8, bfloat16, bfloat16, accfloat>;
-  for (int rb = 0; rb < 4; rb++) {
+  for (int rb = 0; rb < 16; rb++) {
     for (int cb = 0; cb < 4; cb++) {
       aie::vector<float, 32> c;
       for (int i = 0; i < 4; i++)
@@ -172,14 +172,14 @@ void matmul_bt_bf16_16x256x32_p4(const bfloat16 *a, const bfloat16 *b, float *ac
       aie::accum<accfloat, 32> ca;
       ca.from_vector(c);
       MMUL C(ca);
-      for (int kb = 0; kb < 32; kb++) {
-        const int panel = (kb * 8) / 64, col = (kb * 8) % 64;
+      for (int kb = 0; kb < 8; kb++) {
+        const int panel = (kb * 8) / 16, col = (kb * 8) % 16;
         aie::vector<bfloat16, 32> A;
         for (int i = 0; i < 4; i++)
-          A.insert(i, aie::load_v<8>(a + panel * 1024 + (rb * 4 + i) * 64 + col));
+          A.insert(i, aie::load_v<8>(a + panel * 1024 + (rb * 4 + i) * 16 + col));
         aie::vector<bfloat16, 64> B;
         for (int j = 0; j < 8; j++)      // b^T: t rows of s, transposed to s x t
-          B.insert(j, aie::load_v<8>(b + (cb * 8 + j) * 256 + kb * 8));
+          B.insert(j, aie::load_v<8>(b + (cb * 8 + j) * 64 + kb * 8));
         B = aie::transpose(B, 8, 8);
         C.mac(A, B);
       }
@@ -190,49 +190,49 @@ void matmul_bt_bf16_16x256x32_p4(const bfloat16 *a, const bfloat16 *b, float *ac
   }
 }
 
-// acc = mul(acc, x) in place (16 x 64); x: pair operand at element 0 of obj
-void mul_bf16_16x64_pair0(float *acc, const bfloat16 *obj) {
+// acc = mul(acc, x) in place (64 x 16); x: pair operand at element 0 of obj
+void mul_bf16_64x16_pair0(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 0;
-  for (int row = 0; row < 16; row++) {
-    for (int col = 0; col < 64; col += 16) {
-      v16f xv = load16(x + row * 64 + col);
-      float *p = acc + row * 64 + col;
+  for (int row = 0; row < 64; row++) {
+    for (int col = 0; col < 16; col += 16) {
+      v16f xv = load16(x + row * 16 + col);
+      float *p = acc + row * 16 + col;
       store16(p, mulq<1>(load16(p), xv));
     }
   }
 }
 
-// acc = silu(acc) in place (16 x 64)
-void silu_bf16_16x64(float *acc) {
+// acc = silu(acc) in place (64 x 16)
+void silu_bf16_64x16(float *acc) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   for (int i = 0; i < 1024; i += 16)
     store16(acc + i, silu_v<1>(load16(acc + i)));
 }
 
-// out = acc rounded to nearest even (16 x 32)
-void store_bf16_16x32(const float *acc, bfloat16 *out) {
-  aie::set_rounding(aie::rounding_mode::conv_even);
-  for (int i = 0; i < 512; i += 16)
-    store16(out + i, load16(acc + i));
-}
-
-// out = acc rounded to nearest even (16 x 64)
-void store_bf16_16x64(const float *acc, bfloat16 *out) {
+// out = acc rounded to nearest even (64 x 16)
+void store_bf16_64x16(const float *acc, bfloat16 *out) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   for (int i = 0; i < 1024; i += 16)
     store16(out + i, load16(acc + i));
 }
 
-// acc = 0 (16 x 32 fp32)
-void zero_f32_16x32(float *acc) {
-  for (int i = 0; i < 512; i += 16)
+// out = acc rounded to nearest even (64 x 32)
+void store_bf16_64x32(const float *acc, bfloat16 *out) {
+  aie::set_rounding(aie::rounding_mode::conv_even);
+  for (int i = 0; i < 2048; i += 16)
+    store16(out + i, load16(acc + i));
+}
+
+// acc = 0 (64 x 16 fp32)
+void zero_f32_64x16(float *acc) {
+  for (int i = 0; i < 1024; i += 16)
     aie::store_v(acc + i, aie::zeros<float, 16>());
 }
 
-// acc = 0 (16 x 64 fp32)
-void zero_f32_16x64(float *acc) {
-  for (int i = 0; i < 1024; i += 16)
+// acc = 0 (64 x 32 fp32)
+void zero_f32_64x32(float *acc) {
+  for (int i = 0; i < 2048; i += 16)
     aie::store_v(acc + i, aie::zeros<float, 16>());
 }
 
