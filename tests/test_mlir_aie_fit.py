@@ -77,8 +77,8 @@ def test_hints_that_do_not_fit_name_the_limit_and_the_nearest_fits():
         "specs/g.yaml:12: schedule.mlir-aie: target mlir-aie (variant {'M': 128, 'N': 4096, 'K': 4096}): schedule "
         "hints tile_m=64 tile_n=256 tile_k=256 cores=8 do not fit npu2: a core of 'y' (A 64x256, B 256x256, C 64x256) "
         "needs 459776 bytes of data memory (1024 stack + tiles); a compute tile has 65536 (valid: nearest tilings that "
-        "fit: tile_m=16 tile_n=64 tile_k=128 cores=8; tile_m=32 tile_n=64 tile_k=64 cores=8; tile_m=64 tile_n=64 "
-        "tile_k=32 cores=8)")
+        "fit: tile_m=64 tile_n=64 tile_k=32 cores=8; tile_m=64 tile_n=32 tile_k=64 cores=8; tile_m=64 tile_n=16 "
+        "tile_k=128 cores=8)")
 
 
 @pytest.mark.parametrize("hints,message", [

@@ -63,8 +63,8 @@ def context(plan: Plan, graph) -> dict:
         "kernels": [{"name": k, "types": v, "object": KERNEL_OBJECT} for k, v in sorted(plan.kernels.items())],
         "fifos": [{"name": f.name, "producer": tname(f.producer), "consumers": [tname(c) for c in f.consumers],
                    "depth": f.depth, "type": f.type, "dims": f.dims} for f in plan.fifos],
-        "links": [{"src": lk.srcs, "dst": lk.dsts, "src_offsets": lk.src_offsets, "dst_offsets": lk.dst_offsets}
-                  for lk in plan.links],
+        "links": [{"src": lk["srcs"], "dst": lk["dsts"], "src_offsets": lk["src_offsets"],
+                   "dst_offsets": lk["dst_offsets"]} for lk in plan.links],
         "buffers": [dict(b, name=b["ssa"][1:]) for b in plan.buffers],
         "cores": [{"tile": c["tile"], "ssa": "%core" + c["tile"][len("%tile"):], "body": c["body"],
                    "group": c["group"], "stack": PLANNING["stack"]} for c in plan.cores],

@@ -86,15 +86,6 @@ class Fifo:
 
 
 @dataclass
-class Link:
-    srcs: list
-    dsts: list
-    src_offsets: list
-    dst_offsets: list
-    tile: tuple
-
-
-@dataclass
 class Stream:
     """A host transfer: per row block, (offset, loops) pieces in the FIFO's stream order."""
     tensor: str
@@ -109,7 +100,7 @@ class Plan:
     device: str
     tiling: Tiling
     fifos: list = field(default_factory=list)
-    links: list = field(default_factory=list)
+    links: list = field(default_factory=list)        # {"srcs", "dsts", "src_offsets", "dst_offsets", "tile"}
     buffers: list = field(default_factory=list)      # {"ssa", "tile", "type"}
     cores: list = field(default_factory=list)        # {"tile", "group", "body"}
     kernels: dict = field(default_factory=dict)      # name -> [types]
@@ -232,7 +223,8 @@ class _Planner:
                   locks=2 * len(ins + outs))
         src = _offsets([f.elems for f in ins]) if len(ins) > 1 else []
         dst = _offsets([f.elems for f in outs]) if len(outs) > 1 else []
-        self.plan.links.append(Link([f.name for f in ins], [f.name for f in outs], src, dst, mem))
+        self.plan.links.append({"srcs": [f.name for f in ins], "dsts": [f.name for f in outs], "src_offsets": src,
+                                "dst_offsets": dst, "tile": mem})
 
     def mem_for(self, home, n_in, n_out, nbytes):
         bds = tuple(("S2MM", PLANNING["depth"]) for _ in range(n_in)) + \

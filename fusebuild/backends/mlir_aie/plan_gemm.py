@@ -272,14 +272,14 @@ def _streams(p, gs, m, nb):
         if x.g.a_src is None and id(fifo_a) not in seen:
             seen.add(id(fifo_a))
             share = _sharing(gs, x)
-            link = next(lk for lk in p.plan.links if fifo_a.name in lk.dsts)
-            src = next(f for f in p.plan.fifos if f.name == link.srcs[0])
+            link = next(lk for lk in p.plan.links if fifo_a.name in lk["dsts"])
+            src = next(f for f in p.plan.fifos if f.name == link["srcs"][0])
             p.plan.streams.append(Stream(x.g.a, src.name, src.producer, False,
                                          [[_a_block(p, x, i, m)] for i in range(nb)]))
             for y in share:
                 _operand_streams(p, y, link, m, nb)
         elif x.g.a_src is not None and x.parts:
-            link = next(lk for lk in p.plan.links if fifo_a.name in lk.dsts)
+            link = next(lk for lk in p.plan.links if fifo_a.name in lk["dsts"])
             _operand_streams(p, x, link, m, nb)
         for src, c, q in x.b_chunks:
             blk = _b_block(p, x, c, q)
@@ -299,7 +299,7 @@ def _a_block(p, x, i, m):
 
 def _operand_streams(p, y, link, m, nb):
     fifos = {f.name: f for f in p.plan.fifos}
-    for name in link.srcs:
+    for name in link["srcs"]:
         f = fifos[name]
         spec = f.stream
         if spec is None or spec[2] is not y:
