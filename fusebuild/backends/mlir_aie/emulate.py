@@ -53,9 +53,10 @@ class Stream:
     The last requests are remembered: the cores of a broadcast, and the pieces of a
     distribute, ask for the same objects one after the other."""
 
-    def __init__(self, name, size, count, get, sliced=None):
+    def __init__(self, name, size, count, get, sliced=None, canon=None):
         self.name, self.size, self.count, self._get = name, size, count, get
         self._sliced = sliced          # get(idx, lo, hi): only elements lo..hi-1 of each object
+        self.canon = canon             # canon(idx): equal ids for objects of equal data (re-reads), or None
         self._recent = []
 
     def get(self, idx, lo=0, hi=None):
@@ -139,6 +140,17 @@ def _host_in(name, ops, host, size):
             out[sel] = rows[:, lo:hi].index_select(0, (idx[sel] - first[w]) % rows.shape[0])
         return out
 
+    keys = {}
+    op_key = torch.tensor([keys.setdefault((offset_of(op), tuple(op["sizes"]), tuple(op["strides"])), len(keys))
+                           for op in ops], dtype=torch.int64)
+    reps = torch.tensor([prod(op["sizes"][1:]) // size if op["strides"][0] == 0 and op["sizes"][0] > 1
+                         else c // size for op, c in zip(ops, counts)], dtype=torch.int64)
+
+    def canon(idx):
+        """Objects of transfers with the same pattern (a re-read) get the same id."""
+        which = torch.searchsorted(first, idx.contiguous(), right=True) - 1
+        return op_key[which] * (int(reps.max()) + 1) + (idx - first[which]) % reps[which]
+
     def get(idx):
         if aligned:
             return sliced(idx, 0, size)
@@ -150,7 +162,7 @@ def _host_in(name, ops, host, size):
             flat = data(w)
             out[sel] = flat[(pos[sel] - starts[w]) % flat.numel()]
         return out.reshape(len(idx), size)
-    return Stream(name, size, total // size, get, sliced if aligned else None)
+    return Stream(name, size, total // size, get, sliced if aligned else None, canon if aligned else None)
 
 
 def _pattern(dims):
@@ -197,7 +209,7 @@ def _link(d, L, streams):
         else:       # a plain slice: ask the owner for just these elements
             streams[name] = Stream(name, size, owner.count, lambda idx, o=owner, off=off, size=size:
                                    o.get(idx, off, off + size),
-                                   lambda idx, lo, hi, o=owner, off=off: o.get(idx, off + lo, off + hi))
+                                   lambda idx, lo, hi, o=owner, off=off: o.get(idx, off + lo, off + hi), owner.canon)
 
 
 def _rechunk(src, idx, size):
@@ -400,15 +412,26 @@ def _matmul(k, args, depth, shape, s):
     n_out, n_in = prod(outer), prod(inner)
     ia, ib = a.idx.reshape(n_out, n_in), b.idx.reshape(n_out, n_in)
     acc_t = acc.tensor.reshape(n_out, m * n)
-    step = max(1, CHUNK // (n_in * (a.stream.size + b.stream.size + m * n)))
+    # an operand re-read with a period (weights for every row block) is gathered once and broadcast
+    pb = _period(b.stream, ib)
+    pa = _period(a.stream, ia) if pb == n_out else n_out
+    per = min(pa, pb)
+    step = max(per, CHUNK // (n_in * (a.stream.size + b.stream.size + m * n)) // per * per)
     parts = []
     for o in range(0, n_out, step):
-        A = a.stream.get(ia[o:o + step], 0, m * kk).float()
-        B = b.stream.get(ib[o:o + step], 0, n * kk).float()
-        A = A.reshape(-1, P, m, kk // P).permute(0, 2, 1, 3).reshape(-1, m, kk)
-        B = B.reshape(-1, n, kk).transpose(1, 2) if k["tb"] else B.reshape(-1, kk, n)
-        prods = (A @ B).reshape(-1, n_in, m * n)
-        c = acc_t[o:o + step]
+        rows = min(step, n_out - o)
+        A = a.stream.get(ia[:pa] if pa < n_out else ia[o:o + rows], 0, m * kk).float()
+        B = b.stream.get(ib[:pb] if pb < n_out else ib[o:o + rows], 0, n * kk).float()
+        A = A.reshape(-1, n_in, P, m, kk // P).permute(0, 1, 3, 2, 4).reshape(-1, n_in, m, kk)
+        B = B.reshape(-1, n_in, n, kk).transpose(2, 3) if k["tb"] else B.reshape(-1, n_in, kk, n)
+        if pb < n_out:
+            prods = A.reshape(rows // pb, pb, n_in, m, kk) @ B
+        elif pa < n_out:
+            prods = A @ B.reshape(rows // pa, pa, n_in, kk, n)
+        else:
+            prods = A @ B
+        prods = prods.reshape(rows, n_in, m * n)
+        c = acc_t[o:o + rows]
         for i in range(n_in):
             c = c + prods[:, i]
         parts.append(c)
@@ -416,5 +439,18 @@ def _matmul(k, args, depth, shape, s):
 
 
 CHUNK = 1 << 23          # elements of operands gathered at once by the matmul emulation
+
+
+def _period(stream, ix) -> int:
+    """The smallest p such that the objects of outer iteration i are those of i mod p (re-reads
+    of the same data, e.g. weights for every row block); len(ix) when there is none."""
+    n_out = ix.shape[0]
+    if stream.canon is None or n_out == 1:
+        return n_out
+    keys = stream.canon(ix.reshape(-1)).reshape(ix.shape)
+    for p in range(1, n_out):
+        if n_out % p == 0 and bool((keys.reshape(n_out // p, p, -1) == keys[:p]).all()):
+            return p
+    return n_out
 
 
