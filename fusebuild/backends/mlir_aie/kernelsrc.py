@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from . import kernels as K
 from . import numerics as NUM
-from .plan import MAC, VEC
+from .plan import MAC, MMAC_T, VEC
 from .version import ARCH
 
 CTYPE = {"float32": "float", "bfloat16": "bfloat16"}
@@ -28,6 +28,7 @@ def kernel_context(plan, graph) -> dict:
         if k["kind"] == "matmul":
             m, kk, n = k["dims"]
             r, s, t = MAC[dt]
+            t = MMAC_T.get((plan.device, dt), t)
             entry.update(m=m, k=kk, n=n, tb=k["tb"], panels=k["panels"], width=kk // k["panels"],
                          r=r if m % r == 0 else 1, s=s, t=t)
         elif k["kind"] in ("epilogue", "ew"):

@@ -45,7 +45,10 @@ PLANNING = {
     "bds": {"core": 16, "mem": 48, "shim": 16}, "locks": {"core": 16, "mem": 64, "shim": 16},
     "depth": 2, "chunk": 4,
 }
-MAC = {"bfloat16": (4, 8, 8), "float32": (4, 8, 4)}     # r x s x t of aie::mmul (AIE2P: bf16 4x8x8, f32 4x8x4)
+# r x s x t of the kernels' aie::mmul, per data type; bf16 4x8x8 is native on AIE2P (npu2), AIE2
+# (npu1) takes 4x8x4 (MMAC_T); float 4x8x4 exists on both only through the AIE API's fp32 emulation
+MAC = {"bfloat16": (4, 8, 8), "float32": (4, 8, 4)}
+MMAC_T = {("npu1", "bfloat16"): 4}
 VEC = 16                                                  # lanes of the kernels' elementwise vectors
 EB = {"float32": 4, "bfloat16": 2}
 
