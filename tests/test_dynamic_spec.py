@@ -18,7 +18,7 @@ BASE = """\
 name: d
 params:
   M: {m}
-  N: 8
+  N: 16
 inputs:
   x: {{shape: {xs}, dtype: {dt}}}
   w: {{shape: [N, 16], dtype: float32}}
@@ -38,10 +38,10 @@ def spec(**over):
 def test_dynamic_expands_into_one_artifact_and_buckets():
     s = parse_spec(spec(m="{dynamic: [1, 10], validate: [6]}"), "specs/d.yaml")
     names = [(v.name, v.targets) for v in s.variants]
-    assert names[0] == ("M1to10_N8", ("tir-cpu",))
-    assert names[1:] == [(f"M{b}_N8", ("mlir-aie",)) for b in (1, 2, 4, 8, 10)]
+    assert names[0] == ("M1to10_N16", ("tir-cpu",))
+    assert names[1:] == [(f"M{b}_N16", ("mlir-aie",)) for b in (1, 2, 4, 8, 10)]
     dyn = s.variants[0]
-    assert dyn.dynamic == {"M": (1, 10)} and dyn.params == {"M": (1, 10), "N": 8}
+    assert dyn.dynamic == {"M": (1, 10)} and dyn.params == {"M": (1, 10), "N": 16}
     assert dyn.samples == ({"M": 1}, {"M": 3}, {"M": 6}, {"M": 10})
     assert dyn.graph.tensors["x"].symbols == ("M", None) and dyn.graph.tensors["x"].shape == (10, 16)
     assert dyn.graph.tensors["y"].symbols == ("M", None)
@@ -54,13 +54,13 @@ def test_buckets_and_target_filters_pick_static_variants():
     s = parse_spec(spec(m="{dynamic: [1, 100], buckets: [1, 32, 100]}",
                         targets="{tir-cpu: null, mlir-aie: {M: [1, 32]}}"), "specs/d.yaml")
     assert [(v.name, v.targets) for v in s.variants] == [
-        ("M1to100_N8", ("tir-cpu",)), ("M1_N8", ("mlir-aie",)), ("M32_N8", ("mlir-aie",))]
+        ("M1to100_N16", ("tir-cpu",)), ("M1_N16", ("mlir-aie",)), ("M32_N16", ("mlir-aie",))]
 
 
 def test_only_dynamic_or_only_static_targets():
-    assert [v.name for v in parse_spec(spec(targets="[tir-cpu, mlir-cpu]"), "s.yaml").variants] == ["M1to10_N8"]
+    assert [v.name for v in parse_spec(spec(targets="[tir-cpu, mlir-cpu]"), "s.yaml").variants] == ["M1to10_N16"]
     assert [v.name for v in parse_spec(spec(targets="[mlir-aie]"), "s.yaml").variants] == \
-        ["M1_N8", "M2_N8", "M4_N8", "M8_N8", "M10_N8"]
+        ["M1_N16", "M2_N16", "M4_N16", "M8_N16", "M10_N16"]
 
 
 def test_default_buckets_and_samples():
@@ -107,14 +107,14 @@ def test_dynamic_syntax_errors(over, message):
 
 
 def test_a_dynamic_dimension_only_matches_itself():
-    text = spec(ep=", epilogue: [{add: r}]").replace("inputs:\n", "inputs:\n  r: {shape: [10, 8], dtype: float32}\n")
+    text = spec(ep=", epilogue: [{add: r}]").replace("inputs:\n", "inputs:\n  r: {shape: [10, 16], dtype: float32}\n")
     with pytest.raises(SpecError) as err:
         parse_spec(text, "specs/d.yaml")
     assert str(err.value) == ("specs/d.yaml:10: inputs: shape mismatch in add -> y: dimension -2: M vs 10: a "
                               "dynamic dimension only matches the same parameter, or a static 1 that broadcasts")
     # a static 1 broadcasts against it, and the same parameter matches
-    ok = spec(ep=", epilogue: [{add: c}, {mul: r}]").replace(
-        "inputs:\n", "inputs:\n  c: {shape: [M, 1], dtype: float32}\n  r: {shape: [M, 8], dtype: float32}\n")
+    ok = spec(ep=", epilogue: [{add: c}, {mul: r}]", targets="[tir-cpu]").replace(
+        "inputs:\n", "inputs:\n  c: {shape: [M, 1], dtype: float32}\n  r: {shape: [M, 16], dtype: float32}\n")
     y = parse_spec(ok, "specs/d.yaml").variants[0].graph.tensors["y"]
     assert y.symbols == ("M", None)
 
@@ -129,7 +129,7 @@ def test_graph_keys_specialize_and_subgraph():
     at10 = dyn.specialize({"M": 10})
     assert at10.canonical() == static10.canonical() and not at10.dynamic
     at3 = dyn.specialize({"M": 3, "unrelated": 5})
-    assert at3.tensors["x"].shape == (3, 16) and at3.tensors["y"].shape == (3, 8)
+    assert at3.tensors["x"].shape == (3, 16) and at3.tensors["y"].shape == (3, 16)
     for bad in ({"M": 11}, {"M": 0}, {}):
         with pytest.raises(ValueError):
             dyn.specialize(bad)
@@ -144,8 +144,8 @@ def test_check_says_how_each_target_gets_m(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == ("d: M is dynamic in [1, 10]; mlir-cpu, tir-cpu: one artifact taking M at run time, validated "
                       "at M = 1, 3, 6, 10; mlir-aie: static shapes only, expanded into buckets M = 1, 2, 4, 8, 10")
-    assert out[1] == "d/M1to10_N8: targets tir-cpu, mlir-cpu; mode fused; M dynamic in [1, 10]"
-    assert out[4] == "d/M4_N8: targets mlir-aie; mode fused; bucket of M: serves M = 3..4"
+    assert out[1] == "d/M1to10_N16: targets tir-cpu, mlir-cpu; mode fused; M dynamic in [1, 10]"
+    assert out[4] == "d/M4_N16: targets mlir-aie; mode fused; bucket of M: serves M = 3..4"
 
 
 def test_schema_declares_the_dynamic_form():

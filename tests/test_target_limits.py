@@ -1,4 +1,4 @@
-"""Target limits at load time (TargetInfo.limits): every problem a target's hook reports is
+"""Target limits at load time (TargetInfo.load_check): every problem a target's hook reports is
 a spec error with the line of what is at fault (a hint, an input, a node, else the target),
 and `fusebuild check` reports it; tir-cpu's and mlir-cpu's own hooks."""
 from __future__ import annotations
@@ -33,7 +33,7 @@ schedule:
 
 
 def with_limits(limits) -> dict:
-    fake = dataclasses.replace(TARGETS["tir-cpu"], name="fake", limits=limits)
+    fake = dataclasses.replace(TARGETS["tir-cpu"], name="fake", load_check=limits)
     return dict(TARGETS, fake=fake)
 
 
@@ -48,7 +48,7 @@ def test_a_limit_is_reported_at_the_line_at_fault(problem, where):
         parse_spec(SPEC.format(m=4), "specs/lim.yaml", with_limits(lambda graph, hints: [problem]))
     text = str(err.value)
     message = getattr(problem, "message", problem)
-    assert text.startswith(f"{where}: target fake cannot build variant M4: {message}")
+    assert text.startswith(f"{where}: target fake (variant {{'M': 4}}): {message}")
     if getattr(problem, "valid", ""):
         assert text.endswith(f"(valid: {problem.valid})")
 
@@ -61,9 +61,11 @@ def test_the_hook_sees_the_graph_and_the_spec_hints_and_may_be_a_module_path():
         return []
     parse_spec(SPEC.format(m="[2, 4]"), "specs/lim.yaml", with_limits(hook))
     assert seen == [((2, 16), {"tile_m": 64}), ((4, 16), {"tile_m": 64})]
-    info = TargetInfo("t", "m", ("float32",), limits="fusebuild.backends.tir_cpu.limits:check")
-    from fusebuild.backends.tir_cpu.limits import check
-    assert info.limit_check() is check and TargetInfo("t", "m", ()).limit_check() is None
+    info = TargetInfo("t", "m", ("float32",), load_check="fusebuild.backends.tir_cpu.limits:check")
+    graph = parse_spec(SPEC.format(m="{dynamic: [1, 8]}").replace("[M, 16]", "[16, M]").replace("[8, 16]", "[8, M]"),
+                       "specs/lim.yaml", with_limits(lambda graph, hints: [])).variants[0].graph
+    assert [p.input for p in info.check(graph, {})] == ["x"]          # the module path resolves to tir-cpu's hook
+    assert TargetInfo("t", "m", ()).check(graph, {}) == []
 
 
 def test_tir_cpu_refuses_a_dynamic_size_that_is_not_rows(tmp_path, capsys):
@@ -81,7 +83,7 @@ targets: [tir-cpu]
 """)
     assert cli(["check", str(path)]) == 1
     assert capsys.readouterr().err.strip() == (
-        f"{path}:7: graph[0]: target tir-cpu cannot build variant M1to64: dynamic M is dimension 1 of 'y' "
+        f"{path}:7: graph[0]: target tir-cpu (variant {{'M': (1, 64)}}): dynamic M is dimension 1 of 'y' "
         "[64, 64]: tir-cpu takes a dynamic size only as the first dimension (the rows) of each tensor "
         "(valid: M as the first dimension ([M, K], [M, N], [M]))")
     # the same graph with a static M builds on tir-cpu (x @ x^T), and a dynamic K is an input's fault
@@ -89,8 +91,8 @@ targets: [tir-cpu]
     assert cli(["check", str(path)]) == 0
     path.write_text(path.read_text().replace("M: 64", "M: {dynamic: [1, 64]}").replace("[M, 16]", "[16, M]"))
     assert cli(["check", str(path)]) == 1
-    assert capsys.readouterr().err.startswith(f"{path}:5: inputs.x.shape: target tir-cpu cannot build variant "
-                                              "M1to64: dynamic M is dimension 1 of 'x' [16, 64]")
+    assert capsys.readouterr().err.startswith(f"{path}:5: inputs.x.shape: target tir-cpu (variant {{'M': (1, 64)}}): "
+                                              "dynamic M is dimension 1 of 'x' [16, 64]")
 
 
 def test_mlir_cpu_limit_names_a_layout_it_cannot_render():

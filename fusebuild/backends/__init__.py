@@ -5,15 +5,16 @@ hints, DMA limits checked at load, the module implementing it). Planning a build
 only this table; a backend's module (and its toolchain) is imported only when one of
 its stages runs (`get_backend`).
 
-Two facts shape what a spec expands into and what `fusebuild check` reports:
+Two fields shape what a spec expands into and what `fusebuild check` reports:
   dynamic   the target compiles symbolic shapes: a dynamic parameter (M: {dynamic: [1, 4096]})
             becomes ONE artifact taking M at run time; otherwise it is expanded into static
             bucket variants (spec/dynamic.py).
-  limits    the load-time check hook: `(graph, hints) -> [problem]`, where a problem is a
-            string or has `.message` and optionally `.valid` and the `.hint` / `.input` /
-            `.node` at fault (its line is reported). Pure Python, no toolchain import:
-            it states in advance what render or compile would refuse. Given as a callable
-            or as "module:function" (imported when a spec is first checked against it).
+  load_check  the load-time check hook: `(graph, hints) -> [problem]` (backends/limits.Limit:
+            a message, what would be valid, and the `.hint` / `.input` / `.node` at fault,
+            whose line is reported), or it raises a FusebuildError (reported at the target's
+            hints). Pure Python, no toolchain import: it states in advance what render or
+            compile would refuse. "module:function" (imported when a spec is first checked
+            against it) or a callable.
 
 A backend is a folder `fusebuild/backends/<name>/`:
   hints.py     its schedule hints, declared once (backends.hints.Hint)
@@ -42,39 +43,44 @@ class TargetInfo:
     hints: HintTable = HintTable()
     description: str = ""
     dma_limits: DmaLimits | None = None  # checked against operand layouts when a spec loads
+    load_check: object = ""             # the load-time check hook (see module doc): "module:function" or callable
     dynamic: bool = False               # compiles a dynamic dimension into one artifact (else: buckets)
-    limits: object = None               # load-time check hook (see module doc): callable or "module:function"
-
-    def limit_check(self):
-        """The limits hook as a callable, or None."""
-        if isinstance(self.limits, str):
-            module, _, fn = self.limits.partition(":")
-            return getattr(importlib.import_module(module), fn)
-        return self.limits
 
     @property
     def folder(self) -> str:
         """The backend's folder relative to fusebuild/ (its code is part of its keys)."""
         return self.module.rsplit(".", 1)[0].replace("fusebuild.", "").replace(".", "/")
 
+    def check(self, graph, hints: dict) -> list:
+        """Run the target's load-time check (imports only its pure-Python checker module):
+        the problems it returns ([]: it builds); a FusebuildError it raises propagates."""
+        fn = self.load_check
+        if not fn:
+            return []
+        if isinstance(fn, str):
+            module, _, name = fn.partition(":")
+            fn = getattr(importlib.import_module(module), name)
+        return list(fn(graph, hints) or [])
+
 
 TARGETS = {t.name: t for t in [
     TargetInfo("tir-cpu", "fusebuild.backends.tir_cpu.backend", ("float32",), TIR_CPU_HINTS,
-               "Apache TVM TIR, LLVM, host CPU", dynamic=True,
-               limits="fusebuild.backends.tir_cpu.limits:check"),
+               "Apache TVM TIR, LLVM, host CPU", load_check="fusebuild.backends.tir_cpu.limits:check",
+               dynamic=True),
     TargetInfo("mlir-cpu", "fusebuild.backends.mlir_cpu.backend", ("float32",), MLIR_CPU_HINTS,
-               "upstream MLIR (linalg on tensors) through IREE, llvm-cpu, host CPU", dynamic=True,
-               limits="fusebuild.backends.mlir_cpu.limits:check"),
-    # limits: the npu helper's fitting search plugs in here ("fusebuild.backends.mlir_aie.<module>:<fn>",
-    # (graph, hints) -> problems); static designs: a dynamic M is expanded into buckets.
-    TargetInfo("mlir-aie", "fusebuild.backends.mlir_aie.backend", ("float32",), AIE_HINTS,
-               "IRON-style MLIR-AIE design for AMD NPUs (npu2; hint npu: 1 for npu1); "
-               "emulated here, aiecc/XRT where present", NPU_SHIM_DMA, dynamic=False, limits=None),
-    # limits: "fusebuild.backends.tir_cuda.program:check" once the cuda branch lands (it calls
-    # tiles.check_hints per launch); dynamic=True once its symbolic-M kernels land.
+               "upstream MLIR (linalg on tensors) through IREE, llvm-cpu, host CPU",
+               load_check="fusebuild.backends.mlir_cpu.limits:check", dynamic=True),
+    # static designs: a dynamic M is expanded into buckets
+    TargetInfo("mlir-aie", "fusebuild.backends.mlir_aie.backend", ("bfloat16", "float32"), AIE_HINTS,
+               "IRON-style MLIR-AIE design for AMD NPUs, written for mlir-aie v1.3.1 (npu2; hint npu: 1 for "
+               "npu1); emulated here, Peano/aiecc/XRT where present", NPU_SHIM_DMA,
+               "fusebuild.backends.mlir_aie.fit:check", dynamic=False),
+    # load_check: "fusebuild.backends.tir_cuda.program:check" once the cuda branch lands (it runs
+    # tiles.check_hints per launch and returns problems with .hint); dynamic=True once its symbolic-M
+    # kernels land (until then a dynamic M is expanded into buckets).
     TargetInfo("tir-cuda", "fusebuild.backends.tir_cuda.backend", ("bfloat16", "float16"), TIR_CUDA_HINTS,
                "TileLang tile-level TIR for NVIDIA Hopper (sm_90a), lowered in the `tilelang` toolchain env, "
-               "nvcc; built here, run where a CUDA device is", dynamic=False, limits=None),
+               "nvcc; built here, run where a CUDA device is", load_check="", dynamic=False),
 ]}
 
 

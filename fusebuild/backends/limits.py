@@ -1,4 +1,4 @@
-"""What a target's load-time limits hook returns (TargetInfo.limits; spec/load.py reports it).
+"""What a target's load-time limits hook returns (TargetInfo.load_check; spec/load.py reports it).
 
 A `Limit` says what the target would refuse and points at what is at fault: a schedule
 hint, an input (its layout or shape line), or a graph node (by its output name); with

@@ -4,7 +4,7 @@ Loading is pure: YAML in, frozen `Spec`/`Variant` data out, nothing rendered or 
 Every check that can be done without a toolchain is done here (fields, names, ops,
 attributes, shapes, dtypes, layouts, graph order and cycles, and each target's declared
 facts: dtypes, schedule hints, DMA limits, and the limits each target declares through
-its `TargetInfo.limits` hook), so a bad spec fails before any task runs, with
+its `TargetInfo.load_check` hook), so a bad spec fails before any task runs, with
 `file:line: field: message (valid: ...)`.
 
 A dynamic parameter (`M: {dynamic: [1, 4096]}`, spec/dynamic.py) expands into one variant
@@ -20,7 +20,7 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import LayoutError, SpecError, did_you_mean, one_of
+from ..errors import FusebuildError, LayoutError, SpecError, did_you_mean, one_of
 from ..ir import layouts, symbols
 from ..ir.dtypes import DTYPES
 from ..ir.graph import Graph, Node, Tensor
@@ -561,16 +561,23 @@ def _check_target_layouts(inputs, tensors, targets, ctx):
 
 
 def _check_target_limits(doc, graph, targets, schedule, ctx):
-    """Each target's load-time limits hook (TargetInfo.limits): what its render or compile
-    would refuse, reported here with the line of what is at fault."""
+    """Each target's load-time check (TargetInfo.load_check: mlir-aie, does a tiling fit the
+    device? tir-cpu, can it schedule this graph?), so `check` reports what a build would hit.
+    A raised FusebuildError points at the target's hints (else its `targets` line); a
+    returned problem at the hint, input or node it names (_limit_where)."""
+    # node modes render each node alone: check those designs too
+    graphs = [graph] + ([graph.subgraph(n) for n in graph.nodes] if doc.get("mode") in ("separate", "compare") else [])
     for t in targets:
-        check = ctx.targets[t].limit_check()
-        if check is None:
-            continue
-        for problem in check(graph, schedule.get(t, {})):
+        try:
+            problems = [p for g in graphs for p in ctx.targets[t].check(g, schedule.get(t, {}))]
+        except FusebuildError as err:
+            raw = doc.get("schedule", LDict())
+            line = raw.line_of(t) if t in raw else doc.line_of("targets")
+            ctx.fail(f"target {t} (variant {ctx.params}): {err.message}", line,
+                     f"schedule.{t}" if t in raw else "targets", valid=err.valid)
+        for problem in problems:
             line, field = _limit_where(doc, graph, t, problem)
-            message = getattr(problem, "message", problem)
-            ctx.fail(f"target {t} cannot build variant {variant_name(ctx.params)}: {message}", line, field,
+            ctx.fail(f"target {t} (variant {ctx.params}): {getattr(problem, 'message', problem)}", line, field,
                      valid=getattr(problem, "valid", None) or None)
 
 

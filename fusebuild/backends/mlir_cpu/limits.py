@@ -1,4 +1,4 @@
-"""mlir-cpu's load-time limits (TargetInfo.limits): what its renderer refuses.
+"""mlir-cpu's load-time limits (TargetInfo.load_check): what its renderer refuses.
 
 Operand layouts are rendered as packing ops (expand_shape, transpose, collapse_shape:
 render.unpack), which exist only for layouts whose tile levels are a mixed-radix split of

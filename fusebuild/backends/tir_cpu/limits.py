@@ -1,4 +1,4 @@
-"""tir-cpu's load-time limits (TargetInfo.limits): what its renderer and schedule refuse.
+"""tir-cpu's load-time limits (TargetInfo.load_check): what its renderer and schedule refuse.
 
 A dynamic size must be the rows of every tensor (the schedule compiles a symbolic M: GEMM
 rows, epilogue operands, elementwise rows), never a GEMM's N or K.
