@@ -113,6 +113,29 @@ targets: [{target}]
     assert result.ok, result.outputs
 
 
+@pytest.mark.parametrize("target", CPU)
+@pytest.mark.parametrize("m", ["5", "{dynamic: [1, 30]}"])
+def test_an_epilogue_may_read_an_earlier_output(tmp_path, target, m):
+    """y = h @ w + h with h a graph output too (found by a graph fuzz: tir-cpu's schedule
+    once refused it)."""
+    need(target)
+    text = f"""\
+name: reuse
+params:
+  M: {m}
+inputs:
+  x: {{shape: [M, 7], dtype: float32}}
+  w: {{shape: [7, 7], dtype: float32}}
+graph:
+  - {{op: matmul, inputs: [x, w], output: h}}
+  - {{op: matmul, inputs: [h, w], output: y, epilogue: [{{add: h}}]}}
+outputs: [y, h]
+targets: [{target}]
+"""
+    result = validate(variant_of(text, target), target, tmp_path)
+    assert result.ok, result.outputs
+
+
 def test_dynamic_x_times_x_transposed_on_mlir_cpu(tmp_path):
     """M as both the rows and the columns of the output: mlir-cpu keeps `?` dimensions."""
     need("mlir-cpu")

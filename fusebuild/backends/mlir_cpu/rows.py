@@ -7,14 +7,15 @@ is row-wise: output rows depend only on the same input rows. Its `main` then tak
 writes M in binary (M = sum of powers of two <= hi), and for each set bit slices those rows
 of every row input (`tensor.extract_slice`, static size), calls the graph compiled at that
 static size (a private function: IREE's static code), and inserts the rows into the outputs
-(`scf.if` per bit; offsets accumulate). M = 1 or 1024 is one call of the static code;
+(`scf.if` per bit; offsets accumulate). Outputs of one type start from distinct values (see
+`split_main`: IREE would otherwise alias them). M = 1 or 1024 is one call of the static code;
 any other M is at most log2(hi) + 1 calls. Other dynamic graphs keep `?` dimensions.
 """
 from __future__ import annotations
 
 import dataclasses
 
-from .render import size_var, ttype, vtype
+from .render import elem, size_var, ttype, vtype
 
 
 def row_param(graph):
@@ -49,7 +50,14 @@ def split_main(job, param, renderer, opmacros) -> tuple:
     rows_in = [n for n in g.inputs if t[n].symbols[0] == param]
     source = rows_in[0]
     var = size_var(param)
-    outputs = [{"name": o, "type": vtype(t[o]), "first": f"%{o}_0"} for o in g.outputs]
+    outputs = []
+    for o in g.outputs:
+        # IREE 3.13 merges identical `tensor.empty` ops and then writes two outputs of one type
+        # into one buffer (the first output came back holding the second's rows): each further
+        # output of an already-seen type starts from a fill with a value of its own instead.
+        same = sum(1 for p in outputs if p["type"] == vtype(t[o]))
+        outputs.append({"name": o, "type": vtype(t[o]), "first": f"%{o}_0", "fill": f"{float(same)}" if same else None,
+                        "elem": elem(t[o].dtype)})
     parts, current, off = [], [o["first"] for o in outputs], "%c0"
     for i, n in enumerate(sizes):
         nxt = [f"%{o}_{i + 1}" for o in g.outputs]
