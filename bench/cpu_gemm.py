@@ -159,13 +159,13 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     (out / "cpu_gemm.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"# gemm_bias_silu float32 on the CPU ({THREADS} threads, {result['cpu']})", "",
-             f"torch {result['torch']}, apache-tvm {result['tvm']}, {result['date']}. "
-             "Median of interleaved runs; speed vs torch = torch time / target time (>1: faster than torch). "
-             "dynamic: one artifact for every M in [1, 4096], run at the row's M; dyn/static = dynamic time / "
-             f"static time (goal <= 1.10). Load average before / after: {load_before} / {result['loadavg_after']}.",
+             (f"torch {result['torch']}, apache-tvm {result['tvm']}, {result['date']}. "
+              "Median of interleaved runs; speed vs torch = torch time / target time (>1: faster than torch). "
+              "dynamic: one artifact for every M in [1, 4096], run at the row's M; dyn/static = dynamic time / "
+              f"static time (goal <= 1.10). Load average before / after: {load_before} / {result['loadavg_after']}."),
              "",
-             "| M x N x K | tir-cpu ms | tir-cpu dynamic ms | tir dyn/static | mlir-cpu ms | mlir-cpu dynamic ms "
-             "| mlir dyn/static | torch ms | tir-cpu GFLOP/s | mlir-cpu GFLOP/s | tir-cpu vs torch | mlir-cpu vs torch |",
+             ("| M x N x K | tir-cpu ms | tir-cpu dynamic ms | tir dyn/static | mlir-cpu ms | mlir-cpu dynamic ms "
+              "| mlir dyn/static | torch ms | tir-cpu GFLOP/s | mlir-cpu GFLOP/s | tir-cpu vs torch | mlir-cpu vs torch |"),
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['M']} x {r['N']} x {r['K']} | {r['tir-cpu static_ms']:.3f} | "

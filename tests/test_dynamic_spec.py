@@ -30,7 +30,7 @@ targets: {targets}
 
 
 def spec(**over):
-    kw = dict(m="{dynamic: [1, 10]}", xs="[M, 16]", dt="float32", ep="", targets="[tir-cpu, mlir-aie]")
+    kw = {"m": "{dynamic: [1, 10]}", "xs": "[M, 16]", "dt": "float32", "ep": "", "targets": "[tir-cpu, mlir-aie]"}
     kw.update(over)
     return BASE.format(**kw)
 
@@ -72,33 +72,33 @@ def test_default_buckets_and_samples():
 
 
 @pytest.mark.parametrize("over,message", [
-    (dict(xs="[2*M, 16]"), "specs/d.yaml:6: inputs.x.shape: dynamic parameter 'M' is used inside the expression "
-     "'2*M' (valid: a dynamic parameter only as a whole dimension ([M, K]); expressions of static parameters)"),
-    (dict(dt="$M"), "specs/d.yaml:6: inputs.x.dtype: dynamic parameter 'M' can only be a whole dimension of a "
-     "shape, not $M (valid: static parameters here; M as a shape entry: shape: [M, K])"),
-    (dict(m="{dynamic: [0, 10]}"), "specs/d.yaml:3: params.M.dynamic: expected [lo, hi] with 1 <= lo < hi, got "
-     "[0, 10] (valid: two positive integers, lo < hi (a single size is a plain value: M: 128))"),
-    (dict(m="{dynamic: [10, 5]}"), "specs/d.yaml:3: params.M.dynamic: expected [lo, hi] with 1 <= lo < hi, got "
-     "[10, 5] (valid: two positive integers, lo < hi (a single size is a plain value: M: 128))"),
-    (dict(m="{dynamic: [1, 10], bucket: [1, 10]}"), "specs/d.yaml:3: params.M.bucket: unknown field 'bucket' of "
-     "a dynamic parameter; did you mean 'buckets'? (valid: buckets, dynamic, validate)"),
-    (dict(m="{buckets: [1, 10]}"), "specs/d.yaml:3: params.M: a mapping declares a dynamic parameter and needs "
-     "'dynamic: [lo, hi]' (valid: M: {dynamic: [1, 4096]}, or a value or list of values)"),
-    (dict(m="{dynamic: [1, 10], buckets: [1, 4, 8]}"), "specs/d.yaml:3: params.M.buckets: the largest bucket is "
-     "8, so sizes 9..10 would have no artifact (valid: buckets ending at the maximum 10)"),
-    (dict(m="{dynamic: [1, 10], buckets: [4, 1, 10]}"), "specs/d.yaml:3: params.M.buckets: buckets [4, 1, 10] "
-     "must be strictly ascending (valid: ascending sizes without repeats)"),
-    (dict(m="{dynamic: [2, 10], buckets: [1, 10]}"), "specs/d.yaml:3: params.M.buckets: size 1 is outside the "
-     "dynamic range [2, 10] (valid: sizes in [2, 10])"),
-    (dict(m="{dynamic: [1, 10], validate: [11]}"), "specs/d.yaml:3: params.M.validate: size 11 is outside the "
-     "dynamic range [1, 10] (valid: sizes in [1, 10])"),
-    (dict(xs="[M, 16], layout: {tiled: [2, 8]}"), "specs/d.yaml:6: inputs.x.layout: an input with a dynamic "
-     "dimension cannot have a layout (its tiling would depend on the size) (valid: row_major for this input)"),
-    (dict(xs="[4, 16]"), "specs/d.yaml:3: params.M: dynamic parameter 'M' is not a dimension of any input "
-     "(valid: a dynamic parameter used as a whole dimension of an input shape, e.g. x: [M, K])"),
-    (dict(targets="{tir-cpu: {M: [1, 2]}}"), "specs/d.yaml:11: targets.tir-cpu.M: tir-cpu builds one artifact "
+    ({"xs": "[2*M, 16]"}, ("specs/d.yaml:6: inputs.x.shape: dynamic parameter 'M' is used inside the expression "
+     "'2*M' (valid: a dynamic parameter only as a whole dimension ([M, K]); expressions of static parameters)")),
+    ({"dt": "$M"}, ("specs/d.yaml:6: inputs.x.dtype: dynamic parameter 'M' can only be a whole dimension of a "
+     "shape, not $M (valid: static parameters here; M as a shape entry: shape: [M, K])")),
+    ({"m": "{dynamic: [0, 10]}"}, ("specs/d.yaml:3: params.M.dynamic: expected [lo, hi] with 1 <= lo < hi, got "
+     "[0, 10] (valid: two positive integers, lo < hi (a single size is a plain value: M: 128))")),
+    ({"m": "{dynamic: [10, 5]}"}, ("specs/d.yaml:3: params.M.dynamic: expected [lo, hi] with 1 <= lo < hi, got "
+     "[10, 5] (valid: two positive integers, lo < hi (a single size is a plain value: M: 128))")),
+    ({"m": "{dynamic: [1, 10], bucket: [1, 10]}"}, ("specs/d.yaml:3: params.M.bucket: unknown field 'bucket' of "
+     "a dynamic parameter; did you mean 'buckets'? (valid: buckets, dynamic, validate)")),
+    ({"m": "{buckets: [1, 10]}"}, ("specs/d.yaml:3: params.M: a mapping declares a dynamic parameter and needs "
+     "'dynamic: [lo, hi]' (valid: M: {dynamic: [1, 4096]}, or a value or list of values)")),
+    ({"m": "{dynamic: [1, 10], buckets: [1, 4, 8]}"}, ("specs/d.yaml:3: params.M.buckets: the largest bucket is "
+     "8, so sizes 9..10 would have no artifact (valid: buckets ending at the maximum 10)")),
+    ({"m": "{dynamic: [1, 10], buckets: [4, 1, 10]}"}, ("specs/d.yaml:3: params.M.buckets: buckets [4, 1, 10] "
+     "must be strictly ascending (valid: ascending sizes without repeats)")),
+    ({"m": "{dynamic: [2, 10], buckets: [1, 10]}"}, ("specs/d.yaml:3: params.M.buckets: size 1 is outside the "
+     "dynamic range [2, 10] (valid: sizes in [2, 10])")),
+    ({"m": "{dynamic: [1, 10], validate: [11]}"}, ("specs/d.yaml:3: params.M.validate: size 11 is outside the "
+     "dynamic range [1, 10] (valid: sizes in [1, 10])")),
+    ({"xs": "[M, 16], layout: {tiled: [2, 8]}"}, ("specs/d.yaml:6: inputs.x.layout: an input with a dynamic "
+     "dimension cannot have a layout (its tiling would depend on the size) (valid: row_major for this input)")),
+    ({"xs": "[4, 16]"}, ("specs/d.yaml:3: params.M: dynamic parameter 'M' is not a dimension of any input "
+     "(valid: a dynamic parameter used as a whole dimension of an input shape, e.g. x: [M, K])")),
+    ({"targets": "{tir-cpu: {M: [1, 2]}}"}, ("specs/d.yaml:11: targets.tir-cpu.M: tir-cpu builds one artifact "
      "for every M in [1, 10]: a filter on M only applies to targets that expand it into buckets (valid: no M "
-     "filter for tir-cpu, or narrow the range of M)"),
+     "filter for tir-cpu, or narrow the range of M)")),
 ])
 def test_dynamic_syntax_errors(over, message):
     with pytest.raises(SpecError) as err:

@@ -72,7 +72,7 @@ class Graph:
         """{param: (lo, hi)}: empty for a static graph."""
         return {p: (lo, hi) for p, lo, hi in self.ranges}
 
-    def specialize(self, values: dict) -> "Graph":
+    def specialize(self, values: dict) -> Graph:
         """The static graph at one value of each dynamic parameter (keys that are not
         dynamic here are ignored). Raises ValueError for a missing or out-of-range value."""
         for p, (lo, hi) in self.dynamic.items():
@@ -88,7 +88,7 @@ class Graph:
     def consumers(self, name: str) -> list:
         return [n for n in self.nodes if name in n.inputs]
 
-    def subgraph(self, node: Node) -> "Graph":
+    def subgraph(self, node: Node) -> Graph:
         """The one-node graph used by separate/compare modes."""
         ins = tuple(dict.fromkeys(node.inputs))
         keep = {n: self.tensors[n] for n in (*ins, node.output)}

@@ -148,8 +148,8 @@ def mixed_radix_problem(name, x):
     radix = 1
     for stride, bound, _, _ in reversed(_levels(x)[1]):
         if bound > 1 and stride != radix:
-            return (f"mlir-cpu renders layouts whose tile levels are a mixed-radix split of the buffer; the layout "
-                    f"of '{name}' ({x.layout.form}) is not",
+            return ((f"mlir-cpu renders layouts whose tile levels are a mixed-radix split of the buffer; the layout "
+                     f"of '{name}' ({x.layout.form}) is not"),
                     "row_major, col_major, {tiled: [r, s]}, or dims with strides that are products of inner bounds")
         radix *= bound
     return None

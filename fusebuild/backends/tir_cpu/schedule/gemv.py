@@ -42,7 +42,6 @@ def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
     if threads > 1:
         sch.parallel(outer)
     sch.decompose_reduction(rf if rf is not None else mm, red)
+    m = f"M={g.m}" if g.m_dynamic is None else "M (dynamic, at run time)"
     return {"path": "gemv", "lanes": lanes, "rows": rows,
-            "notes": [f"M{'' if g.m_dynamic is None else ' (dynamic, at run time)'}"
-                      f"{'=' + str(g.m) if g.m_dynamic is None else ''} < micro_m={g.hint('micro_m')} "
-                      "with an (N, K) weight: tile hints do not apply"]}
+            "notes": [f"{m} < micro_m={g.hint('micro_m')} with an (N, K) weight: tile hints do not apply"]}
