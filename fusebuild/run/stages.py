@@ -24,6 +24,8 @@ from ..backends.base import RenderJob
 from ..fsutil import read_json, staging, write_atomic, write_json
 from ..plan import keys
 from ..plan.artifacts import needs_toolchain, units
+from ..runtime import manifest
+from ..runtime.targets import TARGETS as RUNTIME_TARGETS, here
 from ..status import Status
 from ..toolchains import package_version
 from . import modes, validate as V
@@ -125,6 +127,8 @@ def validate(project, a):
         return TaskFailed(f"validate {a.id}: {report['reason']}")
     status, reason = V.verdict(per_output, run.ok, execution)
     report.update(status=status, outputs=per_output, **V.worst(per_output))
+    if backend:
+        report["validated_on"] = here(a.target)
     if reason and status is not Status.FAIL:
         report["reason"] = reason
     if execution is not None:
@@ -166,7 +170,16 @@ def _report_base(a, toolchain) -> dict:
             timings[stage] = rec["seconds"]
     return {"spec": a.variant.spec, "variant": a.variant.name, "target": a.target, "mode": a.variant.mode,
             "params": a.variant.params, "seed": a.variant.seed, "status": None,
-            "toolchain": dict(toolchain.versions, torch=package_version("torch")), "timings": timings}
+            "toolchain": dict(toolchain.versions, torch=package_version("torch")), "timings": timings,
+            "runtime": _runtime_manifest(a)}
+
+
+def _runtime_manifest(a) -> dict:
+    """What fusebuild.load reads (runtime/manifest.py): signature, graph, key, tolerances, file hashes."""
+    g, v = a.variant.graph, a.variant
+    rules = {n: V.tolerance_rule(g, g.tensors[n].dtype, v.tolerance) for n in g.outputs}
+    files = RUNTIME_TARGETS[a.target].files if a.target in RUNTIME_TARGETS else ()
+    return manifest.block(v, a.target, a.dir, files, rules)
 
 
 def spec_error(path, err):
