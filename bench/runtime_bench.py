@@ -32,7 +32,7 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "examples"))
-from llama_mlp import HIDDEN, LlamaMLP, agree
+from llama_mlp import HIDDEN, LlamaMLP, agree, captured, events, wall
 
 import fusebuild
 from fusebuild.runtime import MLP
@@ -56,21 +56,6 @@ def interleaved(runs: dict, repeat: int, clock) -> dict:
         for name, f in runs.items():
             times[name].append(clock(f))
     return times
-
-
-def wall(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
-def events(fn) -> float:
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    fn()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) / 1e3
 
 
 def host_us(fns: dict, calls: int, rounds: int, sync=None) -> dict:
@@ -105,7 +90,7 @@ def mlp_rows(device, dtype, tokens, out, repeat) -> list:
         runs = {"torch eager": lambda x=x: eager(x), "fusebuild": lambda x=x: fused(x)}
         if cuda:
             runs.update({"torch.compile": lambda x=x: eager_c(x), "fusebuild in torch.compile": lambda x=x: fused_c(x),
-                         "torch eager CUDA graph": graph_of(eager, x), "fusebuild CUDA graph": graph_of(fused, x)})
+                         "torch eager CUDA graph": captured(eager, x), "fusebuild CUDA graph": captured(fused, x)})
         with torch.no_grad():
             ref = eager(x)
             tol = fused.tolerance(x, ref=ref)
@@ -120,23 +105,6 @@ def mlp_rows(device, dtype, tokens, out, repeat) -> list:
                          "agree": ok, "max_abs": max_abs, "atol": tol[0], "calls": len(ts),
                          "artifact": op.report(x.reshape(-1, HIDDEN), *fused.args(x)[1:])["variant"]})
     return rows
-
-
-def graph_of(module, x):
-    """A CUDA graph of one call: replaying it returns the static output."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side), torch.no_grad():
-        module(x)
-    torch.cuda.current_stream().wait_stream(side)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g), torch.no_grad():
-        y = module(x)
-
-    def replay():
-        g.replay()
-        return y
-    return replay
 
 
 # --- dispatch overhead -----------------------------------------------------------------------

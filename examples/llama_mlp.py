@@ -45,22 +45,23 @@ class LlamaMLP(nn.Module):
 
 
 def timer(device):
-    """Seconds of one call of fn: wall clock on CPU, CUDA events on a GPU."""
-    if device.type == "cuda":
-        def run(fn):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            return start.elapsed_time(end) / 1e3
-        return run
+    """A clock: seconds of one call of fn, wall clock on CPU, CUDA events on a GPU."""
+    return events if device.type == "cuda" else wall
 
-    def run(fn):
-        t = time.perf_counter()
-        fn()
-        return time.perf_counter() - t
-    return run
+
+def wall(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def events(fn) -> float:
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3
 
 
 def agree(got, ref, tol) -> tuple:
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
         runs = {"torch eager": lambda x=x: eager(x), "fusebuild": lambda x=x: fused(x)}
         if device.type == "cuda":
             runs["fusebuild compiled"] = lambda x=x: compiled(x)
-            runs["fusebuild cuda graph"] = _captured(fused, x)
+            runs["fusebuild cuda graph"] = captured(fused, x)
         with torch.no_grad():
             ref = eager(x)
             tol = fused.tolerance(x, ref=ref)
@@ -119,7 +120,7 @@ def main(argv=None) -> int:
     return 0 if ok_all else 1
 
 
-def _captured(module, x):
+def captured(module, x):
     """One call of the module captured into a CUDA graph: a function that replays it and
     returns its (static) output. The fused kernel launches on the capturing stream."""
     side = torch.cuda.Stream()

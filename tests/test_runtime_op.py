@@ -133,7 +133,8 @@ def test_a_shape_no_variant_covers_lists_the_built_ones(built):
         op(*small_inputs(5))
     text = str(e.value)
     assert "no built variant takes x float32[5, 16], w float32[32, 16], b float32[32]" in text
-    assert "tir-cpu M4_N32_K16: x float32[4, 16]" in text and "mlir-cpu M8_N32_K16: x float32[8, 16]" in text
+    assert "M4_N32_K16 (tir-cpu, mlir-cpu): x float32[4, 16]" in text
+    assert "M8_N32_K16 (tir-cpu, mlir-cpu): x float32[8, 16]" in text
     assert "doit build:small" in text
 
 
@@ -149,6 +150,8 @@ def test_wrong_dtype_device_arity_and_names(built):
         (lambda: op(x, w, x=x), "input 'x' given twice"),
         (lambda: op(x, w, b, x), "takes 3 inputs, got 4"),
         (lambda: op(x, w, 1.0), "input b is a float, not a torch.Tensor"),
+        (lambda: op(x, w.clone().requires_grad_(), b), "input w requires grad, and fusebuild ops compute no gradients"),
+        (lambda: torch.ops.fusebuild.small(x, w, b.clone().requires_grad_()), "input b requires grad"),
         (lambda: load(built.root, target="tir-cuda"), "no tir-cuda artifacts of small"),
         (lambda: load(built.root, target="tir-cpux"), "unknown target 'tir-cpux'; did you mean 'tir-cpu'?"),
         (lambda: load(built.root, "smal"), "no built artifacts of 'smal' in"),

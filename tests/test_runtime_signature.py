@@ -162,3 +162,16 @@ def test_import_fusebuild_is_free_and_load_is_lazy():
             "fusebuild.load; import fusebuild.runtime.op; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_tir_cuda_parameters_map_onto_the_signature():
+    """kernel.json lists inputs, workspaces (+ read aliases), outputs; the loader passes
+    the tensor parameters (inputs and outputs) in its order."""
+    from fusebuild.runtime.tir_cuda import param_order
+    sig = Signature(tuple(TensorSig(n, (4, 4), "bfloat16") for n in ("x", "wg", "wu", "wd")),
+                    (TensorSig("y", (4, 4), "bfloat16"),))
+    params = [{"tensor": "x"}, {"tensor": "wg"}, {"tensor": "wu"}, {"tensor": "wd"}, {"tensor": "y"}]
+    assert param_order(params, sig) == [0, 1, 2, 3, 4]
+    assert param_order(params[::-1], sig) == [4, 3, 2, 1, 0]
+    with pytest.raises(RuntimeError, match="do not match the signature"):
+        param_order(params[:4] + [{"tensor": "h"}], sig)

@@ -47,14 +47,13 @@ class Call:
         self.in_layouts = [t.layout if packs else None for t in signature.inputs]
         self.out_layouts = [t.layout if packs else None for t in signature.outputs]
         self.plain = not any(self.in_layouts) and not any(self.out_layouts)
+        self.alloc = [((int(torch.Size(s).numel()),) if lay is not None else tuple(s), d)   # memory shapes
+                      for s, d, lay in zip(self.shapes, self.dtypes, self.out_layouts)]
 
     def _outputs(self) -> list:
-        outs = []
-        for shape, dtype, layout in zip(self.shapes, self.dtypes, self.out_layouts):
-            mem = (int(torch.Size(shape).numel()),) if layout is not None else shape
-            outs.append(torch.full(mem, float("nan"), dtype=dtype, device=self.device) if self.poison
-                        else torch.empty(mem, dtype=dtype, device=self.device))
-        return outs
+        if self.poison:
+            return [torch.full(s, float("nan"), dtype=d, device=self.device) for s, d in self.alloc]
+        return [torch.empty(s, dtype=d, device=self.device) for s, d in self.alloc]
 
     def __call__(self, tensors: list) -> list:
         """tensors: contiguous inputs in spec order, on the kernel's device. Returns outputs."""

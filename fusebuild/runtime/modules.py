@@ -29,6 +29,10 @@ class Fused(nn.Module):
         self.op, self.names = op, op.inputs
         self.free = tuple(n for n in op.inputs if n not in held)
         for name, t in held.items():
+            if hasattr(self, name):
+                raise UseError(f"input {name} of {op.spec} clashes with an nn.Module attribute",
+                               path=f"fusebuild op {op.spec}", valid="hold it under another input name (rename it "
+                               "in the spec) or call the op directly")
             self.register_buffer(name, t.detach().contiguous())
 
     def args(self, *free) -> list:

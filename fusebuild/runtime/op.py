@@ -103,6 +103,7 @@ class Op:
                                                                   else ", or allow_unvalidated=True for unvalidated ones"))
         sig = usable[0].signature
         self.inputs, self.outputs = sig.input_names, sig.output_names
+        self._n = len(self.inputs)
         for e in self.entries:
             if e.problem is None and (e.signature.input_names, e.signature.output_names) != (self.inputs, self.outputs):
                 e.problem = (f"its inputs {list(e.signature.input_names)} -> {list(e.signature.output_names)} differ "
@@ -200,8 +201,17 @@ class Op:
 
     # --- calling ------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
+        # the hot path: positional tensors, a cached plan (bench/runtime_bench.py times it)
+        if not kwargs and len(args) == self._n:
+            try:
+                key = tuple([(t.shape, t.dtype, t.device) for t in args])
+            except AttributeError:                    # not a tensor: _args says which
+                key = None
+            plan = self._plans.get(key)
+            if plan is not None:
+                return plan(list(args))
         tensors = self._args(args, kwargs)
-        key = tuple((t.shape, t.dtype, t.device) for t in tensors)
+        key = tuple([(t.shape, t.dtype, t.device) for t in tensors])
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self._plan(tensors)
@@ -320,6 +330,11 @@ class Op:
         return t.contiguous()
 
     # --- errors -------------------------------------------------------------------------
+    def _grad(self, name) -> UseError:
+        return UseError(f"input {name} requires grad, and fusebuild ops compute no gradients (a backward "
+                        f"would silently miss this op)", path=f"fusebuild op {self.spec}",
+                        valid=f"call under torch.no_grad() or torch.inference_mode(), or pass {name}.detach()")
+
     def _unusable(self, e: Entry) -> UseError:
         if e.problem:
             return UseError(e.problem, path=str(e.manifest.folder))
@@ -340,7 +355,10 @@ class Op:
             return UseError(f"{dtype_only[0]} ({got})", path=where,
                             valid="inputs of the built dtypes: " + one_of({t.dtype for e, _ in misses
                                                                            for t in e.signature.inputs}))
-        built = "; ".join(f"{e.target} {e.variant}: {e.signature.describe()}" for e, _ in misses)
+        shown: dict = {}                                  # one line per variant and signature, its targets joined
+        for e, _ in misses:
+            shown.setdefault((e.variant, e.signature.describe()), []).append(e.target)
+        built = "; ".join(f"{v} ({', '.join(ts)}): {d}" for (v, d), ts in shown.items())
         return UseError(f"no built variant takes {got}", path=where,
                         valid=f"the shapes of a built variant ({built}), or add these shapes to the spec's params "
                               f"and rebuild ({self.rebuild})")
@@ -349,6 +367,9 @@ class Op:
     def fake(self, *tensors):
         """Outputs of the right shape, dtype and device, computed from the manifests only
         (the fake implementation of the torch op)."""
+        for name, t in zip(self.inputs, tensors):
+            if t.requires_grad and torch.is_grad_enabled():
+                raise self._grad(name)
         e, values, device = self._choose(list(tensors))
         outs = [torch.empty(s, dtype=getattr(torch, t.dtype), device=device)
                 for s, t in zip(e.signature.output_shapes(values), e.signature.outputs)]
@@ -363,9 +384,12 @@ class _Plan:
         self.op, self.entry, self.call, self.single = op, entry, call, len(call.shapes) == 1
 
     def __call__(self, tensors):
+        grad = torch.is_grad_enabled()
         for i, t in enumerate(tensors):
             if not t.is_contiguous():
                 tensors[i] = self.op._copied(self.op.inputs[i], t)
+            if grad and t.requires_grad:
+                raise self.op._grad(self.op.inputs[i])
         outs = self.call(tensors)
         return outs[0] if self.single else tuple(outs)
 

@@ -21,15 +21,19 @@ class Kernel:
         device = torch.device(device) if device is not None else torch.device("cuda", torch.cuda.current_device())
         with torch.cuda.device(device):
             self.art = Artifact(Path(folder) / "kernel.json", device=device)
-        position = {name: i for i, name in enumerate(signature.input_names + signature.output_names)}
-        params = [q["tensor"] for q in self.art.tensor_params]
-        missing = sorted(set(position) - set(params))
-        if missing or len(params) != len(position):
-            raise RuntimeError(f"{folder}: kernel.json parameters {params} do not match the signature "
-                               f"{list(position)}")
-        self.order = [position[name] for name in params]
+        self.order = param_order(self.art.tensor_params, signature, folder)
 
     def __call__(self, inputs, outputs):
         tensors = inputs + outputs
         self.art(*[tensors[i] for i in self.order])
         return outputs
+
+
+def param_order(tensor_params, signature, folder="") -> list:
+    """For each tensor parameter of kernel.json (inputs and outputs, in the .so's order),
+    its index in the signature's inputs + outputs."""
+    position = {name: i for i, name in enumerate(signature.input_names + signature.output_names)}
+    params = [q["tensor"] for q in tensor_params]
+    if sorted(params) != sorted(position):
+        raise RuntimeError(f"{folder}: kernel.json parameters {params} do not match the signature {list(position)}")
+    return [position[name] for name in params]

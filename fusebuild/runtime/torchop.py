@@ -1,15 +1,20 @@
-"""Each loaded spec as a torch custom op: `torch.ops.fusebuild.<spec>`.
+"""Each loaded spec as a torch operator: `torch.ops.fusebuild.<spec>`.
 
 The op is defined once per process with the spec's schema, `(Tensor x, Tensor w, ...) ->
-Tensor` (a tuple of Tensors for several outputs), through torch.library.custom_op, so
+Tensor` (a tuple of Tensors for several outputs), in a torch.library fragment of the
+`fusebuild` namespace, with CPU and CUDA kernels and a fake (meta) implementation, so
 torch.compile(fullgraph=True) traces it as one opaque node (no graph break) and CUDA
-graph capture records the kernel it launches. Its fake implementation computes output
-shapes from the manifests (Op.fake) without loading or running anything.
+graph capture records the kernel it launches. The fake computes output shapes from the
+manifests (Op.fake), loading and running nothing.
 
-Both the real and the fake implementation call the op most recently loaded for the
-spec (`fusebuild.load` again replaces it: another out folder, another target); a load
-whose inputs or outputs differ from the defined schema is refused. Outputs do not track
-gradients: these are inference kernels (a backward through them raises).
+The plain torch.library API rather than torch.library.custom_op: custom_op wraps every
+call in Python autograd and aliasing checks that cost tens of microseconds (bench/
+runtime_bench.py measured both). Gradients are refused by the op itself (runtime/op.py):
+a call whose inputs require grad is an error, never a silently missing gradient.
+
+Both kernels and the fake call the op most recently loaded for the spec (`fusebuild.load`
+again replaces it: another out folder, another target); a load whose inputs or outputs
+differ from the defined schema is refused.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from ..errors import UseError
 NAMESPACE = "fusebuild"
 _LOADED: dict = {}          # spec -> the Op calls go to
 _SCHEMAS: dict = {}         # spec -> schema it was defined with
-_DEFS: dict = {}            # spec -> torch CustomOpDef (kept alive with the process)
+_LIB: list = []             # the torch.library fragment, made with the first op (kept alive)
 
 
 def schema(op) -> str:
@@ -39,6 +44,9 @@ def register(op):
         _LOADED[op.spec] = op
         return getattr(getattr(torch.ops, NAMESPACE), op.spec)
     spec = op.spec
+    if not _LIB:
+        _LIB.append(torch.library.Library(NAMESPACE, "FRAGMENT"))
+    lib = _LIB[0]
 
     def run(*args):
         return _LOADED[spec](*args)
@@ -47,9 +55,11 @@ def register(op):
         return _LOADED[spec].fake(*args)
 
     try:
-        custom = torch.library.custom_op(f"{NAMESPACE}::{spec}", run, mutates_args=(), schema=text)
-    except (RuntimeError, ValueError) as err:   # e.g. an input name the schema parser reserves
-        raise UseError(f"cannot define torch.ops.{NAMESPACE}.{spec} {text}: {err}", path=str(op.out / spec)) from None
-    custom.register_fake(fake)
-    _DEFS[spec], _SCHEMAS[spec], _LOADED[spec] = custom, text, op
+        lib.define(spec + text)
+    except RuntimeError as err:   # e.g. an input name the schema parser reserves
+        raise UseError(f"cannot define torch.ops.{NAMESPACE}.{spec}{text}: {err}", path=str(op.out / spec)) from None
+    for key in ("CPU", "CUDA"):
+        lib.impl(spec, run, key)
+    torch.library.register_fake(f"{NAMESPACE}::{spec}", fake, lib=lib)
+    _SCHEMAS[spec], _LOADED[spec] = text, op
     return getattr(getattr(torch.ops, NAMESPACE), spec)
