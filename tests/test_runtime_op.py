@@ -385,6 +385,10 @@ def test_export_leaves_out_what_cannot_run_and_says_why(copy, tmp_path):
                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300,
                           check=False)
     assert bad.returncode == 1 and "no spec named 'smal'" in bad.stderr and "did you mean 'small'" in bad.stderr
+    into = subprocess.run([sys.executable, "-m", "fusebuild", "export", "out/sub"], cwd=copy, capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300, check=False)
+    assert into.returncode == 1 and "cannot export into the build output folder" in into.stderr
+    assert (copy / "out/small/M8_N32_K16/tir-cpu/kernel.so").is_file()
 
 
 def test_validation_runs_artifacts_through_the_runtime(built, monkeypatch):

@@ -67,7 +67,10 @@ def export(dest, names=(), specs="specs", out="out") -> dict:
             raise UseError(f"no spec named {name!r} in {specs}{did_you_mean(name, known)}", path=str(specs),
                            valid=one_of(known) if known else "a folder of spec files")
     chosen = set(names) or known
-    dest = Path(dest)
+    dest, src = Path(dest), Path(out).resolve()
+    if dest.resolve() == src or src in dest.resolve().parents:
+        raise UseError(f"cannot export into the build output folder {out}", path=str(dest),
+                       valid="a folder outside it (each exported spec's folder is replaced)")
     done, left = [], []
     for spec in sorted(chosen):
         shutil.rmtree(dest / spec, ignore_errors=True)
