@@ -175,3 +175,12 @@ def test_tir_cuda_parameters_map_onto_the_signature():
     assert param_order(params[::-1], sig) == [4, 3, 2, 1, 0]
     with pytest.raises(RuntimeError, match="do not match the signature"):
         param_order(params[:4] + [{"tensor": "h"}], sig)
+
+
+def test_the_cuda_loader_path_imports_no_build_tool():
+    code = ("import sys, fusebuild.runtime.op, fusebuild.runtime.tir_cuda, fusebuild.runtime.torchop, "
+            "fusebuild.backends.tir_cuda.loader, fusebuild.runtime.modules; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('doit', 'jinja2', 'tilelang', 'tvm', 'tvm_ffi') "
+            "or m.startswith('iree')]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
