@@ -32,11 +32,19 @@ class TargetInfo:
     hints: HintTable = HintTable()
     description: str = ""
     dma_limits: DmaLimits | None = None  # checked against operand layouts when a spec loads
+    load_check: str = ""                 # "module:function": (graph, hints) -> raises FusebuildError if the
+                                         # target cannot build the graph (run when a spec loads; pure Python)
 
     @property
     def folder(self) -> str:
         """The backend's folder relative to fusebuild/ (its code is part of its keys)."""
         return self.module.rsplit(".", 1)[0].replace("fusebuild.", "").replace(".", "/")
+
+    def check(self, graph, hints: dict) -> None:
+        """Run the target's load-time check (imports only its pure-Python checker module)."""
+        if self.load_check:
+            module, _, fn = self.load_check.partition(":")
+            getattr(importlib.import_module(module), fn)(graph, hints)
 
 
 TARGETS = {t.name: t for t in [
@@ -44,9 +52,10 @@ TARGETS = {t.name: t for t in [
                "Apache TVM TIR, LLVM, host CPU"),
     TargetInfo("mlir-cpu", "fusebuild.backends.mlir_cpu.backend", ("float32",), MLIR_CPU_HINTS,
                "upstream MLIR (linalg on tensors) through IREE, llvm-cpu, host CPU"),
-    TargetInfo("mlir-aie", "fusebuild.backends.mlir_aie.backend", ("float32",), AIE_HINTS,
-               "IRON-style MLIR-AIE design for AMD NPUs (npu2; hint npu: 1 for npu1); "
-               "emulated here, aiecc/XRT where present", NPU_SHIM_DMA),
+    TargetInfo("mlir-aie", "fusebuild.backends.mlir_aie.backend", ("bfloat16", "float32"), AIE_HINTS,
+               "IRON-style MLIR-AIE design for AMD NPUs, written for mlir-aie v1.3.1 (npu2; hint npu: 1 for "
+               "npu1); emulated here, Peano/aiecc/XRT where present", NPU_SHIM_DMA,
+               "fusebuild.backends.mlir_aie.fit:check"),
     TargetInfo("tir-cuda", "fusebuild.backends.tir_cuda.backend", ("bfloat16", "float16"), TIR_CUDA_HINTS,
                "TileLang tile-level TIR for NVIDIA Hopper (sm_90a), lowered in the `tilelang` toolchain env, "
                "nvcc; built here, run where a CUDA device is"),
