@@ -155,6 +155,7 @@ def test_wrong_dtype_device_arity_and_names(built):
         (lambda: load(built.root, target="tir-cuda"), "no tir-cuda artifacts of small"),
         (lambda: load(built.root, target="tir-cpux"), "unknown target 'tir-cpux'; did you mean 'tir-cpu'?"),
         (lambda: load(built.root, "smal"), "no built artifacts of 'smal' in"),
+        (lambda: load(built.root, "../out"), "'../out' is not a spec name"),
     ]
     for call, text in cases:
         with pytest.raises(UseError) as e:
@@ -331,7 +332,8 @@ atol, rtol = op.tolerance(x, w, b, ref=want)
 ok = bool(((y - want).abs() <= atol + rtol * want.abs()).all())
 heavy = sorted(m for m in sys.modules if m in {FORBIDDEN} or m.startswith("iree.compiler"))
 print(json.dumps({{"ok": ok, "target": op.report(x, w, b)["target"], "heavy": heavy,
-                  "runtime": sorted(m for m in ("tvm_ffi", "iree.runtime") if m in sys.modules)}}))
+                  "runtime": sorted(m for m in ("tvm_ffi", "iree.runtime") if m in sys.modules),
+                  "yaml": "yaml" in sys.modules}}))
 """
 
 
@@ -346,7 +348,7 @@ def run_use(cwd, out, *extra, target_env=None):
 
 def test_loading_and_calling_imports_no_build_tool(built):
     got = run_use(built.root, built.root / "out")        # with specs/: the spec is loaded and checked too
-    assert got == {"ok": True, "target": "tir-cpu", "heavy": [], "runtime": ["tvm_ffi"]}
+    assert got == {"ok": True, "target": "tir-cpu", "heavy": [], "runtime": ["tvm_ffi"], "yaml": True}
 
 
 def test_export_then_load_in_a_fresh_process_elsewhere(built, tmp_path):
@@ -363,10 +365,11 @@ def test_export_then_load_in_a_fresh_process_elsewhere(built, tmp_path):
     assert not (dest / "pair").exists()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()                                     # no specs/, no out/ here
-    got = run_use(elsewhere, dest)
-    assert got == {"ok": True, "target": "tir-cpu", "heavy": [], "runtime": ["tvm_ffi"]}
+    got = run_use(elsewhere, dest)                        # no spec to read: not even the YAML parser
+    assert got == {"ok": True, "target": "tir-cpu", "heavy": [], "runtime": ["tvm_ffi"], "yaml": False}
     shutil.rmtree(dest / "small/M8_N32_K16/tir-cpu")      # mlir-cpu takes over: IREE's runtime only
-    assert run_use(elsewhere, dest) == {"ok": True, "target": "mlir-cpu", "heavy": [], "runtime": ["iree.runtime"]}
+    assert run_use(elsewhere, dest) == {"ok": True, "target": "mlir-cpu", "heavy": [], "runtime": ["iree.runtime"],
+                                        "yaml": False}
 
 
 def test_export_leaves_out_what_cannot_run_and_says_why(copy, tmp_path):

@@ -36,6 +36,9 @@ from .call import Call
 from .signature import Mismatch
 from .targets import BY_DEVICE, TARGETS, describe, here, same_kind
 
+# spec/fields.py's NAME_RE, not imported from there: importing spec/ loads the YAML parser
+SPEC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
 
 def load(spec: str, target: str | None = None, *, out="out", specs="specs", allow_unvalidated: bool = False) -> Op:
     """The built operator `spec` from the folder `out` (a build's out/ or an export).
@@ -88,6 +91,9 @@ class VariantInfo:
 
 class Op:
     def __init__(self, spec, target=None, *, out="out", specs="specs", allow_unvalidated=False):
+        if not isinstance(spec, str) or not SPEC_NAME.fullmatch(spec):
+            raise UseError(f"{spec!r} is not a spec name", path="fusebuild.load",
+                           valid="letters, digits and _, as in the spec's `name:`")
         if target is not None and target not in TARGETS:
             raise UseError(f"unknown target {target!r}{did_you_mean(target, TARGETS)}", path=f"fusebuild.load({spec!r})",
                            valid=one_of(TARGETS) + ", or None to pick by the inputs' device")
