@@ -55,12 +55,18 @@ def file_hashes(folder, names) -> dict:
 
 def templates_digest(template_folder: str) -> str:
     """Every template file the backend's environment could load, in search order."""
+    return digest(templates_listing(template_folder))
+
+
+def templates_listing(template_folder: str) -> list:
+    """[["dir", shown folder], [file, sha256], ...] per search folder, in order (what a
+    cluster worker fetches to render with the coordinator's templates)."""
     parts = []
     for d in template_dirs(template_folder):
         shown = d.relative_to(ROOT) if d.is_relative_to(ROOT) else d    # same in every checkout
         parts.append(["dir", str(shown)])
         parts += [[str(p.relative_to(d)), file_sha256(p)] for p in sorted(Path(d).rglob("*")) if p.is_file()]
-    return digest(parts)
+    return parts
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ class Backend(Base):
     def compile(self, build_dir, dest):
         """MLIR -> IREE's executable-targets phase: dispatches formed and code-generated."""
         build_dir, dest = Path(build_dir), Path(dest)
-        dumps = Path(tempfile.mkdtemp(dir=dest, prefix=".dispatches-"))
+        dumps = Path(tempfile.mkdtemp(dir=dest, prefix=".dispatches-")).resolve()
         try:
             _iree_compile(build_dir / "kernel.mlir", dest / "kernel.hal.mlir", "--compile-to=executable-targets",
                           f"--iree-hal-dump-executable-sources-to={dumps}")
@@ -78,9 +78,11 @@ def _iree_compile(src: Path, out: Path, *flags):
     which doit has replaced by a text capture); its diagnostics become the error."""
     from iree.compiler.tools.binaries import find_tool
 
-    cmd = [find_tool("iree-compile"), str(src), *COMPILE_FLAGS, *flags, "-o", str(out)]
+    # run in the source's folder and name it by its file name: IREE embeds the input path
+    # in the .vmfb, and an artifact must not depend on where its build folder is
+    cmd = [find_tool("iree-compile"), src.name, *COMPILE_FLAGS, *flags, "-o", str(Path(out).resolve())]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT, cwd=src.parent)
     except subprocess.TimeoutExpired:
         raise ToolchainError(f"iree-compile did not finish in {COMPILE_TIMEOUT} s", path=str(src)) from None
     if proc.returncode != 0:
