@@ -138,6 +138,16 @@ def test_cluster_build_equals_local_build_and_places_by_resources(tmp_path, clus
     assert again.ran == [] and len(again.skipped) >= len(got), again.text
 
 
+def test_workers_command_lists_resources_and_what_each_worker_can_run(cluster):
+    env = dict(base_env(), PYTHONPATH=str(REPO), FUSEBUILD_SCHEDULER=cluster.address)
+    out = subprocess.run([sys.executable, "-m", "fusebuild", "workers"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line for line in out.stdout.splitlines()[2:]}
+    assert "tilelang=1" in rows["wA"] and rows["wA"].endswith("tir-cuda: render, compile, assemble")
+    assert rows["wB"].endswith("tir-cuda: render") and "tir-cpu: all" in rows["wB"]
+
+
 def test_no_worker_with_a_resource_is_not_run_with_the_reason(tmp_path, server):
     """tir-cuda compile needs `tilelang`; on a cluster whose one worker offers nothing the
     target is not-run (nothing built) after the bounded wait, never a hang; the CPU target

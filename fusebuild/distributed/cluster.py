@@ -166,3 +166,21 @@ class Cluster:
         if self._client is not None and self._pid == os.getpid():
             self._client.close()
             self._client = None
+
+
+
+def workers_table(cluster: Cluster, targets: dict) -> str:
+    """`fusebuild workers`: each worker, its resources, and the stages of each target it
+    offers what they need for (a `{}` alternative: any worker)."""
+    from ..tables import table
+    rows = []
+    for addr, w in sorted(cluster.workers(max_age=0).items(), key=lambda item: item[1]["name"]):
+        res = w["resources"]
+        takes = []
+        for target, info in targets.items():
+            ok = [s for s in placement.STAGES if any(placement.offers(res, alt) for alt in placement.needs(info, s))]
+            takes.append(f"{target}: {'all' if len(ok) == len(placement.STAGES) else ', '.join(ok) or '-'}")
+        rows.append([w["name"], addr, " ".join(f"{k}={v:g}" for k, v in sorted(res.items())) or "-", "; ".join(takes)])
+    if not rows:
+        return f"no workers at {cluster.address}"
+    return table(["worker", "address", "resources", "stages it can run"], rows)

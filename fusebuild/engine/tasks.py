@@ -124,14 +124,14 @@ class Build:
                    "clean": True, "doc": f"validate {a.id}"}
 
     def task_build(self):
-        """Build and validate every spec (build:<spec> for one). FUSEBUILD_MODE=fused|separate|reference|compare overrides each spec's `mode`.
+        """Build and validate every spec (build:<spec> for one). FUSEBUILD_MODE=fused|separate|reference|compare overrides each spec's `mode`; FUSEBUILD_SCHEDULER=tcp://host:8786 runs each task on a Dask cluster.
 
         Summary table at the end; in compare mode, a per-node table per artifact with the
         first node over tolerance marked. The mode is part of each validate task's key:
-        switching it rebuilds what that mode needs and revalidates. FUSEBUILD_SCHEDULER=
-        tcp://host:8786 runs every task's action on that Dask cluster's workers, placed by
-        the resources they offer (with FUSEBUILD_REMOTE_CACHE as the data plane;
-        docs/distributed.md). Every FUSEBUILD_* setting is listed by `fusebuild --help`.
+        switching it rebuilds what that mode needs and revalidates. With FUSEBUILD_SCHEDULER
+        every task's action runs on that cluster's workers, placed by the resources they
+        offer, its data moving through FUSEBUILD_REMOTE_CACHE (docs/distributed.md). Every
+        FUSEBUILD_* setting is listed by `fusebuild --help`.
         """
         by_spec = {}
         for a in self.project.artifacts:
