@@ -6,8 +6,8 @@ it scales with more workers.
 
 Corpora: `shipped` = specs/*.yaml (every target); `gpu` = the GPU benchmark's build
 (bench/gpu_bench.py: 48 tir-cuda artifacts, TileLang lowering + nvcc each); `full` = both in
-one project (the default); `tiny` = 2 small specs x 2 variants x tir-cpu/mlir-cpu (a smoke
-test of this script: seconds, not a measurement).
+one project (the default); `tiny` = 2 shipped GEMM families at small shapes x 2 variants x
+tir-cpu/mlir-cpu (a smoke test of this script: seconds, not a measurement).
 
 Method. Every configuration builds from nothing: a fresh project folder, a fresh local cache
 (FUSEBUILD_CACHE_DIR), and for the cluster a fresh nginx cache and fresh `dask scheduler` /
@@ -58,18 +58,6 @@ from fusebuild.distributed.loopback import Loopback  # noqa: E402
 
 RESULTS = HERE / "results"
 PY = sys.executable
-TINY = """\
-name: {name}
-params: {{M: [16, 32], N: 64, K: 64}}
-inputs:
-  x: {{shape: [M, K], dtype: float32}}
-  w: {{shape: [N, K], dtype: float32}}
-  b: {{shape: [N], dtype: float32}}
-graph:
-  - {{op: matmul, inputs: [x, w], output: y, transpose_b: true, epilogue: [{{add: b}}, {act}]}}
-outputs: [y]
-targets: [tir-cpu, mlir-cpu]
-"""
 STAGES = ("render", "compile", "assemble")
 
 
@@ -77,9 +65,12 @@ def write_corpus(root: Path, corpus: str):
     specs = root / "specs"
     specs.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dodo.py", root / "dodo.py")
-    if corpus == "tiny":
-        for name, act in (("tiny_silu", "silu"), ("tiny_relu", "relu")):
-            (specs / f"{name}.yaml").write_text(TINY.format(name=name, act=act))
+    if corpus == "tiny":                  # the shipped GEMM families at small shapes (engine_bench's helper)
+        from engine_bench import family_spec
+        for fam in ("gemm_bias_silu", "gemm_bias_relu"):
+            for target in ("tir-cpu", "mlir-cpu"):
+                name = f"tiny_{fam}_{target.replace('-', '_')}"
+                (specs / f"{name}.yaml").write_text(family_spec(fam, name, target, [16, 32], {"N": 64, "K": 64}))
         return
     if corpus in ("shipped", "full"):
         for p in (REPO / "specs").glob("*.yaml"):
