@@ -53,8 +53,8 @@ REPO = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(REPO), str(HERE)]
 
-from fusebuild.cache.server import NginxCache  # noqa: E402
-from fusebuild.distributed.loopback import Loopback  # noqa: E402
+from fusebuild.cache.server import NginxCache
+from fusebuild.distributed.loopback import Loopback
 
 RESULTS = HERE / "results"
 PY = sys.executable
@@ -95,7 +95,7 @@ def doit(root: Path, env: dict, jobs: int) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([PY, "-m", "doit", "-n", str(jobs), "build"], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=6 * 3600)
+                          text=True, timeout=6 * 3600, check=False)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     ran = re.search(r"fusebuild: (\d+) ran", proc.stdout)
@@ -171,7 +171,8 @@ def versions() -> dict:
     out = {p: package_version(p) for p in ("distributed", "doit", "apache-tvm", "iree-base-compiler", "torch")}
     out["cpu"] = cpu_key()
     try:
-        out["nvcc"] = subprocess.run(["nvcc", "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        nvcc = subprocess.run(["nvcc", "--version"], capture_output=True, text=True, check=False)
+        out["nvcc"] = nvcc.stdout.strip().splitlines()[-1]
     except OSError:
         out["nvcc"] = None
     return out
@@ -179,12 +180,12 @@ def versions() -> dict:
 
 def markdown(r: dict) -> str:
     lines = [f"# Distributed build benchmark ({r['corpus']})", "",
-             f"{r['machine']}; {r['when']}; load average at start {r['loadavg_start']}, at end {r['loadavg_end']}; "
-             f"{r['repeat']} repetition(s), configurations in random order.", ""]
+             (f"{r['machine']}; {r['when']}; load average at start {r['loadavg_start']}, at end {r['loadavg_end']}; "
+              f"{r['repeat']} repetition(s), configurations in random order."), ""]
     if r["corpus"] == "tiny":
         lines += ["**Smoke test of the script on a tiny corpus, on a shared machine: not a measurement.**", ""]
-    lines += ["| configuration | wall s (median) | runs | tasks | coordinator CPU s | speed-up vs local -n 1 | "
-              "statuses equal local -n 1 |", "|---|---|---|---|---|---|---|"]
+    lines += [("| configuration | wall s (median) | runs | tasks | coordinator CPU s | speed-up vs local -n 1 | "
+               "statuses equal local -n 1 |"), "|---|---|---|---|---|---|---|"]
     base = r["summary"].get("local -n 1", {}).get("wall")
     for name, s in r["summary"].items():
         sp = f"{base / s['wall']:.2f}x" if base else "-"
@@ -193,12 +194,12 @@ def markdown(r: dict) -> str:
     m = r.get("model")
     if m:
         lines += ["", "## Model: how it would scale (a projection, not a measurement)", "",
-                  f"N = {m['tasks']} tasks, work W = {m['work_s']} s (sum of stage times, local -n 1), no-op T0 = "
-                  f"{m['noop_s']} s, overhead per task o = {m['overhead_per_task_s']} s (cluster of 1 vs local -n 1), "
-                  f"coordinator CPU per task c = {m['coordinator_cpu_per_task_s']} s, longest chain C = "
-                  f"{m['critical_path_s']} s.", "",
-                  "T(w) = T0 + max(N c, C, (W + N o) / w); speed-up = T_local,1 / T(w); the coordinator's N c "
-                  f"is the serial part (Amdahl). Limit as w grows: {m['limit_speedup']}x.", "",
+                  (f"N = {m['tasks']} tasks, work W = {m['work_s']} s (sum of stage times, local -n 1), no-op T0 = "
+                   f"{m['noop_s']} s, overhead per task o = {m['overhead_per_task_s']} s (cluster of 1 vs local -n 1), "
+                   f"coordinator CPU per task c = {m['coordinator_cpu_per_task_s']} s, longest chain C = "
+                   f"{m['critical_path_s']} s."), "",
+                  ("T(w) = T0 + max(N c, C, (W + N o) / w); speed-up = T_local,1 / T(w); the coordinator's N c "
+                   f"is the serial part (Amdahl). Limit as w grows: {m['limit_speedup']}x."), "",
                   "| workers | projected s | projected speed-up |", "|---|---|---|"]
         lines += [f"| {w} | {p['seconds']} | {p['speedup']}x |" for w, p in m["projection"].items()]
     lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()), ""]

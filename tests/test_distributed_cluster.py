@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, Project, gemm_spec
-from fusebuild.backends.tir_cuda.env import TILELANG
+
 from fusebuild.cache.server import NginxCache, free_port, nginx_binary
 
 pytestmark = [pytest.mark.e2e,
@@ -141,7 +140,7 @@ def test_cluster_build_equals_local_build_and_places_by_resources(tmp_path, clus
 def test_workers_command_lists_resources_and_what_each_worker_can_run(cluster):
     env = dict(base_env(), PYTHONPATH=str(REPO), FUSEBUILD_SCHEDULER=cluster.address)
     out = subprocess.run([sys.executable, "-m", "fusebuild", "workers"], env=env, capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     rows = {line.split()[0]: line for line in out.stdout.splitlines()[2:]}
     assert "tilelang=1" in rows["wA"] and rows["wA"].endswith("tir-cuda: render, compile, assemble")
@@ -219,3 +218,23 @@ def test_worker_killed_mid_build_loses_nothing(tmp_path, server):
         assert len(got) == 12 and all(v["status"] == "pass" for v in got.values()), out
         assert not [f for f in (p.root / "out").rglob("*") if f.name.startswith((".staging-", ".tmp"))]
         assert p.doit("build", check=0).ran == []          # w1 alone: everything is up to date
+
+
+@pytest.mark.slow
+def test_scheduler_lost_mid_build_ends_the_build_with_the_reason(tmp_path, server):
+    from fusebuild.distributed.loopback import Loopback
+    specs = [(f"s{i}", gemm_spec(f"s{i}", act=act)) for i, act in enumerate(["silu", "relu", "gelu"])]
+    with Loopback(tmp_path / "cluster", server.url, env=base_env()) as lc:
+        lc.worker("w1")
+        p = project(tmp_path / "p", *specs, cluster=lc, server=server)
+        proc = subprocess.Popen([sys.executable, "-m", "doit", "-n", "2", "build"], cwd=p.root, env=p.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 300
+        while not list((p.root / "out").rglob("render.json")) and time.monotonic() < deadline:
+            time.sleep(0.1)                                    # the first stage came back from the worker
+        lc.kill("scheduler")
+        killed = time.monotonic()
+        out, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0 and time.monotonic() - killed < 120, out
+    assert f"the Dask scheduler at {lc.address}" in out, out     # "lost the ..." / "... lost the task"
+    assert "Traceback" not in out

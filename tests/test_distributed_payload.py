@@ -7,8 +7,8 @@ import pickle
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, gemm_spec, variants
+
 from fusebuild.backends import TARGETS, get_backend
 from fusebuild.backends.base import Toolchain
 from fusebuild.distributed import payload as P

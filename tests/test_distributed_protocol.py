@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import gemm_spec
+
 from fusebuild import cache
 from fusebuild.distributed import coordinator, dataplane, placement, worker
 from fusebuild.distributed import payload as P

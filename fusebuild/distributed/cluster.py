@@ -91,9 +91,11 @@ class Cluster:
         if not fresh:
             client = self.client()
             try:
-                info = client.scheduler_info(n_workers=-1)["workers"]
-            except (OSError, TimeoutError) as err:
-                raise ClusterError(f"lost the Dask scheduler at {self.address}: {type(err).__name__}: {err}") from None
+                info = client.scheduler_info(n_workers=-1).get("workers")
+            except Exception as err:  # noqa: BLE001  whatever Dask raises once its scheduler is gone
+                raise self._lost("reading the workers", err) from None
+            if info is None or client.status != "running":
+                raise self._lost("reading the workers", f"client {client.status}")
             with self._lock:
                 self._workers = {addr: {"name": str(w.get("name")), "host": w.get("host"),
                                         "resources": dict(w.get("resources") or {})} for addr, w in info.items()}
@@ -127,7 +129,15 @@ class Cluster:
     def submit(self, payload: dict, need: dict, what: str):
         from .worker import run
         key = f"fusebuild {what} {uuid.uuid4().hex[:8]}"
-        return self.client().submit(run, P.dumps(payload), resources=need or None, pure=False, retries=0, key=key)
+        client = self.client()
+        try:
+            return client.submit(run, P.dumps(payload), resources=need or None, pure=False, retries=0, key=key)
+        except Exception as err:  # noqa: BLE001  a closed or disconnected client
+            raise self._lost(what, err) from None
+
+    def _lost(self, what: str, err) -> ClusterError:
+        why = f"{type(err).__name__}: {err}" if isinstance(err, BaseException) else err
+        return ClusterError(f"{what}: lost the Dask scheduler at {self.address} ({why})")
 
     def result(self, future, need: dict, what: str) -> dict:
         """Wait for a task; a worker-side error is raised as TaskError, a task no worker can
@@ -146,9 +156,13 @@ class Cluster:
                                 "KilledWorker; see distributed.scheduler.allowed-failures)") from None
             except FutureCancelledError:
                 raise ClusterError(f"{what}: the Dask scheduler at {self.address} lost the task") from None
-            except OSError as err:
-                raise ClusterError(f"{what}: lost the Dask scheduler at {self.address}: {err}") from None
-            if placement.first_offered((need,), self.workers()) is None:
+            except Exception as err:  # noqa: BLE001  worker-side errors come back as data: this is the cluster
+                raise self._lost(what, err) from None
+            try:
+                workers = self.workers()
+            except ClusterError as err:
+                raise ClusterError(f"{what}: {err.message}") from None
+            if placement.first_offered((need,), workers) is None:
                 orphaned = orphaned or time.monotonic()
                 if time.monotonic() - orphaned > self.wait:
                     future.cancel()
