@@ -89,7 +89,8 @@ def files(out: Path) -> dict:
             if f.is_file() and ".stages" not in f.parts and f.name != "validation.json"}
 
 
-def test_a_build_through_the_protocol_writes_what_a_local_build_writes(tmp_path, sides):
+def test_a_build_through_the_protocol_writes_what_a_local_build_writes(tmp_path, sides, monkeypatch):
+    monkeypatch.setenv("FUSEBUILD_REMOTE_CACHE_HEADER", "Authorization: Bearer s3cret-token")
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs" / "g.yaml").write_text(gemm_spec("g") + "targets: [tir-cpu, mlir-cpu]\n")
     local = Project(tmp_path / "specs", tmp_path / "local" / "out")
@@ -115,6 +116,17 @@ def test_a_build_through_the_protocol_writes_what_a_local_build_writes(tmp_path,
     # 4 artifacts x 4 stages + 2 toolchain probes, each a JSON object naming no coordinator path
     assert len(stand_in.sent) == 18
     assert all(isinstance(json.loads(t), dict) and str(tmp_path) not in t for t in stand_in.sent)
+    assert not [t for t in stand_in.sent if "s3cret" in t]              # credentials never travel
+
+
+def test_a_worker_reads_the_cache_and_its_credentials_from_its_own_environment(tmp_path):
+    env = {"FUSEBUILD_REMOTE_CACHE": "http://cache.internal:8080/fb", "FUSEBUILD_CACHE_DIR": str(tmp_path),
+           "FUSEBUILD_REMOTE_CACHE_HEADER": "Authorization: Bearer w0rker"}
+    plane = dataplane.DataPlane.from_env(env)
+    assert plane.remote.base == "http://cache.internal:8080/fb"
+    assert plane.remote.header == ("Authorization", "Bearer w0rker")
+    with pytest.raises(dataplane.DataPlaneError, match="FUSEBUILD_REMOTE_CACHE="):
+        dataplane.DataPlane.from_env({"FUSEBUILD_CACHE_DIR": str(tmp_path)})
 
 
 def test_a_blob_that_does_not_match_its_digest_is_refused(tmp_path, sides):

@@ -78,17 +78,20 @@ class ClusterProject(Project):
         todo, found = {}, {}
         for target in targets:
             info = self.targets[target]
-            need = self.cluster.choose(info, "compile")
-            if need is None:
-                found[target] = Toolchain.missing(placement.missing(placement.needs(info, "compile")))
-            else:
-                todo[target] = (self.cluster.submit({"stage": "probe", "target": target}, need, f"probe {target}"),
-                                need)
+            try:
+                need = self.cluster.choose(info, "compile")
+                if need is None:
+                    found[target] = Toolchain.missing(placement.missing(placement.needs(info, "compile")))
+                else:
+                    todo[target] = (self.cluster.submit({"stage": "probe", "target": target}, need,
+                                                        f"probe {target}"), need)
+            except FusebuildError as err:           # the cluster went away: the target says so (not-run)
+                found[target] = Toolchain.missing(err.message)
         for target, (future, need) in todo.items():
             try:
                 t = self.cluster.result(future, need, f"probe {target}")["toolchain"]
                 found[target] = Toolchain(t["available"], t["versions"], t["reason"])
-            except NoWorker as err:
+            except FusebuildError as err:           # no worker any more, a failing probe, a lost scheduler
                 found[target] = Toolchain.missing(err.message)
         return found
 
@@ -139,6 +142,7 @@ class RemoteBackend:
         what = f"render {job.spec}/{job.variant}/{self.real.name}"
         out = self._run("render", {"job": P.job_data(job), "templates": templates,
                                    "key": {"code": keys.code_digest(*keys.RENDER_CODE, info.folder)}}, what)
+        _expect(out["files"], self.real.source_files, what)
         texts = {name: plane.fetch(ref, name).decode() for name, ref in out["files"].items()}
         return Rendered(texts, out["templates"])
 
@@ -155,8 +159,7 @@ class RemoteBackend:
         key = getattr(keys, stage)(Where(self.real.name, build_dir), self.real, self.toolchain()).cache_key()
         what = f"{stage} {build_dir.relative_to(self.project.out)}"
         out = self._run(stage, {"inputs": self.project.plane.push_files(build_dir, ins), "key": key}, what)
-        if set(out["files"]) != set(outs):
-            raise RuntimeError(f"{what}: the worker returned {sorted(out['files'])}, expected {sorted(outs)}")
+        _expect(out["files"], outs, what)
         self.project.plane.fetch_files(out["files"], dest)
 
     def _run(self, stage, body, what) -> dict:
@@ -213,6 +216,12 @@ def _validate(project, a):
         from doit.exceptions import TaskFailed
         return TaskFailed(out["failed"])
     return None
+
+
+def _expect(files: dict, names, what: str):
+    """A worker's outputs are exactly the files the stage writes (nothing else lands in out/)."""
+    if set(files) != set(names):
+        raise RuntimeError(f"{what}: the worker returned {sorted(files)}, expected {sorted(names)}")
 
 
 def _split(listing) -> list:

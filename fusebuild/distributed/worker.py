@@ -37,7 +37,6 @@ from ..backends.templating import ROOT, SEARCH
 from ..errors import FusebuildError
 from ..plan import keys
 from ..plan.artifacts import Artifact, needs_toolchain, units
-from ..toolchains import package_version
 from . import payload as P
 from .dataplane import DataPlane
 
@@ -90,8 +89,7 @@ def own_toolchain(target: str) -> Toolchain:
 
 def probe(p, tmp, here) -> dict:
     tc = own_toolchain(p["target"])
-    return {"toolchain": {"available": tc.available, "versions": tc.versions, "reason": tc.reason},
-            "torch": package_version("torch")}
+    return {"toolchain": {"available": tc.available, "versions": tc.versions, "reason": tc.reason}}
 
 
 def render(p, tmp, here) -> dict:
