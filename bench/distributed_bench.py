@@ -14,7 +14,9 @@ Method. Every configuration builds from nothing: a fresh project folder, a fresh
 `dask worker` processes (fusebuild/distributed/loopback.py: separate folders, one thread
 each, `tilelang=1` on every worker when the tilelang env exists); starting the cluster is
 not timed. The coordinator runs `doit -n J build` with J = 2 per worker (each coordinator
-thread mostly waits on the network). Repetitions run the configurations in a random order.
+thread mostly waits on the network), in doit's thread pool (the default with a scheduler;
+`--cluster-pool thread,process` adds `-P process` runs, where each doit process connects to
+the scheduler itself). Repetitions run the configurations in a random order.
 Measured per run: wall time of `doit build`, the coordinator's CPU time (its process and
 children: with a cluster that is planning, hashing and transfers only), tasks that ran,
 every artifact's status (a configuration whose statuses differ from the local -n 1 build's
@@ -90,11 +92,12 @@ def base_env(root: Path) -> dict:
                 FUSEBUILD_CACHE_DIR=str(root / "coordinator-cache"))
 
 
-def doit(root: Path, env: dict, jobs: int) -> dict:
-    """One `doit -n jobs build`: wall and CPU seconds, tasks that ran, exit code."""
+def doit(root: Path, env: dict, jobs: int, par: str | None = None) -> dict:
+    """One `doit -n jobs [-P par] build`: wall and CPU seconds, tasks that ran, exit code."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run([PY, "-m", "doit", "-n", str(jobs), "build"], cwd=root, env=env, capture_output=True,
+    pool = ["-P", par] if par else []
+    proc = subprocess.run([PY, "-m", "doit", "-n", str(jobs), *pool, "build"], cwd=root, env=env, capture_output=True,
                           text=True, timeout=6 * 3600, check=False)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -123,7 +126,7 @@ def run_local(work: Path, corpus: str, jobs: int, tag: str) -> dict:
     return dict(res, config=f"local -n {jobs}", workers=0, jobs=jobs, artifacts=outcome(root))
 
 
-def run_cluster(work: Path, corpus: str, workers: int, tag: str, jobs_per_worker: int) -> dict:
+def run_cluster(work: Path, corpus: str, workers: int, tag: str, jobs_per_worker: int, par: str = "thread") -> dict:
     root = work / tag
     write_corpus(root, corpus)
     env = base_env(root)
@@ -135,16 +138,17 @@ def run_cluster(work: Path, corpus: str, workers: int, tag: str, jobs_per_worker
             lc.worker(f"w{i + 1}", resources)
         env.update(FUSEBUILD_SCHEDULER=lc.address, FUSEBUILD_REMOTE_CACHE=server.url)
         jobs = jobs_per_worker * workers
-        res = doit(root, env, jobs)
-        noop = doit(root, env, jobs)
-    return dict(res, config=f"cluster {workers} worker{'s' * (workers > 1)} (doit -n {jobs})", workers=workers,
-                jobs=jobs, noop=noop["wall"], noop_ran=noop["ran"], artifacts=outcome(root))
+        res = doit(root, env, jobs, par)
+        noop = doit(root, env, jobs, par)
+    pool = "" if par == "thread" else f" -P {par}"
+    return dict(res, config=f"cluster {workers} worker{'s' * (workers > 1)} (doit -n {jobs}{pool})", workers=workers,
+                jobs=jobs, par=par, noop=noop["wall"], noop_ran=noop["ran"], artifacts=outcome(root))
 
 
 def model(runs: list, max_workers=(1, 2, 4, 8, 16, 32, 64)) -> dict:
     """The scaling model of the module docstring, from the medians of the measured runs."""
     local1 = [r for r in runs if r["config"] == "local -n 1"]
-    one = [r for r in runs if r["workers"] == 1]
+    one = [r for r in runs if r["workers"] == 1 and r.get("par") == "thread"]
     if not local1 or not one:
         return {}
     t_l1 = statistics.median(r["wall"] for r in local1)
@@ -213,12 +217,13 @@ def main():
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--local-jobs", default="1,2")
     ap.add_argument("--jobs-per-worker", type=int, default=2)
+    ap.add_argument("--cluster-pool", default="thread", help="doit's pool on the coordinator: thread,process")
     ap.add_argument("--out", default=None, help="results name (default: distributed[_<corpus>])")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    configs = [("local", int(j)) for j in args.local_jobs.split(",")] + \
-              [("cluster", int(w)) for w in args.workers.split(",")]
+    configs = [("local", int(j), None) for j in args.local_jobs.split(",")] + \
+              [("cluster", int(w), par) for w in args.workers.split(",") for par in args.cluster_pool.split(",")]
     r = {"when": time.strftime("%Y-%m-%d %H:%M"), "corpus": args.corpus, "repeat": args.repeat,
          "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                     f"Python {platform.python_version()}", "loadavg_start": [round(x, 2) for x in os.getloadavg()],
@@ -229,10 +234,10 @@ def main():
         for rep in range(args.repeat):
             order = configs[:]
             rng.shuffle(order)
-            for kind, k in order:
-                tag = f"{kind}{k}-r{rep}"
+            for kind, k, par in order:
+                tag = f"{kind}{k}{par or ''}-r{rep}"
                 run = (run_local(work, args.corpus, k, tag) if kind == "local"
-                       else run_cluster(work, args.corpus, k, tag, args.jobs_per_worker))
+                       else run_cluster(work, args.corpus, k, tag, args.jobs_per_worker, par))
                 print(f"{run['config']:<36} {run['wall']:8.2f} s  ran {run['ran']}  exit {run['code']}", flush=True)
                 r["runs"].append(run)
     r["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
