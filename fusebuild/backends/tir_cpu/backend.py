@@ -31,7 +31,8 @@ class Backend(Base):
         tvm = package_version("apache-tvm")
         if tvm is None:
             return Toolchain.missing("apache-tvm is not installed")
-        return Toolchain(True, {"apache-tvm": tvm, "llvm-host": cpu_key()})
+        # the schedule sizes its parallel tiles by the host's cores (hint `threads` unset): in every key
+        return Toolchain(True, {"apache-tvm": tvm, "llvm-host": cpu_key(), "host-cores": str(os.cpu_count() or 1)})
 
     def render(self, job) -> Rendered:
         env = make_env(self.template_folder)
