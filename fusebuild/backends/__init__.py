@@ -21,11 +21,18 @@ A backend is a folder `fusebuild/backends/<name>/`:
   backend.py   `Backend(base.Backend)`: render, compile, assemble, run, toolchain, device
   ...          whatever else it needs (schedule rules, loaders, checkers)
 plus its templates under `templates/<folder>/`. docs/architecture.md has the recipe.
+
+`resources` says what a machine must offer to run a stage of the target when the build runs
+on a Dask cluster (FUSEBUILD_SCHEDULER; fusebuild/distributed/placement.py): per stage, the
+alternatives in order of preference, each a set of Dask worker resources
+(`dask worker ... --resources "tilelang=1 GPU=1"`). `{}` means any worker; a stage not named
+needs nothing. A toolchain resource stands for the whole toolchain the target's `toolchain()`
+probes (`tilelang`: the tilelang env and nvcc).
 """
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..ir.layouts import NPU_SHIM_DMA, DmaLimits
 from .hints import HintTable
@@ -45,6 +52,7 @@ class TargetInfo:
     dma_limits: DmaLimits | None = None  # checked against operand layouts when a spec loads
     load_check: object = ""             # the load-time check hook (see module doc): "module:function" or callable
     dynamic: bool = False               # compiles a dynamic dimension into one artifact (else: buckets)
+    resources: dict = field(default_factory=dict, hash=False)   # stage -> ({resource: n}, ...) on a cluster
 
     @property
     def folder(self) -> str:
@@ -74,13 +82,18 @@ TARGETS = {t.name: t for t in [
     TargetInfo("mlir-aie", "fusebuild.backends.mlir_aie.backend", ("bfloat16", "float32"), AIE_HINTS,
                "IRON-style MLIR-AIE design for AMD NPUs, written for mlir-aie v1.3.1 (npu2; hint npu: 1 for "
                "npu1); emulated here, Peano/aiecc/XRT where present", NPU_SHIM_DMA,
-               "fusebuild.backends.mlir_aie.fit:check", dynamic=False),
+               "fusebuild.backends.mlir_aie.fit:check", dynamic=False,
+               # Peano + aiecc where a worker has them, else the rules check anywhere; an NPU run where
+               # a worker has one, else emulation (what a machine without them does today)
+               resources={"compile": ({"aiecc": 1}, {}), "assemble": ({"aiecc": 1}, {}),
+                          "validate": ({"NPU": 1}, {})}),
     # load_check: "fusebuild.backends.tir_cuda.program:check" once the cuda branch lands (it runs
     # tiles.check_hints per launch and returns problems with .hint); dynamic=True once its symbolic-M
     # kernels land (until then a dynamic M is expanded into buckets).
     TargetInfo("tir-cuda", "fusebuild.backends.tir_cuda.backend", ("bfloat16", "float16"), TIR_CUDA_HINTS,
                "TileLang tile-level TIR for NVIDIA Hopper (sm_90a), lowered in the `tilelang` toolchain env, "
-               "nvcc; built here, run where a CUDA device is", load_check="", dynamic=False),
+               "nvcc; built here, run where a CUDA device is", load_check="", dynamic=False,
+               resources={"compile": ({"tilelang": 1},), "assemble": ({"tilelang": 1},), "validate": ({"GPU": 1},)}),
 ]}
 
 
