@@ -25,6 +25,7 @@ from doit.reporter import ConsoleReporter
 
 from .. import settings
 from ..fsutil import write_json
+from ..tables import clip
 from . import buildreport, depdb, orphans
 from .summary import SummaryReporter
 from .why import explain
@@ -165,7 +166,7 @@ class EngineReporter(SummaryReporter):
         more = f" +{len(self.running) - 2}" if len(self.running) > 2 else ""
         text = f"[{self.done}/{self.total}] {len(self.running)} running: {run}{more} | {now - self.t0:.1f}s"
         width = shutil.get_terminal_size((100, 20)).columns - 1
-        return text if len(text) <= width else text[:width - 1] + "…"
+        return clip(text, width)
 
     def _draw_status(self):
         if self.mode == "tty" and not self._stop.is_set():

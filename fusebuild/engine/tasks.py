@@ -27,8 +27,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..fsutil import read_json
 from ..backends.templating import templates_unchanged
+from ..fsutil import read_json
 from ..plan import keys
 from ..plan.artifacts import units
 from ..plan.project import Project
@@ -124,8 +124,9 @@ class Build:
         Summary table at the end; in compare mode, a per-node table per artifact with the
         first node over tolerance marked. The mode is part of each validate task's key:
         switching it rebuilds what that mode needs and revalidates. Every FUSEBUILD_*
-        setting is listed by `fusebuild --help`.
-        """
+        setting is listed by `fusebuild --help`. (The first line is long on purpose: `doit list`
+        and `doit help build` show only that line.)
+        """  # noqa: E501
         by_spec = {}
         for a in self.project.artifacts:
             by_spec.setdefault(a.variant.spec, []).append(f"validate:{a.id}")

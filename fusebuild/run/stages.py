@@ -26,7 +26,8 @@ from ..plan import keys
 from ..plan.artifacts import needs_toolchain, units
 from ..status import Status
 from ..toolchains import package_version
-from . import modes, validate as V
+from . import modes
+from . import validate as V
 
 STAGES = ("render", "compile", "assemble", "validate")
 

@@ -65,7 +65,8 @@ def spec_schema(targets: dict) -> dict:
     dims = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]}
     param_value = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": r"^[A-Za-z0-9_]+$"}]}
     tensor = {"type": "object", "additionalProperties": False, "required": ["shape", "dtype"],
-              "properties": {"shape": {"type": "array", "items": dims, "minItems": 1, "description": INPUT_FIELDS["shape"]},
+              "properties": {"shape": {"type": "array", "items": dims, "minItems": 1,
+                                       "description": INPUT_FIELDS["shape"]},
                              "dtype": _dtype(), "layout": {"description": INPUT_FIELDS["layout"]}}}
     filters = {"oneOf": [{"type": "null"}, {"type": "object", "additionalProperties": _one_or_list(param_value)}]}
     props = {

@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass, field
 from math import prod
 
-from ...ir import layouts as L
 from ...errors import FusebuildError, LayoutError
+from ...ir import layouts as L
 from .design import COMPUTE_ROWS, DEVICES, L1_BYTES, SHIM_CHANNELS
 
 ELEM_BYTES = {"f32": 4, "bf16": 2, "f16": 2, "i32": 4}
@@ -68,13 +68,15 @@ class Design:
 RULES = {
     "module": re.compile(r"module \{"),
     "device": re.compile(r"aie\.device\((\w+)\) \{"),
-    "func": re.compile(rf"func\.func private ({SYM})\(((?:{TYPE})(?:, {TYPE})*)\) attributes \{{link_with = \"[\w.]+\"\}}"),
+    "func": re.compile(rf"func\.func private ({SYM})\(((?:{TYPE})(?:, {TYPE})*)\) "
+                       rf"attributes \{{link_with = \"[\w.]+\"\}}"),
     "tile": re.compile(rf"({SSA}) = aie\.tile\((\d+), (\d+)\)"),
     "buffer": re.compile(rf"({SSA}) = aie\.buffer\(({SSA})\) \{{sym_name = \"(\w+)\"\}} : ({TYPE})"),
     "fifo": re.compile(rf"aie\.objectfifo ({SYM})\(({SSA})(?: dimensionsToStream \[((?:<size = \d+, stride = \d+>)"
                        rf"(?:, <size = \d+, stride = \d+>)*)\])?, \{{((?:{SSA})(?:, {SSA})*)\}}, (\d+) : i32\) : "
                        rf"!aie\.objectfifo<({TYPE})>"),
-    "link": re.compile(rf"aie\.objectfifo\.link \[((?:{SYM})(?:, {SYM})*)\] -> \[((?:{SYM})(?:, {SYM})*)\]\(\[\] \[\]\)"),
+    "link": re.compile(rf"aie\.objectfifo\.link \[((?:{SYM})(?:, {SYM})*)\] -> "
+                       rf"\[((?:{SYM})(?:, {SYM})*)\]\(\[\] \[\]\)"),
     "core": re.compile(rf"({SSA}) = aie\.core\(({SSA})\) \{{"),
     "const": re.compile(r"%c(\d+) = arith\.constant (\d+) : index"),
     "for": re.compile(rf"scf\.for ({SSA}) = %c(\d+) to %c(\d+) step %c(\d+) \{{"),
@@ -177,7 +179,8 @@ def _apply(d: Design, stack, rule, m, no):
         _body(stack).append({"op": "acquire", "ssa": m[1], "fifo": m[2][1:], "port": m[3], "type": m[4], "line": no})
     elif rule == "access":
         body = _body(stack)
-        if not body or body[-1]["op"] != "acquire" or body[-1]["ssa"] != m[2] or m[3] != m[4] or m[3] != body[-1]["type"]:
+        if (not body or body[-1]["op"] != "acquire" or body[-1]["ssa"] != m[2] or m[3] != m[4]
+                or m[3] != body[-1]["type"]):
             _fail(f"subview.access of {m[2]}_sv must follow its acquire, with the same type")
         body[-1]["value"] = m[1]
     elif rule == "release":
@@ -235,7 +238,7 @@ def _check(d: Design) -> dict:
         if (c, r) in seen:
             _fail(f"{ssa} and {seen[(c, r)]} are the same tile ({c}, {r})")
         seen[(c, r)] = ssa
-    for ssa, (tile, ty) in d.buffers.items():
+    for ssa, (tile, _ty) in d.buffers.items():
         if tile not in d.tiles or kind(d, tile) != "core":
             _fail(f"buffer {ssa} must live on a compute tile, not {tile}")
     channels = {}

@@ -21,7 +21,8 @@ from pathlib import Path
 from ...fsutil import read_json, write_json
 from ...status import Status
 from ...toolchains import package_version
-from ..base import Backend as Base, Execution, Rendered, Toolchain, host_buffers, host_outputs
+from ..base import Backend as Base
+from ..base import Execution, Rendered, Toolchain, host_buffers, host_outputs
 from ..templating import make_env, used_templates
 from ..text import header
 from . import aieparse
@@ -69,7 +70,8 @@ class Backend(Base):
         if aiecc:
             try:
                 out = subprocess.run([aiecc, "--version"], capture_output=True, text=True, timeout=60)
-                version = (out.stdout + out.stderr).strip().splitlines()[0] if (out.stdout + out.stderr).strip() else "?"
+                said = (out.stdout + out.stderr).strip()
+                version = said.splitlines()[0] if said else "?"
             except (OSError, subprocess.SubprocessError) as err:
                 version = f"broken: {err}"
         ok, why = npu_device()

@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from math import prod
 
+from ...errors import FusebuildError
 from ...ir import layouts as L
 from ...ir.dtypes import nbytes
-from ...errors import FusebuildError
 from ...ir.graph import fold, fuse
 from .kernels import DT, kernel_name
 
@@ -254,7 +254,8 @@ class _Builder:
                 {"op": "for", "count": p["K"] // p["k"], "var": f"%kt{ssa}", "body": [
                     {"op": "acquire", "fifo": fa.name, "port": "Consume", "ssa": f"%a{ssa}", "type": a_ty},
                     {"op": "acquire", "fifo": fb.name, "port": "Consume", "ssa": f"%b{ssa}", "type": b_ty},
-                    {"op": "call", "func": mm, "args": [f"%a{ssa}", f"%b{ssa}", f"%out{ssa}"], "types": [a_ty, b_ty, c_ty]},
+                    {"op": "call", "func": mm, "args": [f"%a{ssa}", f"%b{ssa}", f"%out{ssa}"],
+                     "types": [a_ty, b_ty, c_ty]},
                     {"op": "release", "fifo": fa.name, "port": "Consume"},
                     {"op": "release", "fifo": fb.name, "port": "Consume"}]}]
         loads = {}
@@ -279,8 +280,8 @@ class _Builder:
         for x in floads:
             body.append({"op": "release", "fifo": floads[x].name, "port": "Consume"})
         body.append({"op": "release", "fifo": fout.name, "port": "Produce"})
-        return {"tile": core, "ssa": "%core" + ssa, "body": [{"op": "for", "count": tiles, "var": f"%it{ssa}", "body": body}],
-                "group": p["grp"].output}
+        return {"tile": core, "ssa": "%core" + ssa,
+                "body": [{"op": "for", "count": tiles, "var": f"%it{ssa}", "body": body}], "group": p["grp"].output}
 
     # --- host transfers ------------------------------------------------------------------
     def host_in(self, x, role, p, j, cores, l1_type, l2_shape, block):
@@ -407,7 +408,8 @@ class _Builder:
                 if st.get("out"):
                     seq.append({"op": "wait", "fifo": st["fifo"]})
         used_tiles = sorted({f.producer for f in self.fifos} | {c for f in self.fifos for c in f.consumers}
-                            | {c["tile"] for c in self.cores}, key=lambda s: (int(s.split("_")[2]), int(s.split("_")[1])))
+                            | {c["tile"] for c in self.cores},
+                            key=lambda s: (int(s.split("_")[2]), int(s.split("_")[1])))
         return {
             "device": self.device,
             "tiles": [{"ssa": x, "col": int(x.split("_")[1]), "row": int(x.split("_")[2])} for x in used_tiles],

@@ -74,8 +74,8 @@ def emulate(d: Design, host: dict) -> dict:
     into = [op for op in d.sequence if op["op"] == "memcpy" and kind(d, d.fifos[op["fifo"]].producer) == "shim"]
     outof = [op for op in d.sequence if op["op"] == "memcpy" and op not in into]
     for name in sorted({op["fifo"] for op in into}):
-        procs.append((f"host->@{name}", [], [name], lambda name=name: _host_in(d, host, streams[name],
-                                                                                [o for o in into if o["fifo"] == name])))
+        ops = [o for o in into if o["fifo"] == name]
+        procs.append((f"host->@{name}", [], [name], lambda name=name, ops=ops: _host_in(d, host, streams[name], ops)))
     for src, dst, _ in d.links:
         procs.append((f"link @{src[0]}->@{dst[0]}", src, dst, lambda s=src[0], t=dst[0]: _link(d, streams, s, t)))
     for core in d.cores:
@@ -83,13 +83,13 @@ def emulate(d: Design, host: dict) -> dict:
         writes = sorted({s["fifo"] for s in _walk(core["body"]) if s["op"] == "acquire" and s["port"] == "Produce"})
         procs.append((f"core {core['tile']}", reads, writes, lambda c=core: _core(d, streams, c)))
     for name in sorted({op["fifo"] for op in outof}):
-        procs.append((f"@{name}->host", [name], [], lambda name=name: _host_out(d, host, streams[name],
-                                                                                 [o for o in outof if o["fifo"] == name])))
+        ops = [o for o in outof if o["fifo"] == name]
+        procs.append((f"@{name}->host", [name], [], lambda name=name, ops=ops: _host_out(d, host, streams[name], ops)))
     writers = {}
     for pname, _, writes, _ in procs:
         for w in writes:
             writers.setdefault(w, []).append(pname)
-    for name, s in streams.items():
+    for name in streams:
         if name not in writers:
             raise EmulationError(f"@{name} has no producer in the design or runtime sequence")
     pending = list(procs)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from ...errors import ToolchainError
 from ...toolchains import cpu_key, package_version
-from ..base import Backend as Base, Rendered, Toolchain, host_buffers
+from ..base import Backend as Base
+from ..base import Rendered, Toolchain, host_buffers
 from ..templating import make_env, used_templates
 from .render import MlirRenderer
 
@@ -68,9 +69,9 @@ class Backend(Base):
                       "--compile-from=executable-targets")
 
     def run(self, build_dir, graph, inputs: dict) -> dict:
+        import iree.runtime as rt
         import numpy as np
         import torch
-        import iree.runtime as rt
 
         ctx = rt.SystemContext(config=rt.Config(DRIVER))
         ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, (Path(build_dir) / self.artifact_name).read_bytes()))

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ...fsutil import read_json
 from ...toolchains import cpu_key, package_version
-from ..base import Backend as Base, Rendered, Toolchain, host_buffers, host_outputs
+from ..base import Backend as Base
+from ..base import Rendered, Toolchain, host_buffers, host_outputs
 from ..templating import make_env, used_templates
 from .render import TirRenderer
 
@@ -41,6 +42,7 @@ class Backend(Base):
 
     def compile(self, build_dir, dest):
         import tvm
+
         from .schedule import GemmSchedule, host_target, schedule
 
         build_dir, dest = Path(build_dir), Path(dest)
