@@ -221,3 +221,13 @@ def assert_golden_render(spec: str, target: str, index: int, names: tuple):
     v = variants(REPO / "specs" / f"{spec}.yaml", target)[index]
     files = render(v, target).files
     assert_golden({f"{target}/{spec}/{v.name}/{name}": files[name] for name in names})
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that builds through the `project` fixture runs real doit: it must say so (e2e),
+    or the quick loop (-m "not e2e and not slow") would silently grow."""
+    unmarked = [item.nodeid for item in items
+                if "project" in getattr(item, "fixturenames", ()) and item.get_closest_marker("e2e") is None]
+    if unmarked:
+        raise pytest.UsageError("tests using the `project` fixture run doit and must be marked "
+                                "@pytest.mark.e2e: " + ", ".join(unmarked))

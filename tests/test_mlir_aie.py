@@ -180,6 +180,7 @@ def test_aiecc_flags_by_driver():
         aiecc_flags("something else")
 
 
+@pytest.mark.e2e
 def test_doit_build_reports_emulated_not_pass(project):
     project.spec("small", gemm_spec().replace("seed: 3", "seed: 3\ntargets: [mlir-aie]"))
     result = project.doit("build", check=0)
@@ -193,6 +194,7 @@ def test_doit_build_reports_emulated_not_pass(project):
     assert project.doit("build", check=0).ran == []
 
 
+@pytest.mark.e2e
 def test_doit_build_fails_on_a_planted_template_bug(project, tmp_path):
     root = tmp_path / "over"
     shutil.copytree(TEMPLATES / "aie", root / "aie")

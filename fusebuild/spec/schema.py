@@ -83,7 +83,7 @@ def spec_schema(targets: dict) -> dict:
                       "properties": {d: {"type": "object", "additionalProperties": False, "minProperties": 1,
                                          "properties": {k: {"type": "number", "minimum": 0} for k in TOLERANCE_FIELDS}}
                                      for d in DTYPES}},
-        "seed": {"type": "integer", "minimum": 0},
+        "seed": {"type": "integer"},          # any integer, as the loader takes it
         "schedule": {"type": "object", "additionalProperties": False,
                      "properties": {t: info.hints.schema() for t, info in targets.items()}},
         "mode": {"enum": list(MODES)},
