@@ -29,3 +29,18 @@ def test_every_path_and_module_a_doc_names_exists(doc):
     missing += [m for m in sorted(modules) if not ((REPO / m.replace(".", "/")).with_suffix(".py").exists()
                                                    or (REPO / m.replace(".", "/") / "__main__.py").exists())]
     assert not missing, f"{doc.name} names what does not exist: {missing}"
+
+
+def hint_row(target: str, h) -> str:
+    default = "schedule's choice" if h.default is None else str(h.default)
+    allowed = ", ".join(map(str, h.choices)) if h.choices else f"{h.lo}..{h.hi}"
+    return f"| `{target}` | `{h.name}` | {default} | {allowed} | {h.meaning} |"
+
+
+def test_architecture_lists_every_declared_hint():
+    from fusebuild.backends import TARGETS
+    lines = (REPO / "docs" / "architecture.md").read_text().splitlines()
+    rows = [hint_row(t, h) for t, info in TARGETS.items() for h in info.hints]
+    table = [line for line in lines if line.startswith("| `") and line.count("|") == 6]
+    assert table == rows, "docs/architecture.md's hint table is not the declared hints; its rows should be:\n" + \
+        "\n".join(rows)
