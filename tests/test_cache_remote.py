@@ -9,18 +9,15 @@ cache, and the cache report counts it.
 """
 from __future__ import annotations
 
-import http.server
 import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from fusebuild import cache as C
 from fusebuild.cache.remote import Remote, parse_header, redact
 from fusebuild.cache.server import NginxCache, free_port, nginx_binary
 
