@@ -76,9 +76,10 @@ class Project:
         self.root = root
         (root / "specs").mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "dodo.py", root / "dodo.py")
-        # each project gets its own artifact cache (never the user's) and no remote cache
+        # each project gets its own artifact cache (never the user's) and no remote cache; it
+        # keeps FUSEBUILD_TOOLCHAINS, so its builds see the toolchain envs this process checked
         self.cache = cache or root.with_name(root.name + "-cache")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FUSEBUILD_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FUSEBUILD_") or k == "FUSEBUILD_TOOLCHAINS"}
         self.env = dict(env, PYTHONPATH=str(REPO), FUSEBUILD_TEMPLATE_OVERRIDES="",
                         FUSEBUILD_CACHE_DIR=str(self.cache))
 

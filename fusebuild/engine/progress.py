@@ -8,7 +8,7 @@ Output modes (FUSEBUILD_PROGRESS=auto|tty|plain|quiet; auto: tty on a terminal, 
           live bottom line: `[n/N] 2 running: compile:... 3.1s | 14.2s`, redrawn 4x a second
   quiet   nothing per task; failures, the artifacts that did not pass, one total line
 N counts the tasks (with actions) the selected targets need; n the ones finished or found
-up to date. Then: the summary table (report.py), a note if out/ holds orphans, the total
+up to date. Then: the summary table (summary.py), a note if out/ holds orphans, the total
 line, and out/report.md|html (buildreport). Each task's DB record is committed as the
 task finishes (depdb), so a killed build keeps what it finished.
 """
