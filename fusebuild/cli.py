@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from . import settings
 from .errors import FusebuildError
@@ -45,6 +46,9 @@ def cmd_schema(args) -> int:
 
 def cmd_engine(args) -> int:
     from .engine.commands import run
+    if not Path("dodo.py").is_file():      # else doit's own error, which names an option we do not have
+        raise FusebuildError(f"no dodo.py in {Path.cwd()}: run `fusebuild {args.command}` in a fusebuild project "
+                             "folder (one with dodo.py and specs/)")
     if args.command == "why":
         return run(["why", *args.what])
     if args.command == "dry-run":

@@ -102,6 +102,7 @@ def validate(a, backend, toolchain) -> StageKey:
     """`backend` is None in reference mode (no artifact runs)."""
     v = a.variant
     fields = {"target": a.target, "graph": v.graph.digest(), "seed": v.seed, "tolerance": v.tolerance,
+              "hints": a.hints,      # validation.json records them: a hint change rewrites the record
               "mode": v.mode, "torch": package_version("torch"), "versions": dict(toolchain.versions),
               "available": toolchain.available, "reason": toolchain.reason,
               "code": code_digest(*VALIDATE_CODE, *((backend_folder(backend),) if backend else ()))}

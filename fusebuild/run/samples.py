@@ -56,7 +56,7 @@ def run_samples(a, backend) -> SampledRun:
     worst = bad[0] if bad else max(results, key=lambda r: max(o.get("max_rel", 0) or 0 for o in r[2].values()))
     execution = backend.execution(a.dir) if backend else None
     samples = []
-    for values, run, per_output, ok, seconds in results if v.samples else ():
+    for values, run, per_output, _ok, seconds in results if v.samples else ():
         status, reason = V.verdict(per_output, run.ok, execution)
         samples.append(dict(values, status=status, seconds=seconds, **V.worst(per_output),
                             **({"reason": reason} if reason else {})))

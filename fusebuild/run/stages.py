@@ -30,10 +30,13 @@ from ..fsutil import read_json, staging, write_atomic, write_json
 from ..plan import keys
 from ..plan.artifacts import needs_toolchain, units
 from ..runtime import manifest
-from ..runtime.targets import TARGETS as RUNTIME_TARGETS, here
+from ..runtime.targets import TARGETS as RUNTIME_TARGETS
+from ..runtime.targets import here
 from ..status import Status
 from ..toolchains import package_version
-from . import modes, samples as S, validate as V
+from . import modes
+from . import samples as S
+from . import validate as V
 
 STAGES = ("render", "compile", "assemble", "validate")
 RAN_ON = contextvars.ContextVar("fusebuild_ran_on", default="local")   # who ran the current stage's tool

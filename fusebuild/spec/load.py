@@ -156,7 +156,8 @@ def _isinstance(value, typ):
 def _tname(typ):
     if isinstance(typ, tuple):
         return " or ".join(_tname(t) for t in typ)
-    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", bool: "true/false"}.get(typ, typ.__name__)
+    names = {dict: "a mapping", list: "a list", str: "a string", int: "an integer", bool: "true/false"}
+    return names.get(typ, typ.__name__)
 
 
 def _params(raw: LDict, ctx) -> dict:

@@ -75,7 +75,8 @@ def spec_schema(targets: dict) -> dict:
     dims = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]}
     param_value = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": r"^[A-Za-z0-9_]+$"}]}
     tensor = {"type": "object", "additionalProperties": False, "required": ["shape", "dtype"],
-              "properties": {"shape": {"type": "array", "items": dims, "minItems": 1, "description": INPUT_FIELDS["shape"]},
+              "properties": {"shape": {"type": "array", "items": dims, "minItems": 1,
+                                       "description": INPUT_FIELDS["shape"]},
                              "dtype": _dtype(), "layout": {"description": INPUT_FIELDS["layout"]}}}
     filters = {"oneOf": [{"type": "null"}, {"type": "object", "additionalProperties": _one_or_list(param_value)}]}
     props = {
@@ -93,7 +94,7 @@ def spec_schema(targets: dict) -> dict:
                       "properties": {d: {"type": "object", "additionalProperties": False, "minProperties": 1,
                                          "properties": {k: {"type": "number", "minimum": 0} for k in TOLERANCE_FIELDS}}
                                      for d in DTYPES}},
-        "seed": {"type": "integer", "minimum": 0},
+        "seed": {"type": "integer"},          # any integer, as the loader takes it
         "schedule": {"type": "object", "additionalProperties": False,
                      "properties": {t: info.hints.schema() for t, info in targets.items()}},
         "mode": {"enum": list(MODES)},

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ...fsutil import read_json
 from ...toolchains import cpu_key, package_version
-from ..base import Backend as Base, Rendered, Toolchain
+from ..base import Backend as Base
+from ..base import Rendered, Toolchain
 from ..templating import make_env, used_templates
 from .render import TirRenderer
 
@@ -43,6 +44,7 @@ class Backend(Base):
 
     def compile(self, build_dir, dest):
         import tvm
+
         from .schedule import GemmSchedule, host_target, schedule
 
         build_dir, dest = Path(build_dir), Path(dest)

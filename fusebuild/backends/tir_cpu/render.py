@@ -130,7 +130,8 @@ class TirRenderer:
         self.groups, self.gemms, self.ew_blocks = [], [], []
         for name, logical in self.unpacked.items():
             x = self.t[name]
-            self.scratch[logical] = self.copy_block(name, logical, True, f"{name}: {x.layout.form} layout -> row-major copy")
+            self.scratch[logical] = self.copy_block(name, logical, True,
+                                                    f"{name}: {x.layout.form} layout -> row-major copy")
         for g in fuse(self.g):
             (self.gemm_block if g.matmul is not None else self.elementwise_block)(g)
         return {"groups": self.groups, "gemms": self.gemms, "elementwise_blocks": self.ew_blocks}

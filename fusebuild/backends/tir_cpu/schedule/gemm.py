@@ -29,8 +29,18 @@ from __future__ import annotations
 import tvm
 from tvm import s_tir, tirx
 
-from .common import (_STACK_LIMIT, GemmSchedule, attach, buf, ceil_to, largest_divisor_at_most, out_dtype,
-                     parallel_copy, try_get, vectorize_epilogue)
+from .common import (
+    _STACK_LIMIT,
+    GemmSchedule,
+    attach,
+    buf,
+    ceil_to,
+    largest_divisor_at_most,
+    out_dtype,
+    parallel_copy,
+    try_get,
+    vectorize_epilogue,
+)
 from .target import vector_lanes
 
 
