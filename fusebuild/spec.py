@@ -235,8 +235,10 @@ def _variant(doc: LDict, spec_name: str, vname: str, params: dict, ctx) -> Varia
     graph = Graph(tensors, tuple(inputs), tuple(nodes), tuple(outputs))
     targets = _targets(doc, graph, ctx)
     _check_target_layouts(inputs, tensors, targets, ctx)
+    schedule = _schedule(doc, targets, ctx)
+    _check_target_hints(doc, graph, targets, schedule, ctx)
     return Variant(spec_name, vname, params, graph, targets, doc.get("seed", 0),
-                   _tolerance(doc, ctx), _schedule(doc, targets, ctx), _mode(doc, ctx), ctx.path)
+                   _tolerance(doc, ctx), schedule, _mode(doc, ctx), ctx.path)
 
 
 def _nodes(raw: LList, tensors: dict, ctx) -> list:
@@ -468,6 +470,20 @@ def _check_target_layouts(inputs, tensors, targets, ctx):
             except LayoutError as err:
                 ctx.fail(f"{err.message} (target {t})", inputs[name].line_of("layout"), f"inputs.{name}.layout",
                          valid=err.valid, cls=LayoutError)
+
+
+def _check_target_hints(doc, graph, targets, schedule, ctx):
+    """Hints a target's render would refuse for this variant's shapes (TargetInfo.check)."""
+    for t in targets:
+        checker = TARGETS[t].checker()
+        if checker is None or not schedule.get(t):
+            continue
+        problems = checker(graph, schedule[t])
+        if problems:
+            p, hints = problems[0], doc["schedule"][t]
+            at = p.hint if p.hint in hints else next(iter(hints))
+            ctx.fail(f"{p.message} (target {t}, params {ctx.params})", hints.line_of(at), f"schedule.{t}.{at}",
+                     valid=p.valid or None)
 
 
 def _tolerance(doc, ctx) -> dict:

@@ -25,6 +25,12 @@ class TargetInfo:
     hints: tuple = ()         # schedule hint keys a spec may set for this target
     description: str = ""
     dma_limits: object = None  # layouts.DmaLimits checked when a spec loads, if any
+    check: str = ""           # "module:function" (graph, hints) -> [problem with .hint/.message/.valid],
+                              # pure and cheap: run when a spec sets this target's hints
+
+    def checker(self):
+        module, _, fn = self.check.partition(":")
+        return getattr(importlib.import_module(module), fn) if self.check else None
 
 
 TARGETS = {t.name: t for t in [
@@ -38,10 +44,12 @@ TARGETS = {t.name: t for t in [
                "IRON-style MLIR-AIE design for AMD NPUs (npu2; hint npu: 1 for npu1); "
                "emulated here, aiecc/XRT where present", NPU_SHIM_DMA),
     TargetInfo("tir-cuda", "fusebuild.backends.tir_cuda.backend", ("bfloat16", "float16"),
-               ("block_m", "block_n", "block_k", "stages", "threads", "split_k", "swizzle", "swap_ab",
-                "dual_block_m", "dual_block_n", "dual_stages", "dual_threads", "fast_math"),
+               ("block_m", "block_n", "block_k", "stages", "threads", "split_k", "swizzle", "min_blocks", "swap_ab",
+                "direct", "dual_block_m", "dual_block_n", "dual_block_k", "dual_stages", "dual_threads",
+                "dual_swizzle", "dual_min_blocks", "dual_swap_ab", "dual_direct", "fast_math"),
                "TileLang tile-level TIR for NVIDIA Hopper (sm_90a), lowered in the `tilelang` toolchain env, "
-               "nvcc; built here, run where a CUDA device is"),
+               "nvcc; built here, run where a CUDA device is",
+               check="fusebuild.backends.tir_cuda.program:check"),
 ]}
 DEFAULT_TARGETS = ("tir-cpu",)
 
