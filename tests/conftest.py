@@ -34,6 +34,13 @@ def gemm_spec(name="small", act="silu") -> str:
     return GEMM_SPEC.format(name=name, act=act)
 
 
+def swiglu_spec(ms, E, H, name="s", schedule="") -> str:
+    """The Llama MLP (gate/up, SiLU * up, down) as bench/gpu_bench.py writes it: bf16, tir-cuda."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from gpu_bench import SWIGLU_SPEC
+    return SWIGLU_SPEC.format(name=name, ms=list(ms), E=E, H=H) + schedule
+
+
 class Project:
     """A folder with specs/ and a dodo.py, where `doit` runs as a user would run it."""
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, swiglu_spec
 from fusebuild import keys, plan
 from fusebuild.backends import get_backend
 from fusebuild.backends.tir_cuda import TILELANG
@@ -140,7 +140,7 @@ def test_swiglu_renders_one_dual_accumulator_kernel_and_the_down_gemm():
 
 
 def test_swiglu_decode_is_a_swap_ab_dual_kernel():
-    text = SWIGLU.format(M=1, E=2048, H=8192)
+    text = swiglu_spec([1], 2048, 8192)
     src = render(text)
     assert "            T.copy(t_wg[bx * 64, k * 64], W1_s)\n            T.copy(t_wu[bx * 64, k * 64], W2_s)\n" in src
     assert "            T.gemm(W1_s, X_s, C1_l, transpose_B=True" in src and src.count("T.copy(t_x[") == 1
@@ -154,23 +154,6 @@ def test_rendered_source_holds_no_spec_path_or_free_text():
         assert "secret_name" not in text and "SECRET_VARIANT" not in text and "evil" not in text
 
 
-SWIGLU = """\
-name: s
-params: {{M: [{M}], E: {E}, H: {H}}}
-inputs:
-  x:  {{shape: [M, E], dtype: bfloat16}}
-  wg: {{shape: [H, E], dtype: bfloat16}}
-  wu: {{shape: [H, E], dtype: bfloat16}}
-  wd: {{shape: [E, H], dtype: bfloat16}}
-graph:
-  - {{op: matmul, inputs: [x, wg], output: gate, transpose_b: true}}
-  - {{op: matmul, inputs: [x, wu], output: up, transpose_b: true}}
-  - {{op: silu, inputs: [gate], output: act}}
-  - {{op: mul, inputs: [act, up], output: h}}
-  - {{op: matmul, inputs: [h, wd], output: y, transpose_b: true}}
-outputs: [y]
-targets: [tir-cuda]
-"""
 
 
 def test_dynamic_m_renders_one_prim_func_per_bucket_with_a_symbolic_m():
@@ -261,7 +244,7 @@ def test_random_shapes_all_render():
         m, n, k = rnd.randint(1, 3000), rnd.randint(1, 9000), rnd.randint(1, 9000)
         render(gemm(M=m, N=n, K=k, act=rnd.choice(["relu", "silu", "gelu"])))
     for m, e, h in ((1, 2048, 8192), (32, 2048, 8192), (3, 1000, 333), (70, 1000, 333), (4099, 100, 7)):
-        render(SWIGLU.format(M=m, E=e, H=h))
+        render(swiglu_spec([m], e, h))
 
 
 # --- toolchain env, statuses, keys --------------------------------------------------------

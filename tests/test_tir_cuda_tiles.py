@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, swiglu_spec
 from fusebuild.backends import TARGETS
 from fusebuild.backends.tir_cuda.tiles import (KINDS, PREFIX, buckets, candidates, check_config, check_hints, choose,
                                                config_hints, default, hint_names, m_bucket)
@@ -119,48 +119,33 @@ def test_hints_that_can_run_apply_whatever_the_shape():
     assert (cfg.mode, cfg.block_N, cfg.split_k, cfg.grid(100, 640)) == ("swap_ab", 64, 3, (10, 2, 3))
 
 
-SWIGLU = """\
-name: mlp
-params: {{M: [1, 32], E: 2048, H: 8192}}
-inputs:
-  x:  {{shape: [M, E], dtype: bfloat16}}
-  wg: {{shape: [H, E], dtype: bfloat16}}
-  wu: {{shape: [H, E], dtype: bfloat16}}
-  wd: {{shape: [E, H], dtype: bfloat16}}
-graph:
-  - {{op: matmul, inputs: [x, wg], output: gate, transpose_b: true}}
-  - {{op: matmul, inputs: [x, wu], output: up, transpose_b: true}}
-  - {{op: silu, inputs: [gate], output: act}}
-  - {{op: mul, inputs: [act, up], output: h}}
-  - {{op: matmul, inputs: [h, wd], output: y, transpose_b: true}}
-outputs: [y]
-targets: [tir-cuda]
-schedule:
-  tir-cuda: {{{hints}}}
-"""
+def mlp(hints: str) -> str:
+    return swiglu_spec([1, 32], 2048, 8192, name="mlp", schedule=f"schedule:\n  tir-cuda: {{{hints}}}\n")
+
+
 
 
 def test_bad_hints_are_refused_when_the_spec_loads_with_file_line_and_field():
     with pytest.raises(SpecError) as info:
-        parse_spec(SWIGLU.format(hints="dual_block_m: 1"), "specs/mlp.yaml")
+        parse_spec(mlp("dual_block_m: 1"), "specs/mlp.yaml")
     assert str(info.value) == (
-        "specs/mlp.yaml:17: schedule.tir-cuda.dual_block_m: the dual gate/up kernel of act, h (1x8192x2048): "
+        "specs/mlp.yaml:20: schedule.tir-cuda.dual_block_m: the dual gate/up kernel of act, h (1x8192x2048): "
         "dual_block_m=1: rows on the tensor-core M side come in 64-row wgmma tiles, split evenly over 1 "
         "warpgroup(s) of dual_threads=128 (target tir-cuda, params {'M': 1, 'E': 2048, 'H': 8192}) "
         "(valid: 64, 128, 192, 256)")
-    with pytest.raises(SpecError, match=r"specs/mlp.yaml:17: schedule.tir-cuda.split_k: matmul y \(1x2048x8192\): "
+    with pytest.raises(SpecError, match=r"specs/mlp.yaml:20: schedule.tir-cuda.split_k: matmul y \(1x2048x8192\): "
                                         r"split_k=200 > the 128 K tile\(s\)"):
-        parse_spec(SWIGLU.format(hints="split_k: 200"), "specs/mlp.yaml")
-    assert parse_spec(SWIGLU.format(hints="split_k: 2, dual_stages: 2"), "specs/mlp.yaml").variants
+        parse_spec(mlp("split_k: 200"), "specs/mlp.yaml")
+    assert parse_spec(mlp("split_k: 2, dual_stages: 2"), "specs/mlp.yaml").variants
 
 
 def test_fusebuild_check_reports_a_bad_hint_without_a_traceback(tmp_path):
     path = tmp_path / "mlp.yaml"
-    path.write_text(SWIGLU.format(hints="dual_block_m: 1"))
+    path.write_text(mlp("dual_block_m: 1"))
     out = subprocess.run([sys.executable, "-m", "fusebuild", "check", str(path)], cwd=REPO, capture_output=True,
                          text=True)
     assert out.returncode == 1 and "Traceback" not in out.stderr
-    assert f"{path}:17: schedule.tir-cuda.dual_block_m: " in out.stderr and "(valid: 64, 128, 192, 256)" in out.stderr
+    assert f"{path}:20: schedule.tir-cuda.dual_block_m: " in out.stderr and "(valid: 64, 128, 192, 256)" in out.stderr
 
 
 def test_checks_import_no_toolchain():

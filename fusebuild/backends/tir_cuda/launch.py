@@ -45,38 +45,49 @@ def comment(g) -> str:
     return " ; ".join(f"{n.output} = {n.op}({', '.join(n.inputs)})" for n in g.nodes)
 
 
+def _tiles(ctx, cfg, M, n, x, ws) -> tuple:
+    """Grid, tile loads and GEMMs of one launch, and the output index (row, col) of acc[i, j].
+
+    x: the x operand's parameter; ws: [(W parameter, accumulator)], one per GEMM sharing the x tile.
+    direct: x rows on the wgmma M side (acc[i, j] is y[row i, col j]); swap-AB: W rows there
+    (acc[i, j] is y[row j, col i]), stored element by element under a guard.
+    """
+    bm, bn = cfg.block_M, cfg.block_N
+    w_smem = ["B_s"] if len(ws) == 1 else [f"B{i}_s" for i in range(1, len(ws) + 1)]
+    if cfg.mode == "direct":
+        ctx["grid"] = [ceil_text(n, bn), ceil_text(M, bm)]
+        ctx["loads"] = [{"smem": "A_s", "rows": bm, "src": x, "rows_at": f"by * {bm}"}] + [
+            {"smem": s, "rows": bn, "src": w, "rows_at": f"bx * {bn}"} for s, (w, _) in zip(w_smem, ws)]
+        ctx["gemms"] = [{"a": "A_s", "b": s, "acc": acc} for s, (_, acc) in zip(w_smem, ws)]
+        ctx.update(row0=f"by * {bm}", col0=f"bx * {bn}")
+        return f"by * {bm} + i", f"bx * {bn} + j"
+    w_smem = [s.replace("B", "W") for s in w_smem]
+    ctx["grid"] = [ceil_text(n, bm), ceil_text(M, bn)]
+    ctx["loads"] = [{"smem": s, "rows": bm, "src": w, "rows_at": f"bx * {bm}"} for s, (w, _) in zip(w_smem, ws)] + [
+        {"smem": "X_s", "rows": bn, "src": x, "rows_at": f"by * {bn}"}]
+    ctx["gemms"] = [{"a": s, "b": "X_s", "acc": acc} for s, (_, acc) in zip(w_smem, ws)]
+    row, col = f"by * {bn} + j", f"bx * {bm} + i"
+    ctx.update(row=row, col=col, guard=_guard(row, M, col, n, bn, bm))
+    return row, col
+
+
 def gemm(graph, g, cfg, M, pname, epi, kind, a_name=None) -> tuple:
     """(ctx, plan record, workspace or None) of one GEMM launch (+ its split-K reduce)."""
     a, b = g.matmul.inputs
     n = graph.tensors[g.output].shape[1]
     k = graph.tensors[a].shape[1]
-    A, B, Y = a_name or pname[a], pname[b], pname[g.output]
-    bm, bn, sk = cfg.block_M, cfg.block_N, cfg.split_k
-    ctx = {**_common(cfg, comment(g)), "kind": "gemm", "Y": Y, "out_dtype": graph.tensors[g.output].dtype}
-    if cfg.mode == "direct":
-        ctx["grid"] = [ceil_text(n, bn), ceil_text(M, bm), sk]
-        ctx["loads"] = [{"smem": "A_s", "rows": bm, "src": A, "rows_at": f"by * {bm}"},
-                        {"smem": "B_s", "rows": bn, "src": B, "rows_at": f"bx * {bn}"}]
-        ctx["gemms"] = [{"a": "A_s", "b": "B_s", "acc": "C_l"}]
-        ctx["g"] = _g(cfg, k, graph.tensors[a].dtype, bm, bn)
-        row, col = f"by * {bm} + i", f"bx * {bn} + j"
-        ctx.update(row0=f"by * {bm}", col0=f"bx * {bn}")
-        smem = {}
-        if cfg.bias_smem and sk == 1:
-            for name in g.loads():
-                if graph.tensors[name].shape == (n,):
-                    smem[name] = f"S_{name}"
-                    ctx["smem_loads"].append({"name": f"S_{name}", "size": bn, "dtype": graph.tensors[name].dtype,
-                                              "src": pname[name], "offset": f"bx * {bn}"})
-    else:
-        ctx["grid"] = [ceil_text(n, bm), ceil_text(M, bn), sk]
-        ctx["loads"] = [{"smem": "W_s", "rows": bm, "src": B, "rows_at": f"bx * {bm}"},
-                        {"smem": "X_s", "rows": bn, "src": A, "rows_at": f"by * {bn}"}]
-        ctx["gemms"] = [{"a": "W_s", "b": "X_s", "acc": "C_l"}]
-        ctx["g"] = _g(cfg, k, graph.tensors[a].dtype, bm, bn)
-        row, col = f"by * {bn} + j", f"bx * {bm} + i"
-        ctx.update(row=row, col=col, guard=_guard(row, M, col, n, bn, bm))
-        smem = {}
+    sk = cfg.split_k
+    ctx = {**_common(cfg, comment(g)), "kind": "gemm", "Y": pname[g.output], "out_dtype": graph.tensors[g.output].dtype,
+           "g": _g(cfg, k, graph.tensors[a].dtype, cfg.block_M, cfg.block_N)}
+    row, col = _tiles(ctx, cfg, M, n, a_name or pname[a], [(pname[b], "C_l")])
+    ctx["grid"].append(sk)
+    smem = {}
+    if cfg.mode == "direct" and cfg.bias_smem and sk == 1:
+        for name in g.loads():
+            if graph.tensors[name].shape == (n,):
+                smem[name] = f"S_{name}"
+                ctx["smem_loads"].append({"name": f"S_{name}", "size": cfg.block_N, "dtype": graph.tensors[name].dtype,
+                                          "src": pname[name], "offset": f"bx * {cfg.block_N}"})
     record = {"kind": kind, "group": g.output, "M": M, "N": n, "K": k, "config": dataclasses.asdict(cfg)}
     workspace = None
     if sk == 1:
@@ -100,25 +111,10 @@ def dual(graph, g1, g2, cfg, M, pname, epi, out_name) -> tuple:
     w2 = g2.matmul.inputs[1]
     n = graph.tensors[g2.output].shape[1]
     k = graph.tensors[x].shape[1]
-    bm, bn = cfg.block_M, cfg.block_N
     ctx = {**_common(cfg, f"{comment(g1)} | {comment(g2)} (two accumulators, one x tile)"), "kind": "dual",
-           "Y": out_name, "out_dtype": graph.tensors[g2.output].dtype, "g": _g(cfg, k, graph.tensors[x].dtype, bm, bn)}
-    if cfg.mode == "direct":
-        ctx["grid"] = [ceil_text(n, bn), ceil_text(M, bm)]
-        ctx["loads"] = [{"smem": "A_s", "rows": bm, "src": pname[x], "rows_at": f"by * {bm}"},
-                        {"smem": "B1_s", "rows": bn, "src": pname[w1], "rows_at": f"bx * {bn}"},
-                        {"smem": "B2_s", "rows": bn, "src": pname[w2], "rows_at": f"bx * {bn}"}]
-        ctx["gemms"] = [{"a": "A_s", "b": "B1_s", "acc": "C1_l"}, {"a": "A_s", "b": "B2_s", "acc": "C2_l"}]
-        row, col = f"by * {bm} + i", f"bx * {bn} + j"
-        ctx.update(row0=f"by * {bm}", col0=f"bx * {bn}")
-    else:
-        ctx["grid"] = [ceil_text(n, bm), ceil_text(M, bn)]
-        ctx["loads"] = [{"smem": "W1_s", "rows": bm, "src": pname[w1], "rows_at": f"bx * {bm}"},
-                        {"smem": "W2_s", "rows": bm, "src": pname[w2], "rows_at": f"bx * {bm}"},
-                        {"smem": "X_s", "rows": bn, "src": pname[x], "rows_at": f"by * {bn}"}]
-        ctx["gemms"] = [{"a": "W1_s", "b": "X_s", "acc": "C1_l"}, {"a": "W2_s", "b": "X_s", "acc": "C2_l"}]
-        row, col = f"by * {bn} + j", f"bx * {bm} + i"
-        ctx.update(row=row, col=col, guard=_guard(row, M, col, n, bn, bm))
+           "Y": out_name, "out_dtype": graph.tensors[g2.output].dtype,
+           "g": _g(cfg, k, graph.tensors[x].dtype, cfg.block_M, cfg.block_N)}
+    row, col = _tiles(ctx, cfg, M, n, pname[x], [(pname[w1], "C1_l"), (pname[w2], "C2_l")])
     first = epi(g1.expr, "C1_l[i, j]", row, col) or "C1_l[i, j]"
     ctx["epi"] = epi(g2.expr, "C2_l[i, j]", row, col, inline={g1.output: first})
     record = {"kind": "dual", "group": g2.output, "first": g1.output, "M": M, "N": n, "K": k,
