@@ -59,7 +59,7 @@ DYN_RANGE = (1, 4096)
 DYN_VALIDATE = [1, 2, 7, 16, 17, 33, 64, 65, 127, 300, 1024, 4096]
 SMOKE = {"gemm": ["sq4096", "l1b_down"], "ms": [1, 16, 64, 128], "swiglu": ["l1b"], "swiglu_ms": [1, 32],
          "dyn": ["bias_silu_l1b_down", "swiglu_l1b"], "dyn_validate": [1, 7, 33, 65, 300]}
-CANDIDATE_SHAPES = [("sq4096", 16), ("l1b_down", 16), ("l8b_up", 16)]   # (N, K) name, M bucket
+CANDIDATE_SHAPES = [("sq4096", 16), ("l1b_down", 16)]   # (N, K) name, M bucket: few W tiles (split-K or not?)
 
 GEMM_SPEC = """\
 name: {name}
@@ -133,8 +133,8 @@ def dynamic_texts(smoke: bool) -> dict:
 
 
 def candidate_texts() -> dict:
-    """One spec per alternative config of tiles.candidates() at CANDIDATE_SHAPES (decode, bias+SiLU)
-    and for the SwiGLU gate/up kernel at Llama-3.2-1B."""
+    """One spec per alternative config of tiles.candidates() at CANDIDATE_SHAPES (decode, bias+SiLU),
+    the bias + residual 1024 x 896 x 4864 GEMM, and the SwiGLU gate/up kernel at Llama-3.2-1B."""
     sys.path.insert(0, str(REPO))
     from fusebuild.backends.tir_cuda.tiles import candidates, config_hints
     out = {}
@@ -143,6 +143,11 @@ def candidate_texts() -> dict:
         for i, cfg in enumerate(candidates("gemm", m, n, k)[1:], 1):
             hints = json.dumps(config_hints(cfg, "")).replace('"', "")
             out[f"cand_{nk}_{i}"] = gemm_spec(f"cand_{nk}_{i}", [m], n, k, "silu",
+                                              schedule=f"schedule: {{tir-cuda: {hints}}}\n")
+    m, n, k, act = ODD["residual_1024x896x4864"]      # few CTAs with the swept prefill tiles
+    for i, cfg in enumerate(candidates("gemm", m, n, k)[1:], 1):
+        hints = json.dumps(config_hints(cfg, "")).replace('"', "")
+        out[f"cand_residual_{i}"] = gemm_spec(f"cand_residual_{i}", [m], n, k, act,
                                               schedule=f"schedule: {{tir-cuda: {hints}}}\n")
     e, h = SWIGLU["l1b"]
     for i, cfg in enumerate(candidates("dual", 16, h, e)[1:], 1):
@@ -329,7 +334,7 @@ def cmd_time(args):
     work, dev = Path(args.work), torch.device("cuda")
     specs, errors = load_specs(work / "specs")
     assert not errors, errors
-    dyn = {p.parent.name: Artifact(p) for p in sorted((work / "out_dyn").glob("*/tir-cuda/kernel.json"))}
+    dyn = {p.parent.parent.name: Artifact(p) for p in sorted((work / "out_dyn").glob("*/tir-cuda/kernel.json"))}
     run = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "peak_tflops": PEAK,
            "method": "interleaved round-robin, median of 15 rounds of ~1 ms loops after warm-up; each loop one CUDA "
                      "graph replay (device time; *_loop_ms: the same calls from Python, host overhead included); "
@@ -342,6 +347,8 @@ def cmd_time(args):
         Path(args.json).write_text(json.dumps(dict(run, rows=rows), indent=1) + "\n")
     for a in artifacts(specs, work / "out"):
         v = a.variant
+        if args.only and not v.spec.startswith(tuple(args.only.split(","))):
+            continue
         if not (a.dir / "kernel.json").exists():
             print("missing", a.id, flush=True)
             continue
@@ -534,6 +541,7 @@ def main():
     t = sub.add_parser("time")
     t.add_argument("--work", default=str(REPO / "build" / "gpu_bench"))
     t.add_argument("--json", required=True)
+    t.add_argument("--only", help="time only the specs whose names start with one of these (comma-separated)")
     t.add_argument("--compile", choices=("none", "silu", "all"), default="none",
                    help="also time torch.compile (default mode; ~10-30 s of compiling per row)")
     d = sub.add_parser("validate-dynamic")

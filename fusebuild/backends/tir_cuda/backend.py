@@ -147,7 +147,7 @@ class Backend(Base):
             funcs = ([{"name": name, "launches": ctxs}] if len(ctxs) == 1 else
                      [{"name": f"{name}_s{i}", "launches": [c]} for i, c in enumerate(ctxs, 1)])
             parts.append({"name": name, "lo": lo, "hi": hi, "rep": rep, "funcs": funcs, "records": records})
-        all_params = _with_workspaces(base, spaces, graph)
+        all_params = _with_workspaces(base, spaces)
         mdims = m_dims(graph, program) if dynamic else {}
         shown = [dict(p, shape=_symbolic(p, mdims)) for p in all_params]
         text = env.get_template("kernel.py.j2").render(
@@ -246,7 +246,7 @@ def _ranges(graph, program, hints, m, dynamic) -> list:
     return [(f"m{o[1]}_{o[2]}", *o[1:]) for o in out]
 
 
-def _with_workspaces(base, spaces, graph) -> list:
+def _with_workspaces(base, spaces) -> list:
     """Split-K partials (fp32 [split_k, M, N], the largest split_k of any part) before the outputs."""
     out = list(base)
     for name, (sk, ws) in spaces.items():

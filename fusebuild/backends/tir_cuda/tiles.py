@@ -264,8 +264,8 @@ def candidates(kind: str, M: int, N: int, K: int) -> list:
                     c = dataclasses.replace(base, min_blocks=mb, block_K=bk, split_k=sk, num_stages=8)
                     out.append(_fit_stages(_fit_k(c, K), K, kind == "dual"))
     else:
-        for bm, bn, th in ((128, 256, 256), (128, 128, 256), (64, 128, 128)):
-            for sk in ((1,) if kind == "dual" else (1, 2)):
+        for bm, bn, th in ((128, 256, 256), (128, 128, 256), (128, 112, 256), (64, 128, 128)):
+            for sk in ((1,) if kind == "dual" else (1, 2, 4)):
                 out.append(_fit_k(dataclasses.replace(base, block_M=bm, block_N=bn, threads=th, split_k=sk,
                                                       bias_smem=base.bias_smem and sk == 1), K))
     seen, unique = set(), []
