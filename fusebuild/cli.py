@@ -60,6 +60,11 @@ def cmd_gpu_validate(args) -> int:
     return main(args.rest)
 
 
+def cmd_tune(args) -> int:
+    from .tune.command import main
+    return main(args.rest)
+
+
 # name -> (one line of help, handler, how to declare its arguments)
 COMMANDS = {
     "check": ("load and check specs without building (file:line errors)", cmd_check,
@@ -76,6 +81,8 @@ COMMANDS = {
             lambda p: p.add_argument("rest", nargs=argparse.REMAINDER)),
     "gpu-validate": ("validate built tir-cuda artifacts on this machine's GPU (torch only)", cmd_gpu_validate,
                      lambda p: p.add_argument("rest", nargs=argparse.REMAINDER)),
+    "tune": ("search each artifact's hints space, measure, record the winner (fusebuild tune --help)", cmd_tune,
+             lambda p: p.add_argument("rest", nargs=argparse.REMAINDER)),
 }
 
 
@@ -94,8 +101,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    # env and gpu-validate have parsers of their own: hand them everything after the name
-    if argv and argv[0] in ("env", "gpu-validate"):
+    # env, gpu-validate and tune have parsers of their own: hand them everything after the name
+    if argv and argv[0] in ("env", "gpu-validate", "tune"):
         args = argparse.Namespace(command=argv[0], rest=argv[1:], handler=COMMANDS[argv[0]][1])
     else:
         args = parser().parse_args(argv)

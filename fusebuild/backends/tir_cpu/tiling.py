@@ -1,0 +1,65 @@
+"""The GEMM rule's tile arithmetic, without TVM: what tiles a GEMM gets from its hints.
+
+schedule/gemm.py applies these tiles; hints.py uses the same arithmetic to tell a tuner
+which hint configurations build the same kernel (the schedule reduces a hint to whole
+vectors, under the 1 KiB stack limit, to whole micro tiles dividing the padded shape, and
+halves tile_m until every thread has 4 tiles), so it builds each kernel once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+STACK_LIMIT = 1024            # bytes: TVM keeps smaller constant allocations on the stack (registers)
+
+
+def ceil_to(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+def largest_divisor_at_most(n: int, cap: int) -> int:
+    return max(d for d in range(1, max(1, min(n, cap)) + 1) if n % d == 0)
+
+
+@dataclass(frozen=True)
+class Tiles:
+    micro_m: int
+    micro_n: int
+    padded: tuple             # (M, N) padded to whole micro tiles
+    tile_m: int = 0
+    tile_n: int = 0
+    notes: list = field(default_factory=list, compare=False)
+
+
+def micro(m: int, micro_m: int, micro_n: int, lanes: int, nbytes: int) -> Tiles:
+    """The register tile: whole vectors, under the stack limit, no taller than M."""
+    notes = []
+    nr = max(lanes, micro_n // lanes * lanes)
+    if nr != micro_n:
+        notes.append(f"micro_n {micro_n} -> {nr}: whole {lanes}-lane vectors")
+    mr = micro_m
+    while mr * nr * nbytes >= STACK_LIMIT and mr > 1:
+        mr -= 1
+    if mr != micro_m:
+        notes.append(f"micro_m {micro_m} -> {mr}: the {mr + 1}x{nr} register tile would pass TVM's 1 KiB stack limit")
+    if m < mr:                # tiny M on a (K, N) weight: shrink the micro tile instead of padding
+        notes.append(f"micro_m {mr} -> {m}: M is {m}")
+        mr = m
+    return Tiles(mr, nr, (ceil_to(m, mr), 0), notes=notes)
+
+
+def tiles(m: int, n: int, hints: dict, lanes: int, nbytes: int, threads: int) -> Tiles:
+    """Register and cache tiles of an M x N GEMM (`hints` resolved: every tile hint set)."""
+    t = micro(m, hints["micro_m"], hints["micro_n"], lanes, nbytes)
+    mr, nr, notes = t.micro_m, t.micro_n, list(t.notes)
+    mp, np_ = ceil_to(m, mr), ceil_to(n, nr)
+    tm = mr * largest_divisor_at_most(mp // mr, max(1, hints["tile_m"] // mr))
+    tn = nr * largest_divisor_at_most(np_ // nr, max(1, hints["tile_n"] // nr))
+    for name, got, dim, size in (("tile_m", tm, "M", mp), ("tile_n", tn, "N", np_)):
+        if got != hints[name]:
+            notes.append(f"{name} {hints[name]} -> {got}: whole micro tiles dividing the padded {dim} ({size})")
+    first = tm
+    while threads > 1 and (mp // tm) * (np_ // tn) < 4 * threads and tm > mr:    # enough parallel tiles
+        tm = mr * largest_divisor_at_most(mp // mr, max(1, tm // mr // 2))
+    if tm != first:
+        notes.append(f"tile_m {first} -> {tm}: at least 4 parallel tiles per thread ({threads} threads)")
+    return Tiles(mr, nr, (mp, np_), tm, tn, notes)

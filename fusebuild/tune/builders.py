@@ -1,0 +1,78 @@
+"""The build step of tuning, pluggable: how a batch of candidates gets rendered, compiled
+and assembled.
+
+  doit     (default) `doit -n JOBS` over the candidates' task graph (candidates.py, run as
+           `doit -f fusebuild/tune/candidates_dodo.py`): the engine's own task creators, stage keys and
+           artifact cache. The candidates go through the same engine.tasks.Build as a
+           normal build, so an executor installed there (FUSEBUILD_SCHEDULER: the
+           distributed executor of the scale-out work) places them the same way.
+  inline   the stage functions one after another in this process (no doit; for debugging
+           a candidate, and where a subprocess cannot be started)
+A builder only builds: each candidate ends with its artifact in its folder, or with
+`.stages/failed.json` saying which stage failed and why (manifest.failure).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..fsutil import write_json
+from .manifest import FAILED, PLAN, TUNE_DIR
+
+DODO = Path(__file__).resolve().parent / "candidates_dodo.py"   # not "dodo.py": doit imports it by name, after the project dir
+
+
+class DoitBuilder:
+    name = "doit"
+
+    def __init__(self, jobs: int = 1, env=None, timeout: float = 3600):
+        self.jobs, self.env, self.timeout = max(1, jobs), env, timeout
+
+    def build(self, project, cands: list) -> float:
+        """Build `cands` (manifest.Candidate); returns the wall time."""
+        start = time.perf_counter()
+        if not cands:
+            return 0.0
+        write_json(project.out / TUNE_DIR / PLAN,
+                   {"candidates": [{"spec": c.variant.spec, "variant": c.variant.name, "target": c.target,
+                                    "id": c.cid, "config": c.config} for c in cands]})
+        for c in cands:
+            (c.dir / FAILED).unlink(missing_ok=True)
+        env = dict(os.environ if self.env is None else self.env)
+        share = str(max(1, (os.cpu_count() or 1) // self.jobs))
+        for var in ("TVM_NUM_THREADS", "OMP_NUM_THREADS"):    # as engine.tasks.share_cores does for -n
+            env.setdefault(var, share)
+        cmd = [sys.executable, "-m", "doit", "-f", str(DODO), "-d", os.getcwd(), "-n", str(self.jobs),
+               "candidates"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=self.timeout)
+        if proc.returncode not in (0, 1):       # 1: some task failed (recorded per candidate)
+            raise RuntimeError(f"candidate build did not run (doit exited {proc.returncode}):\n"
+                               f"{(proc.stdout + proc.stderr)[-3000:]}")
+        return time.perf_counter() - start
+
+
+class InlineBuilder:
+    name = "inline"
+
+    def __init__(self, jobs: int = 1, env=None):
+        pass
+
+    def build(self, project, cands: list) -> float:
+        from doit.exceptions import TaskFailed
+
+        from ..run import stages
+        start = time.perf_counter()
+        for c in cands:
+            (c.dir / FAILED).unlink(missing_ok=True)
+            for name in ("render", "compile", "assemble"):
+                result = getattr(stages, name)(project, c)
+                if isinstance(result, TaskFailed):
+                    write_json(c.dir / FAILED, {"stage": name, "error": str(getattr(result, "message", result))[-3000:]})
+                    break
+        return time.perf_counter() - start
+
+
+BUILDERS = {"doit": DoitBuilder, "inline": InlineBuilder}
