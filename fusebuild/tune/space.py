@@ -18,12 +18,14 @@ Order: the base configuration (what a build without tuning uses: the spec's hint
 defaults) always comes first: it is what tuning has to beat. The rest follow in a random
 order seeded by the problem (random search), reordered so that every value of every hint
 appears as early as possible (coverage first: a small budget still sees data tiling on and
-off, every tile size), and a budget keeps the first N. Growing the budget adds candidates
+off, every tile size), and a budget keeps the first N. A space with more than ENUMERATE
+combinations (tir-cuda's SwiGLU: two kernels' hints) is sampled, seeded, instead of walked. Growing the budget adds candidates
 at the end of the same order; the ones already recorded are not measured again.
 """
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -86,9 +88,12 @@ def config_id(config: dict) -> str:
 
 
 def show(config: dict, names=None) -> str:
-    """`tile_m=128 tile_n=96` (only `names`, if given, in their order)."""
-    keys = names if names is not None else sorted(config)
-    return " ".join(f"{k}={config.get(k, '-')}" for k in keys) or "(defaults)"
+    """`tile_m=128 tile_n=96`: the hints set (only `names`, if given, in their order)."""
+    keys = [k for k in (names if names is not None else sorted(config)) if config.get(k) is not None]
+    return " ".join(f"{k}={config[k]}" for k in keys) or "(defaults)"
+
+
+ENUMERATE = 30000          # combinations checked per problem: all of them, or this many drawn
 
 
 class SpaceError(FusebuildError):
@@ -154,7 +159,7 @@ class Space:
                 if self.relevant is None or self.relevant(name, problem)]
         out, seen, rejected = [base], {config_id(self.effective(base, problem))}, {}
         rest = []
-        for combo in itertools.product(*(vals for _, vals in dims)):
+        for combo in _combos([vals for _, vals in dims], seed):
             cfg = dict(base)
             for (name, _), v in zip(dims, combo):
                 if v is None:
@@ -174,6 +179,18 @@ class Space:
         random.Random(seed).shuffle(rest)
         out += _coverage_first(rest, [name for name, _ in dims], base, budget)
         return (out if budget is None else out[:max(1, budget)]), rejected
+
+
+def _combos(values: list, seed: str):
+    """Every combination of `values`, or, past ENUMERATE of them, that many drawn at random
+    (seeded: the same draw every time, so a grown budget extends the same order)."""
+    total = math.prod(len(v) for v in values)
+    if total <= ENUMERATE:
+        yield from itertools.product(*values)
+        return
+    rng = random.Random(seed + "/draw")
+    for _ in range(ENUMERATE):
+        yield tuple(rng.choice(v) for v in values)
 
 
 def _coverage_first(configs: list, names: list, base: dict, budget: int | None) -> list:
