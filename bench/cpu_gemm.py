@@ -8,6 +8,10 @@ threads, interleaved, median of many runs.
 
     python bench/cpu_gemm.py            # writes bench/results/cpu_gemm.{json,md}
 
+The build uses the committed tuning records (tuning/records.jsonl: winners for this CPU and
+these toolchain versions, `fusebuild tune`), and each row says which schedule each target
+ran (tuned on <device>, <date> | default). The CPU's fp32 peak is stated from its flags
+and clock, and measured (bench/cpu_peak.py), with the load average before and after.
 Numbers are for the machine it runs on; the JSON records which.
 """
 from __future__ import annotations
@@ -52,7 +56,8 @@ def build(work: Path) -> dict:
     (work / "dodo.py").write_text((REPO / "dodo.py").read_text())
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "doit", "build"], cwd=work, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+                          env=dict(os.environ, PYTHONPATH=str(REPO),
+                                   FUSEBUILD_TUNING=os.environ.get("FUSEBUILD_TUNING", str(REPO / "tuning" / "records.jsonl"))))
     print(proc.stdout[-2000:])
     if proc.returncode != 0:
         sys.exit(f"build failed:\n{proc.stdout}\n{proc.stderr}")
@@ -75,7 +80,9 @@ def main():
     import torch.nn.functional as F
     import tvm
 
+    from cpu_peak import peak
     torch.set_num_threads(THREADS)
+    load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="fusebuild-bench-"))
     meta = build(work)
     rows = []
@@ -110,11 +117,16 @@ def main():
                      **{f"{t}_gflops": flops / med[t] / 1e9 for t in runs},
                      "tir_cpu_vs_torch": med["torch"] / med["tir-cpu"],
                      "mlir_cpu_vs_torch": med["torch"] / med["mlir-cpu"],
-                     "compile_seconds": {t: r["timings"].get("compile") for t, r in reports.items()}})
+                     "compile_seconds": {t: r["timings"].get("compile") for t, r in reports.items()},
+                     "schedule": {t: _schedule(r) for t, r in reports.items()}})
     result = {"benchmark": "gemm_bias_silu float32: tir-cpu and mlir-cpu vs torch F.silu(F.linear(x, w, b))",
               "threads": THREADS, "machine": platform.processor() or platform.machine(),
               "cpu": _cpu(), "torch": torch.__version__, "tvm": tvm.__version__,
-              "date": time.strftime("%Y-%m-%d"), **meta, "rows": rows}
+              "date": time.strftime("%Y-%m-%d"), **meta, "rows": rows,
+              "loadavg": {"before": load_before, "after": os.getloadavg()}, "peak": peak()}
+    pk = result["peak"]["formula"]["peak_gflops"]
+    for r in rows:
+        r["tir_cpu_of_peak"] = r["tir-cpu_gflops"] / pk if pk else None
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "cpu_gemm.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -122,14 +134,26 @@ def main():
              f"torch {result['torch']}, apache-tvm {result['tvm']}, {result['date']}. "
              "Median of interleaved runs; speed vs torch = torch time / target time (>1: faster than torch).", "",
              "| M x N x K | tir-cpu ms | mlir-cpu ms | torch ms | tir-cpu GFLOP/s | mlir-cpu GFLOP/s | torch GFLOP/s "
-             "| tir-cpu vs torch | mlir-cpu vs torch |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| tir-cpu vs torch | mlir-cpu vs torch | tir-cpu of peak | schedule (tir-cpu / mlir-cpu) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['M']} x {r['N']} x {r['K']} | {r['tir-cpu_ms']:.3f} | {r['mlir-cpu_ms']:.3f} | "
                      f"{r['torch_ms']:.3f} | {r['tir-cpu_gflops']:.1f} | {r['mlir-cpu_gflops']:.1f} | "
-                     f"{r['torch_gflops']:.1f} | {r['tir_cpu_vs_torch']:.2f}x | {r['mlir_cpu_vs_torch']:.2f}x |")
+                     f"{r['torch_gflops']:.1f} | {r['tir_cpu_vs_torch']:.2f}x | {r['mlir_cpu_vs_torch']:.2f}x | "
+                     f"{r['tir_cpu_of_peak']:.0%} | {r['schedule']['tir-cpu']} / {r['schedule']['mlir-cpu']} |")
+    f, m = result["peak"]["formula"], result["peak"]["measured"]
+    lines += ["", f"fp32 peak (formula): {f['formula']} = {f['peak_gflops']} GFLOP/s ({f['fma_units_assumption']}; "
+              f"clock from {f['clock_source']}). Measured FMA-loop peak: {m.get('gflops', '?')} GFLOP/s "
+              f"({m.get('method', m.get('error', ''))}). Load average before/after: "
+              f"{', '.join(f'{x:.2f}' for x in result['loadavg']['before'])} / "
+              f"{', '.join(f'{x:.2f}' for x in result['loadavg']['after'])}."]
     (out / "cpu_gemm.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _schedule(report: dict) -> str:
+    s = report.get("schedule") or {}
+    return f"tuned on {s['tuned_on']}" if s.get("source") == "tuned" else s.get("source", "?")
 
 
 def _cpu() -> str:

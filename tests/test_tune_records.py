@@ -8,6 +8,7 @@ import multiprocessing
 from pathlib import Path
 
 from conftest import variants
+
 from fusebuild import cache
 from fusebuild.backends import get_backend
 from fusebuild.plan.artifacts import Artifact

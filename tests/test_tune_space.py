@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import render, variants
+
 from fusebuild.backends import TARGETS
 from fusebuild.backends.tir_cpu import tiling
 from fusebuild.errors import FusebuildError
@@ -156,6 +156,7 @@ def test_tir_cuda_space_is_built_from_its_declared_hints():
 
 def test_tir_cuda_swiglu_searches_the_dual_kernel():
     from pathlib import Path
+
     from fusebuild.spec import load_spec
     spec = Path(__file__).resolve().parent.parent / "specs" / "swiglu_prefill.yaml"
     v = next(v for v in load_spec(spec).variants if "tir-cuda" in v.targets)

@@ -69,8 +69,8 @@ def markdown(table: list, run: dict) -> str:
              f"{run['ran']} task(s) ran, {run['up_to_date']} up to date, {run['failed']} failed, "
              f"in {run['wall']:.2f} s. Artifacts: "
              + ", ".join(f"{n} {s}" for s, n in sorted(_count(table).items())), ""]
-    lines += ["| artifact | status | max_abs | max_rel | schedule | render | compile | assemble | validate | rebuilt "
-              "| why |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| artifact | status | max_abs | max_rel | schedule | render | compile | assemble | validate | rebuilt | why |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table:
         status = r["status"] + (f" ({r['reason']})" if r["reason"] else "")
         lines.append("| " + " | ".join([r["artifact"], status, _num(r["max_abs"]), _num(r["max_rel"]), r["schedule"]]

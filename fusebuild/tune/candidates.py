@@ -20,7 +20,6 @@ from ..fsutil import read_json, write_json
 from ..plan.project import Project
 from .manifest import FAILED, PLAN, TUNE_DIR, Candidate
 
-
 # --- the doit task graph of the candidates (fusebuild/tune/candidates_dodo.py) ------------------------
 
 class CandidateProject(Project):
@@ -45,7 +44,7 @@ class CandidateProject(Project):
 
 class CandidateBuild(Build):
     @classmethod
-    def from_settings(cls, env=None) -> "CandidateBuild":
+    def from_settings(cls, env=None) -> CandidateBuild:
         return cls(CandidateProject.from_settings(env))
 
     def doit_config(self) -> dict:

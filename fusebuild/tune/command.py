@@ -34,15 +34,19 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--dry-run", action="store_true", help="say what would be built and measured, and why")
     p.add_argument("--builder", choices=("doit", "inline"), default="doit", help="how candidates are built")
     p.add_argument("--retry-failed", action="store_true", help="build and measure failed candidates again")
+    p.add_argument("--json", metavar="PATH", help="also write each artifact's result and cost (seconds) here")
+    p.add_argument("--pack", metavar="FILE.tar.xz", help="with --build-only: pack what --measure needs (manifests, "
+                                                         "built artifacts) to carry to the GPU machine")
     return p
 
 
 def main(argv) -> int:
-    from .session import Options, main as run
+    from .session import Options
+    from .session import main as run
     from .space import parse_overrides
     args = parser().parse_args(argv)
     opts = Options(tasks=args.tasks, targets=args.target, budget=args.budget, time_s=args.time_s, jobs=args.jobs,
                    space=parse_overrides(args.space), rounds=max(1, args.rounds), build_only=args.build_only,
                    measure_only=args.measure_only, builder=args.builder, retry_failed=args.retry_failed,
-                   dry_run=args.dry_run)
+                   dry_run=args.dry_run, json=args.json, pack=args.pack)
     return run(opts)

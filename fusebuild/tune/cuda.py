@@ -10,6 +10,9 @@ kernel's own tiles) and the constraints between them that follow from Hopper its
                   m64n8, already gives each thread 4: fewer threads would idle)
   pipelining      split-K must leave every CTA at least `stages` K tiles to pipeline
   shape           a tile no larger than the problem rounded to 64 (M and N)
+  divides         the weight-side tile divides N, the x-side tile divides M (when M is
+                  at least a tile), split_k * block_k divides K: a ragged tile is refused
+                  by a kernel without tails, and wastes a partial tile in one with them
 It is data keyed by hint name: a hint the backend does not declare is ignored, a value
 outside the declared range is never tried (Space.of drops adapter values the declaration
 would refuse), and whatever the rules cannot see (divisibility rules that a kernel with
@@ -89,6 +92,22 @@ def _shape(cfg, p):
     return None
 
 
+def _divides(cfg, p):
+    swap = bool(cfg.get("swap_ab"))
+    for g in p.gemms:
+        for prefix in ("", "dual_"):
+            bm, bn = cfg.get(prefix + "block_m"), cfg.get(prefix + "block_n")
+            w_tile, x_tile = (bm, bn) if swap and not prefix else (bn, bm)
+            if w_tile and g.n % w_tile:
+                return f"{prefix}{'block_m' if swap and not prefix else 'block_n'}={w_tile} does not divide N={g.n}"
+            if x_tile and g.m >= x_tile and g.m % x_tile:
+                return f"{prefix}{'block_n' if swap and not prefix else 'block_m'}={x_tile} does not divide M={g.m}"
+        bk, sk = cfg.get("block_k"), cfg.get("split_k") or 1
+        if bk and g.k % (bk * sk):
+            return f"split_k*block_k = {sk}*{bk} does not divide K={g.k}"
+    return None
+
+
 def _dual_pair(p) -> bool:
     a = [g.a for g in p.gemms]
     return len(a) >= 2 and a[0] == a[1]
@@ -109,5 +128,6 @@ ADAPTER = Adapter(
     rules=(Rule("shared-memory", "pipeline stages of A and B tiles fit one CTA's shared memory", _smem),
            Rule("registers", "accumulators per thread between a warpgroup's minimum and the register file", _registers),
            Rule("split-k", "each split keeps enough K tiles to fill the pipeline", _split_k),
-           Rule("shape", "tiles no larger than the problem", _shape)),
+           Rule("shape", "tiles no larger than the problem", _shape),
+           Rule("divides", "tiles divide the problem (no ragged tiles)", _divides)),
     relevant=relevant)

@@ -36,7 +36,7 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -47,7 +47,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def vector_bits() -> int:
     """Width of the CPU's widest SIMD registers, from its flags (AVX-512: 512, AVX: 256)."""
     flags = set()
@@ -65,12 +65,12 @@ def cpu_name() -> str:
     return f"{cpu_model()}, {cores()} cores"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def local_gpu() -> str | None:
     """The first NVIDIA GPU's model name from the driver's /proc files (no torch import)."""
     for info in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")):
         try:
-            m = re.search(r"^Model:\s*(.+)$", info.read_text(), re.M)
+            m = re.search(r"^Model:\s*(.+)$", info.read_text(), re.MULTILINE)
         except OSError:
             continue
         if m:
@@ -126,7 +126,7 @@ def gpu_snapshot(index: int = 0) -> dict:
     """nvidia-smi's clocks, power and temperature of one GPU ({} if nvidia-smi is missing)."""
     try:
         out = subprocess.run(["nvidia-smi", f"--id={index}", f"--query-gpu={','.join(GPU_QUERY)}",
-                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=20)
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return {}
     if out.returncode != 0 or not out.stdout.strip():

@@ -68,9 +68,9 @@ class Key:
                 "toolchain": dict(self.toolchain)}
 
     @staticmethod
-    def of(prob_id: str, target: str, device: str, versions: dict) -> "Key":
+    def of(prob_id: str, target: str, device: str, versions: dict) -> Key:
         return Key(prob_id, target, device, tuple(sorted((k, str(v)) for k, v in versions.items())))
 
     @staticmethod
-    def from_json(d: dict) -> "Key":
+    def from_json(d: dict) -> Key:
         return Key.of(d["problem"], d["target"], d["device"], d.get("toolchain") or {})

@@ -32,9 +32,10 @@ class TvmRunner:
         return [functools.partial(main, *args) for args in self.args]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _iree_config():
     import iree.runtime as rt
+
     from ..backends.mlir_cpu.backend import DRIVER
     return rt.Config(DRIVER)
 

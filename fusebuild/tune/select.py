@@ -77,7 +77,7 @@ def load(path: Path) -> Records:
     return hit[1]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _versions(backend) -> tuple:
     return tuple(sorted(backend.toolchain().versions.items()))
 

@@ -23,14 +23,17 @@ committed records file (or the cache).
 from __future__ import annotations
 
 import fnmatch
+import os
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..hashing import digest, file_sha256
 from ..tables import table
-from . import device as D, manifest as M
+from . import device as D
+from . import manifest as M
 from .problem import Key, summary
 from .records import OK, Records, now
 from .space import config_id, show
@@ -52,6 +55,8 @@ class Options:
     builder: str = "doit"
     retry_failed: bool = False
     dry_run: bool = False
+    json: str | None = None           # also write the per-artifact results (and costs) here
+    pack: str | None = None           # --build-only: also write what --measure needs into this .tar.xz
 
 
 class Session:
@@ -68,6 +73,8 @@ class Session:
                                  valid="a path (default tuning/records.jsonl)")
         self.store = Records(path)
         self.results = []
+        self.cost = {}                  # artifact id -> {candidates, build_s, measure_s}
+        self.built = []                 # (artifact, manifest) written by this run
 
     # --- which artifacts ------------------------------------------------------------------
     def artifacts(self) -> list:
@@ -96,6 +103,8 @@ class Session:
                 self.measure(a)
             else:
                 self.tune(a)
+        if self.opts.pack:
+            self.write_pack(Path(self.opts.pack))
         self.summary()
         return 1 if any(r.get("error") for r in self.results) else 0
 
@@ -128,6 +137,7 @@ class Session:
         self.print(f"{head}\n  key {key.id} on {key.device}{why}; space: {_space_text(space, rejected)}; "
                    f"budget {self.opts.budget}: {len(cands)} candidate(s), {len(cands) - len(new)} recorded"
                    f"{f' ({merged} record(s) from the cache)' if merged else ''}, {len(new)} new")
+        self.cost[a.id] = {"candidates": len(cands), "new": len(new), "from_cache": merged}
         if not new:
             self.print(f"  nothing new to measure; winner: {_winner_text(win)}")
             self.results.append(_result(a, key, win, 0, 0, changed=False))
@@ -137,13 +147,16 @@ class Session:
                 self.print(f"  would build and measure {config_id(c)}  {show(c, space.searched)}")
             return
         anchor = win if win and win["candidate"] not in {config_id(c) for c in new} else None
+        t0 = time.perf_counter()
         built = self.build(a, new + ([win["config"]] if anchor else []), space)
+        self.cost[a.id]["build_s"] = round(time.perf_counter() - t0, 2)
         man = {"format": 1, "artifact": a.id, "spec": a.variant.spec, "variant": a.variant.name, "target": a.target,
                "key": key.as_json(), "key_id": key.id, "problem": summary(a.variant.graph), "date": now(),
                "searched": list(space.searched), "candidates": built,
                "anchor": anchor["candidate"] if anchor else None,
                "space": {"rejected": rejected, "budget": self.opts.budget}}
         M.write(a, man)
+        self.built.append((a, man))
         if self.opts.build_only or not backend.device().available:
             n_ok = sum(1 for c in built if c["status"] == "built")
             where = "" if self.opts.build_only else f" ({backend.device().reason})"
@@ -220,7 +233,9 @@ class Session:
         run_id = f"{now()}-{uuid.uuid4().hex[:6]}"
         self.print(f"  measuring {len(todo)} candidate(s){' and the winner ' + anchor if anchor else ''} "
                    f"on {device}, run {run_id}")
+        t0 = time.perf_counter()
         recs = self._measure_run(a, man, wanted, anchor, todo, key, run_id, backend)
+        self.cost.setdefault(a.id, {})["measure_s"] = round(time.perf_counter() - t0, 2)
         ok = [r for r in recs if r["status"] == OK]
         best = min(ok, key=lambda r: r["median_s"]) if ok else None
         inc = next((r for r in recs if r["candidate"] == anchor), None)
@@ -292,15 +307,44 @@ class Session:
             self.print(f"  [{i + 1}/{len(wanted)}] {cid}  {show(c['config'], man['searched'])}  {text}{tag}")
         return recs
 
+    def write_pack(self, path: Path):
+        """What `--measure` needs from this run's builds (manifests, the built candidates'
+        artifact files), paths relative to the project: unpack it at the project's root."""
+        import tarfile
+        n = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(path, "w:xz") as tar:
+            for a, man in self.built:
+                tar.add(M.path(a), arcname=os.path.relpath(M.path(a)))
+                files = self.project.backend(a.target).artifact_files
+                for c in man["candidates"]:
+                    if c["status"] == "built" and not c.get("same_as"):
+                        for f in files:
+                            tar.add(a.out / c["folder"] / f, arcname=os.path.relpath(a.out / c["folder"] / f))
+                        n += 1
+        self.print(f"packed {n} candidate(s) of {len(self.built)} artifact(s) into {path} "
+                   f"({path.stat().st_size / 1e6:.1f} MB): `tar xf {path.name}` at the project root, then "
+                   f"`fusebuild tune --measure`")
+
     def summary(self):
+        for r in self.results:
+            r.update(self.cost.get(r["artifact"], {}))
+        if self.opts.json:
+            from ..fsutil import write_json
+            write_json(self.opts.json, {"results": self.results, "records": str(self.store.path)})
         if not self.results:
             return
         rows = [[r["artifact"], str(r.get("measured", "-")), str(r.get("failed", "-")),
                  r.get("winner", r.get("error", "-")), r.get("time", "-"), r.get("vs_torch", "-"),
-                 "yes" if r.get("changed") else "no"] for r in self.results]
-        self.print(table(["artifact", "measured", "failed", "winner", "median", "vs torch", "new winner"], rows,
-                         rule=False))
+                 "yes" if r.get("changed") else "no", _secs(r.get("build_s")), _secs(r.get("measure_s"))]
+                for r in self.results]
+        self.print(table(["artifact", "measured", "failed", "winner", "median", "vs torch", "new winner", "build",
+                          "measure"], rows, rule=False))
         self.print(f"records: {self.store.path}")
+
+
+def _secs(x) -> str:
+    return "-" if x is None else f"{x:.1f} s"
 
 
 def _head(key, man, run_id) -> dict:
@@ -340,7 +384,7 @@ def _first_line(text) -> str:
 
 
 def _result(a, key, win, measured, failed, changed) -> dict:
-    r = {"artifact": a.id, "measured": measured, "failed": failed, "changed": changed}
+    r = {"artifact": a.id, "key_id": key.id, "measured": measured, "failed": failed, "changed": changed}
     if win:
         r.update(winner=win["candidate"], time=f"{win['median_s'] * 1e3:.3f} ms")
         if win.get("torch_s"):

@@ -58,7 +58,7 @@ class Problem:
         return DTYPES[self.dtype].bytes
 
     @staticmethod
-    def of(graph, cores: int = 1, vector_bits: int = 512) -> "Problem":
+    def of(graph, cores: int = 1, vector_bits: int = 512) -> Problem:
         gemms = []
         for g in fuse(graph):
             if g.matmul is not None:
@@ -109,7 +109,7 @@ class Space:
     relevant: object = None
 
     @staticmethod
-    def of(info, overrides: dict | None = None) -> "Space":
+    def of(info, overrides: dict | None = None) -> Space:
         """The space of a target (a backends.TargetInfo); `overrides` = {hint: values} from --space."""
         adapter = _adapters().get(info.name, Adapter())
         table = info.hints
