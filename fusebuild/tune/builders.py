@@ -14,6 +14,7 @@ A builder only builds: each candidate ends with its artifact in its folder, or w
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 from ..fsutil import write_json
 from .manifest import FAILED, PLAN, TUNE_DIR
 
+STARTED = re.compile(r"^\.  compile:\S+/tune/(\w+)$")
 DODO = Path(__file__).resolve().parent / "candidates_dodo.py"   # not "dodo.py": doit imports it by name, after the project dir
 
 
@@ -31,8 +33,8 @@ class DoitBuilder:
     def __init__(self, jobs: int = 1, env=None, timeout: float = 3600):
         self.jobs, self.env, self.timeout = max(1, jobs), env, timeout
 
-    def build(self, project, cands: list) -> float:
-        """Build `cands` (manifest.Candidate); returns the wall time."""
+    def build(self, project, cands: list, log=None) -> float:
+        """Build `cands` (manifest.Candidate), `log`ging one line per candidate; returns the wall time."""
         start = time.perf_counter()
         if not cands:
             return 0.0
@@ -47,11 +49,18 @@ class DoitBuilder:
             env.setdefault(var, share)
         cmd = [sys.executable, "-m", "doit", "-f", str(DODO), "-d", os.getcwd(), "-n", str(self.jobs),
                "candidates"]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=self.timeout, check=False)
-        if proc.returncode not in (0, 1, 2):    # 1, 2: a task failed, or one after it could not run
+        tail, started = [], 0
+        with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+            for line in proc.stdout:             # doit prints ".  compile:<artifact>/tune/<id>" as one starts
+                tail = (tail + [line])[-60:]
+                m = STARTED.match(line)
+                if m and log:
+                    started += 1
+                    log(f"  [{started}/{len(cands)}] compiling {m.group(1)}")
+            rc = proc.wait(timeout=self.timeout)
+        if rc not in (0, 1, 2):                  # 1, 2: a task failed, or one after it could not run
             # (each candidate's failure is in its folder); 3 and up: doit itself did not run
-            raise RuntimeError(f"candidate build did not run (doit exited {proc.returncode}):\n"
-                               f"{(proc.stdout + proc.stderr)[-3000:]}")
+            raise RuntimeError(f"candidate build did not run (doit exited {rc}):\n{''.join(tail)[-3000:]}")
         return time.perf_counter() - start
 
 
@@ -61,13 +70,15 @@ class InlineBuilder:
     def __init__(self, jobs: int = 1, env=None):
         pass
 
-    def build(self, project, cands: list) -> float:
+    def build(self, project, cands: list, log=None) -> float:
         from doit.exceptions import TaskFailed
 
         from ..run import stages
         start = time.perf_counter()
-        for c in cands:
+        for i, c in enumerate(cands):
             (c.dir / FAILED).unlink(missing_ok=True)
+            if log:
+                log(f"  [{i + 1}/{len(cands)}] building {c.cid}")
             for name in ("render", "compile", "assemble"):
                 result = getattr(stages, name)(project, c)
                 if isinstance(result, TaskFailed):

@@ -148,7 +148,7 @@ class Session:
             return
         anchor = win if win and win["candidate"] not in {config_id(c) for c in new} else None
         t0 = time.perf_counter()
-        built = self.build(a, new + ([win["config"]] if anchor else []), space)
+        built = self.build(a, ([win["config"]] if anchor else []) + new, space)    # the anchor first
         self.cost[a.id]["build_s"] = round(time.perf_counter() - t0, 2)
         man = {"format": 1, "artifact": a.id, "spec": a.variant.spec, "variant": a.variant.name, "target": a.target,
                "key": key.as_json(), "key_id": key.id, "problem": summary(a.variant.graph), "date": now(),
@@ -177,7 +177,7 @@ class Session:
                 self.print(f"  time budget {self.opts.time_s:.0f} s spent: {len(cands) - i} candidate(s) not built")
                 break
             batch = cands[i:i + size]
-            secs = builder.build(self.project, batch)
+            secs = builder.build(self.project, batch, self.print)
             done += batch
             self.print(f"  built {len(batch)} candidate(s) with {builder.name} -j {self.opts.jobs} in {secs:.1f} s")
         backend = self.project.backend(a.target)
