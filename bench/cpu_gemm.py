@@ -7,6 +7,7 @@ and times them against torch's `F.silu(F.linear(x, w, b))` on the same inputs, s
 threads, interleaved, median of many runs.
 
     python bench/cpu_gemm.py            # writes bench/results/cpu_gemm.{json,md}
+    BENCH_NAME=cpu_gemm_loaded python bench/cpu_gemm.py   # ... bench/results/cpu_gemm_loaded.{json,md}
 
 The build uses the committed tuning records (tuning/records.jsonl: winners for this CPU and
 these toolchain versions, `fusebuild tune`), and each row says which schedule each target
@@ -28,6 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+NAME = os.environ.get("BENCH_NAME", "cpu_gemm")        # results file stem
 os.environ.setdefault("TVM_NUM_THREADS", str(THREADS))
 
 SPEC = """\
@@ -129,7 +131,7 @@ def main():
         r["tir_cpu_of_peak"] = r["tir-cpu_gflops"] / pk if pk else None
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "cpu_gemm.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / f"{NAME}.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"# gemm_bias_silu float32 on the CPU ({THREADS} threads, {result['cpu']})", "",
              f"torch {result['torch']}, apache-tvm {result['tvm']}, {result['date']}. "
              "Median of interleaved runs; speed vs torch = torch time / target time (>1: faster than torch).", "",
@@ -147,7 +149,7 @@ def main():
               f"({m.get('method', m.get('error', ''))}). Load average before/after: "
               f"{', '.join(f'{x:.2f}' for x in result['loadavg']['before'])} / "
               f"{', '.join(f'{x:.2f}' for x in result['loadavg']['after'])}."]
-    (out / "cpu_gemm.md").write_text("\n".join(lines) + "\n")
+    (out / f"{NAME}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

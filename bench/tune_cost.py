@@ -132,15 +132,15 @@ def markdown(r: dict) -> str:
              (f"`fusebuild tune --budget {r['budget']} -j {r['jobs']} --rounds {r['rounds']}` on gemm_bias_silu "
               "1024x1024x1024 float32 (tir-cpu and mlir-cpu), three machines (fresh folders, empty local caches) "
               "sharing one remote cache."), "",
-             "| run | wall | artifact | candidates | measured | failed | build | measure | winner vs torch |",
+             "| run | wall | artifact | candidates | measured | failed | build | measure | winner vs torch (same run) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, label in (("A_first_machine", "A: first machine"), ("B_records_shared", "B: records shared"),
                         ("C_records_not_shared", "C: records not shared")):
         run_ = r[name]
         for i, art in enumerate(run_["artifacts"]):
-            lines.append(f"| {label if i == 0 else ''} | {run_['wall_s'] if i == 0 else ''} s | {art['artifact']} | "
+            lines.append(f"| {label if i == 0 else ''} | {_s(run_['wall_s']) if i == 0 else ''} | {art['artifact']} | "
                          f"{art.get('candidates', '-')} | {art.get('measured', '-')} | {art.get('failed', '-')} | "
-                         f"{art.get('build_s', '-')} s | {art.get('measure_s', '-')} s | {art.get('vs_torch', '-')} |")
+                         f"{_s(art.get('build_s'))} | {_s(art.get('measure_s'))} | {art.get('vs_torch', '-')} |")
     lines += ["", f"B's `doit build` after its tune: {r['B_build']['wall_s']} s; schedules: "
               + ", ".join(f"{k}: {v}" for k, v in r["B_build"]["schedules"].items()),
               f"C's candidate compiles: {r['C_cache_report']} (remote-hit: built on A, not compiled again).",
@@ -151,6 +151,10 @@ def markdown(r: dict) -> str:
     if "committed_records" in r:
         lines += ["", f"{r['committed_records']} new record(s) of run A merged into tuning/records.jsonl."]
     return "\n".join(lines) + "\n"
+
+
+def _s(x) -> str:
+    return "-" if x is None else f"{x:.1f} s"
 
 
 def _cpu() -> str:

@@ -194,3 +194,22 @@ def test_records_travel_through_the_remote_cache(tmp_path):
         out = tune(b, ART, "--space", "micro_n=16,32", *FAST)
         assert "from the cache" in out and "nothing new to measure" in out, out
         assert len(records(b)) == len(records(a))                # merged into B's file, to commit
+
+
+def test_mlir_cpu_hints_change_the_code_and_every_candidate_validates(tmp_path):
+    """Data tiling on and off, and an explicit lowering_config: three different kernels
+    (different artifacts), each checked against torch before it is timed."""
+    p = Project(tmp_path / "p")
+    p.spec("g", SPEC.replace("[tir-cpu]", "[mlir-cpu]"))
+    art = ART.replace("tir-cpu", "mlir-cpu")
+    tune(p, art, "--space", "data_tiling=0,1", *FAST)
+    tiles = ["--space", "dist_m=32", "--space", "dist_n=32", "--space", "vec_m=8", "--space", "vec_n=16",
+             "--space", "vec_k=1"]
+    out = tune(p, art, *tiles, *FAST)
+    recs = measured(records(p), anchor=False)
+    assert len(recs) == 3 and {r["status"] for r in recs} == {"ok"}, out
+    vmfbs = {f.parent.name: f.read_bytes() for f in (p.root / "out" / ".tune").rglob("kernel.vmfb")}
+    assert sorted(vmfbs) == sorted(r["candidate"] for r in recs) and len(set(vmfbs.values())) == 3
+    tiled = next(r for r in recs if r["config"].get("dist_m"))
+    folder = next((p.root / "out" / ".tune").rglob(tiled["candidate"]))
+    assert "distribution = [32, 32, 0]" in (folder / "executables.mlir").read_text()

@@ -129,6 +129,10 @@ class Session:
         merged = self.store.append(pull(key))
         problem = Problem.of(a.variant.graph, D.cores(), D.vector_bits())
         cands, rejected = space.candidates(dict(a.hints), problem, key.problem + a.target, self.opts.budget)
+        if len(cands) == 1 and not self.store.winner(key.id):
+            self.print(f"{head}\n  nothing to search: one configuration after the rules "
+                       f"({_space_text(space, rejected)}); builds use {'the hints' if a.hints else 'the defaults'}")
+            return
         measured = self.store.measured(key.id)
         known = {cid for cid, r in measured.items() if r["status"] == OK or not self.opts.retry_failed}
         new = [c for c in cands if config_id(c) not in known]
