@@ -133,10 +133,10 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{NAME}.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"# gemm_bias_silu float32 on the CPU ({THREADS} threads, {result['cpu']})", "",
-             f"torch {result['torch']}, apache-tvm {result['tvm']}, {result['date']}. "
-             "Median of interleaved runs; speed vs torch = torch time / target time (>1: faster than torch).", "",
-             "| M x N x K | tir-cpu ms | mlir-cpu ms | torch ms | tir-cpu GFLOP/s | mlir-cpu GFLOP/s | torch GFLOP/s "
-             "| tir-cpu vs torch | mlir-cpu vs torch | tir-cpu of peak | schedule (tir-cpu / mlir-cpu) |",
+             (f"torch {result['torch']}, apache-tvm {result['tvm']}, {result['date']}. "
+              "Median of interleaved runs; speed vs torch = torch time / target time (>1: faster than torch)."), "",
+             ("| M x N x K | tir-cpu ms | mlir-cpu ms | torch ms | tir-cpu GFLOP/s | mlir-cpu GFLOP/s | torch GFLOP/s "
+              "| tir-cpu vs torch | mlir-cpu vs torch | tir-cpu of peak | schedule (tir-cpu / mlir-cpu) |"),
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['M']} x {r['N']} x {r['K']} | {r['tir-cpu_ms']:.3f} | {r['mlir-cpu_ms']:.3f} | "
@@ -144,11 +144,11 @@ def main():
                      f"{r['torch_gflops']:.1f} | {r['tir_cpu_vs_torch']:.2f}x | {r['mlir_cpu_vs_torch']:.2f}x | "
                      f"{r['tir_cpu_of_peak']:.0%} | {r['schedule']['tir-cpu']} / {r['schedule']['mlir-cpu']} |")
     f, m = result["peak"]["formula"], result["peak"]["measured"]
-    lines += ["", f"fp32 peak (formula): {f['formula']} = {f['peak_gflops']} GFLOP/s ({f['fma_units_assumption']}; "
-              f"clock from {f['clock_source']}). Measured FMA-loop peak: {m.get('gflops', '?')} GFLOP/s "
-              f"({m.get('method', m.get('error', ''))}). Load average before/after: "
-              f"{', '.join(f'{x:.2f}' for x in result['loadavg']['before'])} / "
-              f"{', '.join(f'{x:.2f}' for x in result['loadavg']['after'])}."]
+    lines += ["", (f"fp32 peak (formula): {f['formula']} = {f['peak_gflops']} GFLOP/s ({f['fma_units_assumption']}; "
+                   f"clock from {f['clock_source']}). Measured FMA-loop peak: {m.get('gflops', '?')} GFLOP/s "
+                   f"({m.get('method', m.get('error', ''))}). Load average before/after: "
+                   f"{', '.join(f'{x:.2f}' for x in result['loadavg']['before'])} / "
+                   f"{', '.join(f'{x:.2f}' for x in result['loadavg']['after'])}.")]
     (out / f"{NAME}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

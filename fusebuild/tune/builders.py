@@ -2,10 +2,10 @@
 and assembled.
 
   doit     (default) `doit -n JOBS` over the candidates' task graph (candidates.py, run as
-           `doit -f fusebuild/tune/candidates_dodo.py`): the engine's own task creators, stage keys and
-           artifact cache. The candidates go through the same engine.tasks.Build as a
-           normal build, so an executor installed there (FUSEBUILD_SCHEDULER: the
-           distributed executor of the scale-out work) places them the same way.
+           `doit -f fusebuild/tune/candidates_dodo.py`): the engine's own task creators, stage
+           keys and artifact cache. Where the engine has an executor (engine/executor.py of
+           the scale-out work: a Dask cluster when FUSEBUILD_SCHEDULER is set), the candidate
+           graph takes its project class and actions, so candidates are placed like any task.
   inline   the stage functions one after another in this process (no doit; for debugging
            a candidate, and where a subprocess cannot be started)
 A builder only builds: each candidate ends with its artifact in its folder, or with

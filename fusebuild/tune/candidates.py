@@ -22,8 +22,9 @@ from .manifest import FAILED, PLAN, TUNE_DIR, Candidate
 
 # --- the doit task graph of the candidates (fusebuild/tune/candidates_dodo.py) ------------------------
 
-class CandidateProject(Project):
-    """The project's specs, but the artifacts are the candidates listed in out/.tune/build.json."""
+class CandidateArtifacts:
+    """A project whose artifacts are the candidates listed in out/.tune/build.json (mixed
+    into whichever Project class the engine builds with)."""
 
     @functools.cached_property
     def artifacts(self) -> list:
@@ -42,16 +43,30 @@ class CandidateProject(Project):
         return list(self.artifacts)
 
 
+class CandidateProject(CandidateArtifacts, Project):
+    pass
+
+
 class CandidateBuild(Build):
     @classmethod
     def from_settings(cls, env=None) -> CandidateBuild:
-        return cls(CandidateProject.from_settings(env))
+        """Where the engine has an executor (engine/executor.py: a Dask cluster when
+        FUSEBUILD_SCHEDULER is set), the candidates build through it, with its project class
+        and its actions; otherwise here, with the stage actions of run/stages."""
+        try:
+            from ..engine import executor
+        except ImportError:
+            return cls(CandidateProject.from_settings(env))
+        project, actions = executor.configure(env)
+        kind = type(f"Candidate{type(project).__name__}", (CandidateArtifacts, type(project)), {})
+        return cls(kind.from_settings(env), actions)
 
     def doit_config(self) -> dict:
         db = self.project.out / TUNE_DIR
         db.mkdir(parents=True, exist_ok=True)
         return {"default_tasks": ["candidates"], "continue": True, "backend": "sqlite3",
-                "dep_file": str(db / ".doit.db"), "verbosity": 0}
+                "dep_file": str(db / ".doit.db"), "verbosity": 0,
+                **getattr(getattr(self, "actions", None), "doit_config", {})}
 
     def task_creators(self) -> tuple:
         return (_guarded(self.task_render, "render"), _guarded(self.task_compile, "compile"),
