@@ -125,6 +125,11 @@ class Session:
             self.print(f"{head}: not tuned: {tc.reason}")
             self.results.append({"artifact": a.id, "error": f"toolchain: {tc.reason}"})
             return
+        dev = backend.device()
+        if not (dev.available or self.opts.build_only or self.opts.dry_run):
+            self.print(f"{head}: not tuned here ({dev.reason}): `fusebuild tune --build-only` builds its candidates, "
+                       f"`fusebuild tune --measure` measures them where the device is")
+            return
         key = key_for(a.variant, a.target, space, dict(tc.versions), D.name(a.target, self.env))
         merged = self.store.append(pull(key))
         problem = Problem.of(a.variant.graph, D.cores(), D.vector_bits())
@@ -161,10 +166,9 @@ class Session:
                "space": {"rejected": rejected, "budget": self.opts.budget}}
         M.write(a, man)
         self.built.append((a, man))
-        if self.opts.build_only or not backend.device().available:
+        if self.opts.build_only:
             n_ok = sum(1 for c in built if c["status"] == "built")
-            where = "" if self.opts.build_only else f" ({backend.device().reason})"
-            self.print(f"  built {n_ok}/{len(built)} candidate(s){where}; measure them where the device is: "
+            self.print(f"  built {n_ok}/{len(built)} candidate(s); measure them where the device is: "
                        f"fusebuild tune --measure {a.id}")
             return
         self.measure(a, man)
