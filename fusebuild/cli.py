@@ -60,6 +60,22 @@ def cmd_gpu_validate(args) -> int:
     return main(args.rest)
 
 
+def cmd_export(args) -> int:
+    from .runtime.export import main
+    return main(args.rest)
+
+
+def cmd_workers(args) -> int:
+    """The Dask cluster's workers (FUSEBUILD_SCHEDULER), their resources and what they can run."""
+    from .backends import TARGETS
+    from .distributed.cluster import SETTING, Cluster, workers_table
+    cluster = Cluster.from_settings()
+    if cluster is None:
+        raise FusebuildError("not set", path=f"environment variable {SETTING}", valid="tcp://host:8786")
+    print(workers_table(cluster, TARGETS))
+    return 0
+
+
 def cmd_tune(args) -> int:
     from .tune.command import main
     return main(args.rest)
@@ -79,8 +95,12 @@ COMMANDS = {
     "clean": ("remove out/ folders no spec asks for, and leftovers of killed builds", cmd_engine, lambda p: None),
     "env": ("toolchain environments: env create NAME | env list", cmd_env,
             lambda p: p.add_argument("rest", nargs=argparse.REMAINDER)),
+    "workers": ("list the Dask cluster's workers (FUSEBUILD_SCHEDULER), their resources and stages",
+                cmd_workers, lambda p: None),
     "gpu-validate": ("validate built tir-cuda artifacts on this machine's GPU (torch only)", cmd_gpu_validate,
                      lambda p: p.add_argument("rest", nargs=argparse.REMAINDER)),
+    "export": ("export DEST [SPEC...]: copy built artifacts + manifests into a folder fusebuild.load reads",
+               cmd_export, lambda p: p.add_argument("rest", nargs=argparse.REMAINDER)),
     "tune": ("search each artifact's hints space, measure, record the winner (fusebuild tune --help)", cmd_tune,
              lambda p: p.add_argument("rest", nargs=argparse.REMAINDER)),
 }
@@ -101,8 +121,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    # env, gpu-validate and tune have parsers of their own: hand them everything after the name
-    if argv and argv[0] in ("env", "gpu-validate", "tune"):
+    # env, gpu-validate, export and tune have parsers of their own: hand them everything after the name
+    if argv and argv[0] in ("env", "gpu-validate", "export", "tune"):
         args = argparse.Namespace(command=argv[0], rest=argv[1:], handler=COMMANDS[argv[0]][1])
     else:
         args = parser().parse_args(argv)

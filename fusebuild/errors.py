@@ -40,6 +40,10 @@ class ToolchainError(FusebuildError):
     """A toolchain step failed (its output is attached to the message)."""
 
 
+class UseError(FusebuildError):
+    """A built operator loaded or called wrongly (runtime/): the path is the artifact or op."""
+
+
 def did_you_mean(word: str, choices) -> str:
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
     return f"; did you mean '{close[0]}'?" if close else ""

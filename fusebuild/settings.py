@@ -30,6 +30,10 @@ SETTINGS = {s.name: s for s in [
     Setting("FUSEBUILD_REMOTE_CACHE_TIMEOUT", "5", "seconds per remote cache request"),
     Setting("FUSEBUILD_TEMPLATE_OVERRIDES", "", "template folders searched before templates/ (os.pathsep list)"),
     Setting("FUSEBUILD_TOOLCHAINS", ".toolchains", "folder of toolchain envs (`fusebuild env create NAME`)"),
+    Setting("FUSEBUILD_SCHEDULER", "", "tcp://host:8786 of a Dask scheduler: run each task's action on its workers "
+            "(needs FUSEBUILD_REMOTE_CACHE; docs/distributed.md)"),
+    Setting("FUSEBUILD_SCHEDULER_WAIT", "30", "seconds to wait for the scheduler, or for a worker with a resource "
+            "a task needs, before saying so"),
     Setting("FUSEBUILD_TUNING", "tuning/records.jsonl", "tuning records a build takes its winners from and "
             "`fusebuild tune` appends to; off: builds use no tuned schedules (docs/tuning.md)"),
     Setting("FUSEBUILD_TUNE_GPU", "NVIDIA H200", "GPU whose tuning records tir-cuda builds use when set; "

@@ -10,11 +10,18 @@ A backend is a folder `fusebuild/backends/<name>/`:
   backend.py   `Backend(base.Backend)`: render, compile, assemble, run, toolchain, device
   ...          whatever else it needs (schedule rules, loaders, checkers)
 plus its templates under `templates/<folder>/`. docs/architecture.md has the recipe.
+
+`resources` says what a machine must offer to run a stage of the target when the build runs
+on a Dask cluster (FUSEBUILD_SCHEDULER; fusebuild/distributed/placement.py): per stage, the
+alternatives in order of preference, each a set of Dask worker resources
+(`dask worker ... --resources "tilelang=1 GPU=1"`). `{}` means any worker; a stage not named
+needs nothing. A toolchain resource stands for the whole toolchain the target's `toolchain()`
+probes (`tilelang`: the tilelang env and nvcc).
 """
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..ir.layouts import NPU_SHIM_DMA, DmaLimits
 from .hints import HintTable
@@ -32,11 +39,20 @@ class TargetInfo:
     hints: HintTable = HintTable()
     description: str = ""
     dma_limits: DmaLimits | None = None  # checked against operand layouts when a spec loads
+    load_check: str = ""                 # "module:function": (graph, hints) -> raises FusebuildError if the
+                                         # target cannot build the graph (run when a spec loads; pure Python)
+    resources: dict = field(default_factory=dict, hash=False)   # stage -> ({resource: n}, ...) on a cluster
 
     @property
     def folder(self) -> str:
         """The backend's folder relative to fusebuild/ (its code is part of its keys)."""
         return self.module.rsplit(".", 1)[0].replace("fusebuild.", "").replace(".", "/")
+
+    def check(self, graph, hints: dict) -> None:
+        """Run the target's load-time check (imports only its pure-Python checker module)."""
+        if self.load_check:
+            module, _, fn = self.load_check.partition(":")
+            getattr(importlib.import_module(module), fn)(graph, hints)
 
 
 TARGETS = {t.name: t for t in [
@@ -44,12 +60,18 @@ TARGETS = {t.name: t for t in [
                "Apache TVM TIR, LLVM, host CPU"),
     TargetInfo("mlir-cpu", "fusebuild.backends.mlir_cpu.backend", ("float32",), MLIR_CPU_HINTS,
                "upstream MLIR (linalg on tensors) through IREE, llvm-cpu, host CPU"),
-    TargetInfo("mlir-aie", "fusebuild.backends.mlir_aie.backend", ("float32",), AIE_HINTS,
-               "IRON-style MLIR-AIE design for AMD NPUs (npu2; hint npu: 1 for npu1); "
-               "emulated here, aiecc/XRT where present", NPU_SHIM_DMA),
+    TargetInfo("mlir-aie", "fusebuild.backends.mlir_aie.backend", ("bfloat16", "float32"), AIE_HINTS,
+               "IRON-style MLIR-AIE design for AMD NPUs, written for mlir-aie v1.3.1 (npu2; hint npu: 1 for "
+               "npu1); emulated here, Peano/aiecc/XRT where present", NPU_SHIM_DMA,
+               "fusebuild.backends.mlir_aie.fit:check",
+               # Peano + aiecc where a worker has them, else the rules check anywhere; an NPU run where
+               # a worker has one, else emulation (what a machine without them does today)
+               resources={"compile": ({"aiecc": 1}, {}), "assemble": ({"aiecc": 1}, {}),
+                          "validate": ({"NPU": 1}, {})}),
     TargetInfo("tir-cuda", "fusebuild.backends.tir_cuda.backend", ("bfloat16", "float16"), TIR_CUDA_HINTS,
                "TileLang tile-level TIR for NVIDIA Hopper (sm_90a), lowered in the `tilelang` toolchain env, "
-               "nvcc; built here, run where a CUDA device is"),
+               "nvcc; built here, run where a CUDA device is",
+               resources={"compile": ({"tilelang": 1},), "assemble": ({"tilelang": 1},), "validate": ({"GPU": 1},)}),
 ]}
 
 

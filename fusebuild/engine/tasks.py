@@ -19,6 +19,9 @@ A render whose text comes out byte-identical leaves the files alone, so nothing 
 reruns (early cutoff). Every key goes through uptodate.fresh, which stores its fields
 (so `why` can name the one that changed) and fingerprints the outputs.
 
+Where the actions run is the executor's choice (engine/executor.py): here, or on a Dask
+cluster when FUSEBUILD_SCHEDULER is set (docs/distributed.md).
+
 Nothing happens when this module is imported: `Build` is created by dodo.py, and the
 specs load when doit first asks for a task.
 """
@@ -33,18 +36,19 @@ from ..plan import keys
 from ..plan.artifacts import units
 from ..plan.project import Project
 from ..run import stages
+from . import executor
 from .uptodate import fresh
 
 
 class Build:
     """One project's task creators, doit configuration and reporter, bound together."""
 
-    def __init__(self, project: Project):
-        self.project = project
+    def __init__(self, project: Project, actions=executor.LOCAL):
+        self.project, self.actions = project, actions
 
     @classmethod
     def from_settings(cls, env=None) -> "Build":
-        return cls(Project.from_settings(env))
+        return cls(*executor.configure(env))
 
     # --- doit configuration -------------------------------------------------------------
     def doit_config(self) -> dict:
@@ -58,6 +62,7 @@ class Build:
             "backend": "sqlite3",                  # survives concurrent runs (dbm.dumb does not)
             "dep_file": str(out / ".doit.db"),
             "reporter": EngineReporter.bound_to(self),
+            **self.actions.doit_config,
         }
 
     def task_creators(self) -> tuple:
@@ -75,7 +80,7 @@ class Build:
                 continue
             backend = p.backend(a.target)
             key = keys.render(a, backend)
-            yield {"name": a.id, "actions": [(stages.render, [p, a])],
+            yield {"name": a.id, "actions": [(self.actions.render, [p, a])],
                    "targets": [str(a.dir / f) for f in backend.source_files],
                    "uptodate": [fresh(key.fields, key.detail), _templates_unchanged(a)],
                    "clean": True, "doc": f"render {a.id}"}
@@ -87,7 +92,7 @@ class Build:
             if not self._runnable(a):
                 continue
             backend = p.backend(a.target)
-            yield {"name": a.id, "actions": [(stages.compile, [p, a])],
+            yield {"name": a.id, "actions": [(self.actions.compile, [p, a])],
                    "file_dep": [str(a.dir / f) for f in backend.source_files],
                    "targets": [str(a.dir / f) for f in backend.compiled_files],
                    "uptodate": [fresh(keys.compile(a, backend, p.toolchain(a.target)).fields)],
@@ -100,7 +105,7 @@ class Build:
             if not self._runnable(a):
                 continue
             backend = p.backend(a.target)
-            yield {"name": a.id, "actions": [(stages.assemble, [p, a])],
+            yield {"name": a.id, "actions": [(self.actions.assemble, [p, a])],
                    "file_dep": [str(a.dir / f) for f in backend.assemble_inputs],
                    "targets": [str(a.dir / f) for f in backend.artifact_files],
                    "uptodate": [fresh(keys.assemble(a, backend, p.toolchain(a.target)).fields)],
@@ -114,17 +119,19 @@ class Build:
             backend = p.backend(a.target) if units(a) else None
             deps = [str(u.dir / backend.artifact_name) for u in units(a)] if tc.available else []
             key = keys.validate(a, backend, tc)
-            yield {"name": a.id, "actions": [(stages.validate, [p, a])], "file_dep": deps,
+            yield {"name": a.id, "actions": [(self.actions.validate, [p, a])], "file_dep": deps,
                    "targets": [str(a.report)], "uptodate": [fresh(key.fields, key.detail)],
                    "clean": True, "doc": f"validate {a.id}"}
 
     def task_build(self):
-        """Build and validate every spec (build:<spec> for one). FUSEBUILD_MODE=fused|separate|reference|compare overrides each spec's `mode`.
+        """Build and validate every spec (build:<spec> for one). FUSEBUILD_MODE=fused|separate|reference|compare overrides each spec's `mode`; FUSEBUILD_SCHEDULER=tcp://host:8786 runs each task on a Dask cluster.
 
         Summary table at the end; in compare mode, a per-node table per artifact with the
         first node over tolerance marked. The mode is part of each validate task's key:
-        switching it rebuilds what that mode needs and revalidates. Every FUSEBUILD_*
-        setting is listed by `fusebuild --help`.
+        switching it rebuilds what that mode needs and revalidates. With FUSEBUILD_SCHEDULER
+        every task's action runs on that cluster's workers, placed by the resources they
+        offer, its data moving through FUSEBUILD_REMOTE_CACHE (docs/distributed.md). Every
+        FUSEBUILD_* setting is listed by `fusebuild --help`.
         """
         by_spec = {}
         for a in self.project.artifacts:

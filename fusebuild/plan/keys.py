@@ -21,9 +21,10 @@ Which code each stage's result depends on:
             and the whole template folder (cache: which ones a render will load is
             known only after it ran)
   compile   the backend's folder; assemble: the same
-  validate  how an artifact is run and judged: run/ (stages, validate, modes), the IR
-            (host packing through layouts), backends/base.py (host buffers) and the
-            backend's folder (its run(), loaders, emulator)
+  validate  how an artifact is run and judged: run/ (stages, validate, modes), runtime/
+            (the loaders and the call path every run goes through, the manifest written
+            into the report), the IR (host packing through layouts), backends/base.py
+            (host buffers) and the backend's folder (its run(), loaders, emulator)
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from . import artifacts as A
 
 PKG = Path(__file__).resolve().parent.parent
 RENDER_CODE = ("ir", "backends/base.py", "backends/text.py", "backends/templating.py")
-VALIDATE_CODE = ("run", "ir", "backends/base.py", "status.py")
+VALIDATE_CODE = ("run", "runtime", "ir", "backends/base.py", "status.py")
 
 
 @functools.lru_cache(maxsize=None)
@@ -58,12 +59,18 @@ def file_hashes(folder, names) -> dict:
 
 def templates_digest(template_folder: str) -> str:
     """Every template file the backend's environment could load, in search order."""
+    return digest(templates_listing(template_folder))
+
+
+def templates_listing(template_folder: str) -> list:
+    """[["dir", shown folder], [file, sha256], ...] per search folder, in order (what a
+    cluster worker fetches to render with the coordinator's templates)."""
     parts = []
     for d in template_dirs(template_folder):
         shown = d.relative_to(ROOT) if d.is_relative_to(ROOT) else d    # same in every checkout
         parts.append(["dir", str(shown)])
         parts += [[str(p.relative_to(d)), file_sha256(p)] for p in sorted(Path(d).rglob("*")) if p.is_file()]
-    return digest(parts)
+    return parts
 
 
 @dataclass(frozen=True)
@@ -107,9 +114,9 @@ def validate(a, backend, toolchain) -> StageKey:
         from ..tune.select import schedule
         fields["schedule"] = schedule(a, backend).key_fields()
 
-    def inputs():
-        name = backend.artifact_name if backend else None
-        return {str(u.dir.relative_to(a.dir)): file_hashes(u.dir, [name]) for u in A.units(a)}
+    def inputs():     # every file assemble wrote: the report records their hashes (runtime manifest)
+        names = backend.artifact_files if backend else []
+        return {str(u.dir.relative_to(a.dir)): file_hashes(u.dir, names) for u in A.units(a)}
     return StageKey("validate", fields, inputs, {"graph": v.graph.canonical})
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..fsutil import read_json, write_json
 from ..plan.project import Project
+from ..runtime.targets import here
 from ..status import Status
 from ..tables import table
 from . import validate as V
@@ -48,7 +49,7 @@ def validate_one(a, backend, gpu: str) -> dict:
     per_output = V.check_outputs(v.graph, {n: x.cuda() for n, x in outs.items()}, ref, v.tolerance)
     status, reason = V.verdict(per_output)
     report = {k: x for k, x in report.items() if k not in ("reason", "artifacts")}
-    report.update(status=status, outputs=per_output, device=gpu,
+    report.update(status=status, outputs=per_output, device=gpu, validated_on=here(TARGET),
                   validated_by="fusebuild gpu-validate", torch_gpu=torch.__version__, **V.worst(per_output))
     if reason:
         report["reason"] = reason

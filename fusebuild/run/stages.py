@@ -10,10 +10,15 @@ Every stage first asks the artifact cache for its result under the stage's cache
 (plan/keys.py): a hit writes the outputs and skips the tool; a miss runs the tool and
 stores the outputs. A failed validation is never stored.
 
+Where each stage's tool ran is recorded too (`RAN_ON`): `local`, `cache` (restored, the
+tool did not run), or the Dask worker that ran it (FUSEBUILD_SCHEDULER; the executor in
+fusebuild/distributed sets it); validation.json names them under `worker`.
+
 Failures come back as doit TaskFailed with a short message, not a traceback.
 """
 from __future__ import annotations
 
+import contextvars
 import time
 import traceback
 
@@ -24,24 +29,32 @@ from ..backends.base import RenderJob
 from ..fsutil import read_json, staging, write_atomic, write_json
 from ..plan import keys
 from ..plan.artifacts import needs_toolchain, units
+from ..runtime import manifest
+from ..runtime.targets import TARGETS as RUNTIME_TARGETS, here
 from ..status import Status
 from ..toolchains import package_version
 from ..tune import select
 from . import modes, validate as V
 
 STAGES = ("render", "compile", "assemble", "validate")
+RAN_ON = contextvars.ContextVar("fusebuild_ran_on", default="local")   # who ran the current stage's tool
 
 
 def _timed(stage: str):
     def wrap(fn):
         def action(project, a, *args):
             start = time.perf_counter()
+            token = RAN_ON.set("local")
             try:
                 result = fn(project, a, *args)
+                ran_on = RAN_ON.get()
             except Exception as err:  # toolchain errors: report them, keep the build going
                 tail = "".join(traceback.format_exception_only(type(err), err)).strip()
                 return TaskFailed(f"{stage} {a.id}: {tail[-4000:]}")
-            write_json(a.dir / ".stages" / f"{stage}.json", {"seconds": round(time.perf_counter() - start, 4)})
+            finally:
+                RAN_ON.reset(token)
+            write_json(a.dir / ".stages" / f"{stage}.json",
+                       {"seconds": round(time.perf_counter() - start, 4), "worker": ran_on})
             return result
         action.__name__ = f"{stage}_action"
         return action
@@ -60,6 +73,7 @@ def render(project, a):
     act = cache.Action("render", a.dir, keys.render(a, backend).cache_key(),
                        (*backend.source_files, ".stages/render.deps.json"))
     if act.restore():
+        RAN_ON.set("cache")
         return
     rendered = backend.render(render_job(project, a))
     for name, text in rendered.files.items():
@@ -74,6 +88,7 @@ def compile(project, a):
     act = cache.Action("compile", a.dir, keys.compile(a, backend, project.toolchain(a.target)).cache_key(),
                        backend.compiled_files)
     if act.restore():
+        RAN_ON.set("cache")
         return
     with staging(a.dir) as dest:
         backend.compile(a.dir, dest)
@@ -86,6 +101,7 @@ def assemble(project, a):
     act = cache.Action("assemble", a.dir, keys.assemble(a, backend, project.toolchain(a.target)).cache_key(),
                        tuple(backend.artifact_files))
     if act.restore():
+        RAN_ON.set("cache")
         return
     with staging(a.dir) as dest:
         backend.assemble(a.dir, dest)
@@ -114,6 +130,7 @@ def validate(project, a):
     act = cache.Action("validate", a.dir, keys.validate(a, backend, toolchain).cache_key(), (a.report.name,))
     if act.restore():
         return None
+    report["worker"]["validate"] = RAN_ON.get()
     try:
         inputs = V.make_inputs(v.graph, v.seed)
         ref = V.reference(v.graph, inputs)
@@ -127,6 +144,8 @@ def validate(project, a):
         return TaskFailed(f"validate {a.id}: {report['reason']}")
     status, reason = V.verdict(per_output, run.ok, execution)
     report.update(status=status, outputs=per_output, **V.worst(per_output))
+    if backend:
+        report["validated_on"] = here(a.target)
     if reason and status is not Status.FAIL:
         report["reason"] = reason
     if execution is not None:
@@ -167,7 +186,27 @@ def _report_base(a, toolchain) -> dict:
             timings[stage] = rec["seconds"]
     return {"spec": a.variant.spec, "variant": a.variant.name, "target": a.target, "mode": a.variant.mode,
             "params": a.variant.params, "seed": a.variant.seed, "status": None,
-            "toolchain": dict(toolchain.versions, torch=package_version("torch")), "timings": timings}
+            "toolchain": dict(toolchain.versions, torch=package_version("torch")), "timings": timings,
+            "runtime": _runtime_manifest(a), "worker": _workers(a)}
+
+
+def _runtime_manifest(a) -> dict:
+    """What fusebuild.load reads (runtime/manifest.py): signature, graph, key, tolerances, file hashes."""
+    g, v = a.variant.graph, a.variant
+    rules = {n: V.tolerance_rule(g, g.tensors[n].dtype, v.tolerance) for n in g.outputs}
+    files = RUNTIME_TARGETS[a.target].files if a.target in RUNTIME_TARGETS else ()
+    return manifest.block(v, a.target, a.dir, files, rules)
+
+
+def _workers(a) -> dict:
+    """stage -> where its tool ran for `a` (over its node artifacts in the node modes)."""
+    seen = {}
+    for u in units(a):
+        for stage in STAGES[:3]:
+            rec = read_json(u.dir / ".stages" / f"{stage}.json")
+            if rec:
+                seen.setdefault(stage, set()).add(rec.get("worker", "local"))
+    return {stage: ", ".join(sorted(w)) for stage, w in seen.items()}
 
 
 def spec_error(path, err):

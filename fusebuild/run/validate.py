@@ -22,6 +22,7 @@ import zlib
 
 from ..ir.dtypes import eps
 from ..ir.ops import OPS
+from ..runtime.manifest import Tolerance
 from ..status import Status
 
 
@@ -66,12 +67,16 @@ def reduction_length(graph) -> int:
     return max(ks, default=1)
 
 
+def tolerance_rule(graph, dtype: str, overrides: dict) -> Tolerance:
+    """The rule for an output of `dtype` (recorded in the artifact's manifest)."""
+    rtol = 4 * eps(dtype) + 64 * eps("float32") * math.sqrt(reduction_length(graph))
+    over = overrides.get(dtype, {})
+    return Tolerance(over.get("rtol", rtol), over.get("atol"), rtol)
+
+
 def tolerance(graph, dtype: str, overrides: dict, ref=None) -> tuple:
     """(atol, rtol) for an output of `dtype` whose reference is `ref`."""
-    rtol = 4 * eps(dtype) + 64 * eps("float32") * math.sqrt(reduction_length(graph))
-    scale = float(ref.abs().max()) if ref is not None and ref.numel() else 1.0
-    over = overrides.get(dtype, {})
-    return over.get("atol", rtol * max(scale, 1.0)), over.get("rtol", rtol)
+    return tolerance_rule(graph, dtype, overrides).bounds(ref)
 
 
 def compare(out, ref, atol: float, rtol: float, show: int = 5) -> dict:

@@ -15,7 +15,7 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import LayoutError, SpecError, did_you_mean, one_of
+from ..errors import FusebuildError, LayoutError, SpecError, did_you_mean, one_of
 from ..ir import layouts
 from ..ir.dtypes import DTYPES
 from ..ir.graph import Graph, Node, Tensor
@@ -223,8 +223,10 @@ def _variant(doc: LDict, spec_name: str, vname: str, params: dict, ctx) -> Varia
     graph = Graph(tensors, tuple(inputs), tuple(nodes), tuple(outputs))
     targets = _targets(doc, graph, ctx)
     _check_target_layouts(inputs, tensors, targets, ctx)
+    schedule = _schedule(doc, targets, ctx)
+    _check_target_fit(doc, graph, targets, schedule, ctx)
     return Variant(spec_name, vname, params, graph, targets, doc.get("seed", 0),
-                   _tolerance(doc, ctx), _schedule(doc, targets, ctx), _mode(doc, ctx), ctx.path)
+                   _tolerance(doc, ctx), schedule, _mode(doc, ctx), ctx.path)
 
 
 def _nodes(raw: LList, tensors: dict, ctx) -> list:
@@ -457,6 +459,25 @@ def _check_target_layouts(inputs, tensors, targets, ctx):
             except LayoutError as err:
                 ctx.fail(f"{err.message} (target {t})", inputs[name].line_of("layout"), f"inputs.{name}.layout",
                          valid=err.valid, cls=LayoutError)
+
+
+def _check_target_fit(doc, graph, targets, schedule, ctx):
+    """A target's own load-time check (e.g. mlir-aie: does a tiling fit the device?), so
+    `check` reports what a build would hit. The error points at the target's hints."""
+    # node modes render each node alone: check those designs too
+    graphs = [graph] + ([graph.subgraph(n) for n in graph.nodes] if doc.get("mode") in ("separate", "compare") else [])
+    for t in targets:
+        info = ctx.targets[t]
+        if not info.load_check:
+            continue
+        try:
+            for g in graphs:
+                info.check(g, schedule.get(t, {}))
+        except FusebuildError as err:
+            raw = doc.get("schedule", LDict())
+            line = raw.line_of(t) if t in raw else doc.line_of("targets")
+            ctx.fail(f"target {t} (variant {ctx.params}): {err.message}", line,
+                     f"schedule.{t}" if t in raw else "targets", valid=err.valid)
 
 
 def _tolerance(doc, ctx) -> dict:

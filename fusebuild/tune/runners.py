@@ -3,14 +3,18 @@
 A `Runner` is made once per (target, problem) for the rotation sets of one measuring run
 (their buffers shared by every candidate, since candidates run one at a time), then
 `bind(folder)` loads one candidate's artifact and returns one zero-argument call per set.
-  tir-cpu    TVM's runtime module, called on the sets' torch buffers through DLPack
-  mlir-cpu   IREE's VM module (one local-task device for all candidates), on device
-             arrays made once per set; a call returns when the dispatch finished
-  tir-cuda   the artifact's ctypes loader (torch only), launches bound to CUDA tensors
+Loading goes through fusebuild.runtime's loaders (the code a model runs); only the call
+is bound here more tightly than runtime.call.Call does, so the timer sees the kernel and
+not per-call packing, copies or argument checks:
+  tir-cpu    runtime.tir_cpu.load_module (TVM's runtime, not its compiler), called on the
+             sets' torch buffers (DLPack)
+  mlir-cpu   IREE's VM module on runtime.mlir_cpu's one config, called on device arrays
+             made once per set (runtime.mlir_cpu.Kernel converts and copies on every call);
+             a call returns when the dispatch has finished
+  tir-cuda   the artifact's ctypes loader with its launches bound to CUDA tensors once
+             (Artifact.bind: pointers resolved once, so launch overhead stays off the GPU)
   torch      the graph's torch reference on the same sets: the baseline of each run
-Each target's runtime is imported only by its runner (the GPU path imports torch and the
-CUDA loader only). When fusebuild.runtime lands (one loader per target for models and
-validation), these become thin calls into it.
+Each target's runtime is imported only by its runner.
 """
 from __future__ import annotations
 
@@ -22,28 +26,20 @@ from ..backends.base import host_buffers
 
 class TvmRunner:
     def __init__(self, graph, sets: list):
-        import tvm
-        self.buffers = [host_buffers(graph, s) for s in sets]        # kept alive: TVM borrows them
-        self.args = [[tvm.runtime.from_dlpack(b) for b in bufs.values()] for bufs in self.buffers]
+        self.args = [list(host_buffers(graph, s).values()) for s in sets]
 
     def bind(self, folder) -> list:
-        import tvm
-        main = tvm.runtime.load_module(str(Path(folder) / "kernel.so"))["main"]
+        from ..runtime.tir_cpu import load_module
+        main = load_module(Path(folder) / "kernel.so")["main"]
         return [functools.partial(main, *args) for args in self.args]
-
-
-@functools.cache
-def _iree_config():
-    import iree.runtime as rt
-
-    from ..backends.mlir_cpu.backend import DRIVER
-    return rt.Config(DRIVER)
 
 
 class IreeRunner:
     def __init__(self, graph, sets: list):
         import iree.runtime as rt
-        self.config = _iree_config()
+
+        from ..runtime.mlir_cpu import config
+        self.config = config()
         self.args = []
         for s in sets:
             bufs = host_buffers(graph, s)

@@ -6,7 +6,7 @@ Files in the build folder:
   scheduled.py   the scheduled TIR, printed back (readable; what was compiled)
   schedule.json  the schedule each GEMM got: resolved tiles, path, and why any hint was reduced
   kernel.o       LLVM object (compile)
-  kernel.so      shared library loadable by tvm.runtime (assemble)
+  kernel.so      shared library loadable by TVM's runtime (assemble; runtime/tir_cpu.py loads it)
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ...fsutil import read_json
 from ...toolchains import cpu_key, package_version
-from ..base import Backend as Base, Rendered, Toolchain, host_buffers, host_outputs
+from ..base import Backend as Base, Rendered, Toolchain
 from ..templating import make_env, used_templates
 from .render import TirRenderer
 
@@ -31,7 +31,8 @@ class Backend(Base):
         tvm = package_version("apache-tvm")
         if tvm is None:
             return Toolchain.missing("apache-tvm is not installed")
-        return Toolchain(True, {"apache-tvm": tvm, "llvm-host": cpu_key()})
+        # the schedule sizes its parallel tiles by the host's cores (hint `threads` unset): in every key
+        return Toolchain(True, {"apache-tvm": tvm, "llvm-host": cpu_key(), "host-cores": str(os.cpu_count() or 1)})
 
     def render(self, job) -> Rendered:
         env = make_env(self.template_folder)
@@ -60,12 +61,9 @@ class Backend(Base):
         cc.create_shared(str(Path(dest) / self.artifact_name), [str(Path(build_dir) / "kernel.o")])
 
     def run(self, build_dir, graph, inputs: dict) -> dict:
-        import tvm
-
-        main = tvm.runtime.load_module(str(Path(build_dir) / self.artifact_name))["main"]
-        buffers = host_buffers(graph, inputs)
-        main(*[tvm.runtime.from_dlpack(b) for b in buffers.values()])
-        return host_outputs(graph, buffers)
+        """Through the runtime (runtime/tir_cpu.py): validation runs what fusebuild.load runs."""
+        from ...runtime.call import run
+        return run(self.name, build_dir, graph, inputs)
 
     def schedule(self, build_dir) -> dict:
         return read_json(Path(build_dir) / "schedule.json", {})
