@@ -166,6 +166,7 @@ def test_the_measuring_path_imports_no_build_toolchain(tmp_path):
     man.write_text(json.dumps({"key": {"problem": "p", "target": "tir-cuda", "device": "NVIDIA H200", "toolchain": {}},
                                "candidates": [], "searched": [], "problem": "x"}))
     code = ("import sys\nfrom fusebuild.cli import main\nrc = main(['tune', '--measure'])\n"
+            "import fusebuild.tune.measure, fusebuild.tune.runners, fusebuild.runtime.tir_cuda\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('doit', 'tvm', 'tilelang', 'iree')]\n"
             "assert not bad, bad\nprint('rc', rc)")
     r = subprocess.run([sys.executable, "-c", code], cwd=p.root, capture_output=True, text=True, env=p.env, check=False)
