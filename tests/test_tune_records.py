@@ -154,3 +154,21 @@ def test_records_travel_through_the_local_cache(tmp_path):
 def test_stats_are_median_and_quartiles():
     s = stats([5.0, 1.0, 3.0, 2.0, 4.0])
     assert (s["median_s"], s["q1_s"], s["q3_s"], s["iqr_s"], s["min_s"], s["samples"]) == (3.0, 2.0, 4.0, 2.0, 1.0, 5)
+
+
+def test_a_winner_must_beat_the_reference_beyond_the_noise():
+    from fusebuild.tune.session import choose
+
+    def rec(cid, q1, med, q3, status="ok"):
+        return {"candidate": cid, "config": {}, "status": status, "q1_s": q1, "median_s": med, "q3_s": q3}
+    base, close, clear = rec("base", 1.0, 1.1, 1.2), rec("close", 0.95, 1.05, 1.15), rec("clear", 0.7, 0.75, 0.8)
+    assert choose([base, close], None, None, "base")[0]["candidate"] == "base"        # within the noise
+    w, ref, changed = choose([base, close, clear], None, None, "base")
+    assert (w["candidate"], ref["candidate"], changed) == ("clear", "base", True)
+    win = {"candidate": "base"}
+    assert choose([base, close], win, "base", None)[2] is False                       # incumbent stays
+    assert choose([base, clear], win, "base", None)[0]["candidate"] == "clear"
+    broken = rec("base", 0, 0, 0, status="wrong-result")
+    assert choose([broken, close], win, "base", None)[0]["candidate"] == "close"      # a failed incumbent goes
+    assert choose([close], win, "base", None)[2] is False                             # incumbent not in the run
+    assert choose([rec("x", 1, 1, 1, "run-failed")], None, None, "x") == (None, None, False)

@@ -17,6 +17,9 @@ ever compared within a run.
              (round robin: drift hits all candidates alike)
   timing     CPU: perf_counter around the batch; GPU: CUDA events around the batch
   spread     median, quartiles, IQR and min of the per-call times of the samples
+  winner     the fastest candidate replaces the reference (the incumbent re-timed, else the
+             spec's hints or defaults) only if its interquartile range lies wholly below the
+             reference's (clearly_faster): on a noisy machine the reference stays
   clocks     a device snapshot (device.snapshot: CPU MHz and load average; GPU SM clock,
              power draw) before the first round, after the middle one and after the last
 Imports torch, and the candidates' runtimes through runners.py; nothing else.
@@ -137,6 +140,12 @@ def interleaved(entries: dict, kind: str, rounds: int = ROUNDS, seed: int = 0) -
             snaps.append(dict(D.snapshot(kind), at="middle", t=round(time.time(), 1)))
     snaps.append(dict(D.snapshot(kind), at="end", t=round(time.time(), 1)))
     return samples, snaps, batch
+
+
+def clearly_faster(a: dict, b: dict) -> bool:
+    """a beats b beyond the noise of this run: a's whole interquartile range lies below b's
+    (a's upper quartile under b's lower one). Otherwise a win would be a coin toss."""
+    return a["candidate"] != b["candidate"] and a["q3_s"] < b["q1_s"]
 
 
 def stats(samples: list) -> dict:

@@ -17,8 +17,10 @@ Two kinds of line, both carrying `key` (problem, target, device, toolchain versi
                `samples`), `torch_s` (the graph in torch, same run), `run`, `anchor` (the
                incumbent winner re-timed as the run's reference), `date`, `method`, `env`
                (clocks, power or CPU load before and after)
-  winner       the best of a run (compared only within that run): `candidate`, `config`,
-               `median_s`, `run`, `date`, `device`, and `previous` (the winner it replaced)
+  winner       the winner of a run (compared only within that run): `candidate`, `config`,
+               `median_s`, `run`, `date`, `previous` (the winner it replaced), `rule` and
+               `reference` (what it had to beat: the re-timed winner, else the spec's hints
+               or defaults; the fastest wins only if its IQR lies wholly below the reference's)
 The latest winner line of a key is its winner.
 """
 from __future__ import annotations

@@ -161,7 +161,7 @@ class Session:
         self.cost[a.id]["build_s"] = round(time.perf_counter() - t0, 2)
         man = {"format": 1, "artifact": a.id, "spec": a.variant.spec, "variant": a.variant.name, "target": a.target,
                "key": key.as_json(), "key_id": key.id, "problem": summary(a.variant.graph), "date": now(),
-               "searched": list(space.searched), "candidates": built,
+               "searched": list(space.searched), "candidates": built, "base": config_id(cands[0]),
                "anchor": anchor["candidate"] if anchor else None,
                "space": {"rejected": rejected, "budget": self.opts.budget}}
         M.write(a, man)
@@ -244,18 +244,18 @@ class Session:
         t0 = time.perf_counter()
         recs = self._measure_run(a, man, wanted, anchor, todo, key, run_id, backend)
         self.cost.setdefault(a.id, {})["measure_s"] = round(time.perf_counter() - t0, 2)
-        ok = [r for r in recs if r["status"] == OK]
-        best = min(ok, key=lambda r: r["median_s"]) if ok else None
-        inc = next((r for r in recs if r["candidate"] == anchor), None)
-        changed = best is not None and (win is None or (inc is not None and best["candidate"] != anchor))
+        winner, ref, changed = choose(recs, win, anchor, man.get("base"))
         if changed:
             prev = None
+            inc = next((r for r in recs if r["candidate"] == anchor), None)
             if inc is not None:
                 prev = {"candidate": anchor, "config": inc["config"], "status": inc["status"],
                         **({"median_s": inc["median_s"]} if inc["status"] == OK else {})}
-            recs.append({**_head(key, man, run_id), "kind": "winner", "candidate": best["candidate"],
-                         "config": best["config"], "median_s": best["median_s"], "iqr_s": best["iqr_s"],
-                         "torch_s": best.get("torch_s"), "previous": prev})
+            recs.append({**_head(key, man, run_id), "kind": "winner", "candidate": winner["candidate"],
+                         "config": winner["config"], "median_s": winner["median_s"], "iqr_s": winner["iqr_s"],
+                         "torch_s": winner.get("torch_s"), "previous": prev, "rule": RULE,
+                         "reference": ({k: ref[k] for k in ("candidate", "median_s", "q1_s", "q3_s")}
+                                       if ref else None)})
         self.store.append(recs)
         push(key, self.store.of(key.id))
         n_new = sum(1 for r in recs if r["kind"] == "measurement" and not r.get("anchor"))
@@ -353,6 +353,36 @@ class Session:
 
 def _secs(x) -> str:
     return "-" if x is None else f"{x:.1f} s"
+
+
+RULE = ("the fastest median of the run, if its whole interquartile range is below the reference's "
+        "(the re-timed winner, else the spec's hints or defaults); otherwise the reference")
+
+
+def choose(recs: list, win, anchor, base) -> tuple:
+    """(winner record, reference record, whether to record a winner) of one run.
+
+    The reference is the incumbent winner re-timed in this run, or, for a key's first
+    winner, the base configuration (the spec's hints, else the defaults). The fastest
+    candidate replaces it only if it is faster beyond the noise (measure.clearly_faster):
+    on a noisy machine the reference stays. A reference that failed its check is replaced
+    by the fastest candidate that passed."""
+    from .measure import clearly_faster
+    ok = [r for r in recs if r["status"] == OK]
+    if not ok:
+        return None, None, False
+    best = min(ok, key=lambda r: r["median_s"])
+    if win is not None:
+        inc = next((r for r in recs if r["candidate"] == anchor), None)
+        if inc is None:                        # the incumbent was not in this run: no comparison
+            return None, None, False
+        if inc["status"] != OK:
+            return best, None, True
+        return (best, inc, True) if clearly_faster(best, inc) else (inc, inc, False)
+    ref = next((r for r in ok if r["candidate"] == base), None)
+    if ref is None:
+        return best, None, True
+    return (best if clearly_faster(best, ref) else ref), ref, True
 
 
 def _head(key, man, run_id) -> dict:
