@@ -110,18 +110,22 @@ def measured(seconds: float = 1.0) -> dict:
         if build.returncode != 0:
             return {"error": build.stderr[-500:]}
         env = dict(os.environ, OMP_NUM_THREADS=str(len(os.sched_getaffinity(0))))
+        def run(iters):
+            return json.loads(subprocess.run([str(exe), str(iters)], capture_output=True, text=True, env=env,
+                                             check=False).stdout)
         iters = 1 << 20
         while True:                                    # long enough to be timed
-            out = json.loads(subprocess.run([str(exe), str(iters)], capture_output=True, text=True, env=env, check=False).stdout)
+            out = run(iters)
             if out["seconds"] >= seconds or iters > 1 << 34:
                 break
             iters *= 2
         best = out
         for _ in range(2):
-            out = json.loads(subprocess.run([str(exe), str(iters)], capture_output=True, text=True, env=env, check=False).stdout)
+            out = run(iters)
             best = max(best, out, key=lambda r: r["gflops"])
     return {"gflops": best["gflops"], "threads": best["threads"], "loadavg": os.getloadavg(),
-            "method": "12 independent FMA chains in registers (zmm, else ymm), best of 3, gcc -O2 -march=native -fopenmp",
+            "method": ("12 independent FMA chains in registers (zmm, else ymm), best of 3, "
+                       "gcc -O2 -march=native -fopenmp"),
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 

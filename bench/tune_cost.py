@@ -132,7 +132,8 @@ def markdown(r: dict) -> str:
              (f"`fusebuild tune --budget {r['budget']} -j {r['jobs']} --rounds {r['rounds']}` on gemm_bias_silu "
               "1024x1024x1024 float32 (tir-cpu and mlir-cpu), three machines (fresh folders, empty local caches) "
               "sharing one remote cache."), "",
-             "| run | wall | artifact | candidates | measured | failed | build | measure | winner vs torch (same run) |",
+             ("| run | wall | artifact | candidates | measured | failed | build | measure "
+              "| winner vs torch (same run) |"),
              "|---|---|---|---|---|---|---|---|---|"]
     for name, label in (("A_first_machine", "A: first machine"), ("B_records_shared", "B: records shared"),
                         ("C_records_not_shared", "C: records not shared")):

@@ -10,14 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from . import settings
 from .errors import FusebuildError
 
 
 def cmd_check(args) -> int:
-    """Load and check specs, building nothing: each spec's variants and targets, or its error."""
+    """Load and check specs, building nothing: each spec's variants and targets (and how
+    each target gets a dynamic parameter), or its error, target limits included."""
     from .spec import load_spec
+    from .spec.dynamic import check_lines, variant_note
     bad = 0
     for path in args.specs:
         try:
@@ -26,8 +29,10 @@ def cmd_check(args) -> int:
             print(err, file=sys.stderr)
             bad += 1
             continue
+        for line in check_lines(spec):
+            print(line)
         for v in spec.variants:
-            print(f"{spec.name}/{v.name}: targets {', '.join(v.targets)}; mode {v.mode}")
+            print(f"{spec.name}/{v.name}: targets {', '.join(v.targets)}; mode {v.mode}{variant_note(v)}")
     return 1 if bad else 0
 
 
@@ -41,6 +46,9 @@ def cmd_schema(args) -> int:
 
 def cmd_engine(args) -> int:
     from .engine.commands import run
+    if not Path("dodo.py").is_file():      # else doit's own error, which names an option we do not have
+        raise FusebuildError(f"no dodo.py in {Path.cwd()}: run `fusebuild {args.command}` in a fusebuild project "
+                             "folder (one with dodo.py and specs/)")
     if args.command == "why":
         return run(["why", *args.what])
     if args.command == "dry-run":

@@ -128,9 +128,11 @@ def test_the_spec_hints_are_used_when_nothing_is_tuned_and_a_bad_winner_is_not(t
 def test_why_sentence_for_a_changed_winner():
     old = {"schedule.source": '"tuned"', "schedule.used.tile_m": "256", "schedule.tuned_on": '"A, 2026-01-01"'}
     new = {"schedule.source": '"tuned"', "schedule.used.tile_m": "128", "schedule.tuned_on": '"A, 2026-02-01"'}
-    assert describe_change(old, new) == "tuning: winner for this problem changed (tile_m 256 -> 128, tuned on A, 2026-02-01)"
+    assert describe_change(old, new) == ("tuning: winner for this problem changed (tile_m 256 -> 128, "
+                                         "tuned on A, 2026-02-01)")
     dflt = {"schedule.source": '"default"', "schedule.used.tile_m": "256"}
-    assert describe_change(dflt, new) == "tuning: now uses the winner tuned on A, 2026-02-01 (was default; tile_m 256 -> 128)"
+    assert describe_change(dflt, new) == ("tuning: now uses the winner tuned on A, 2026-02-01 "
+                                          "(was default; tile_m 256 -> 128)")
     assert describe_change(new, dflt).startswith("tuning: the winner tuned on A, 2026-02-01 is no longer used")
     assert describe_change(new, new) == ""
 
@@ -141,7 +143,9 @@ def test_records_travel_through_the_local_cache(tmp_path):
     recs = [record(key, "measurement", WINNER), record(key, "winner", WINNER)]
     assert pull(key, c) == []
     assert push(key, recs, c)
-    assert sorted(json.dumps(r, sort_keys=True) for r in pull(key, c)) == sorted(json.dumps(r, sort_keys=True) for r in recs)
+    def lines(rs):
+        return sorted(json.dumps(r, sort_keys=True) for r in rs)
+    assert lines(pull(key, c)) == lines(recs)
     other = Key.of("p", "tir-cpu", "cpu", {"apache-tvm": "2"})
     assert pull(other, c) == []
     blob_file = next(Path(tmp_path / "cache" / "cas").rglob("*"), None)

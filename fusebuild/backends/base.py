@@ -76,7 +76,7 @@ class Backend(ABC):
     template_folder: ClassVar[str] = ""       # templates/<folder>/
 
     def __init__(self, info):
-        self.info = info                      # backends.registry.TargetInfo
+        self.info = info                      # backends.TargetInfo
         self.name = info.name
 
     @property

@@ -42,7 +42,7 @@ def template_dirs(backend_folder: str) -> list:
 
 
 def _recording_loader(backend_folder):
-    import jinja2      # here, not at import: planting a no-op build must not pay for Jinja
+    import jinja2  # here, not at import: planting a no-op build must not pay for Jinja
 
     class RecordingLoader(jinja2.FileSystemLoader):
         def __init__(self):

@@ -62,7 +62,8 @@ class Cluster:
         try:
             wait = float(raw)
         except ValueError:
-            raise ClusterError(f"not a number of seconds: {raw!r}", path="environment variable FUSEBUILD_SCHEDULER_WAIT",
+            raise ClusterError(f"not a number of seconds: {raw!r}",
+                               path="environment variable FUSEBUILD_SCHEDULER_WAIT",
                                valid="seconds, e.g. 30") from None
         return cls(address, wait)
 

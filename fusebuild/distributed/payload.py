@@ -55,27 +55,44 @@ def loads(text: str) -> dict:
 
 def graph_data(g: Graph) -> dict:
     return {"tensors": [[t.name, list(t.shape), t.dtype,
-                         None if t.layout is None else {"dims": t.layout.canonical(), "form": t.layout.form}]
+                         None if t.layout is None else {"dims": t.layout.canonical(), "form": t.layout.form},
+                         list(t.symbols)]
                         for t in g.tensors.values()],
+            "ranges": [list(r) for r in g.ranges],
             "inputs": list(g.inputs), "outputs": list(g.outputs),
             "nodes": [{"op": n.op, "inputs": list(n.inputs), "output": n.output,
                        "attrs": [list(a) for a in n.attrs], "line": n.line} for n in g.nodes]}
 
 
 def graph_from(data) -> Graph:
-    check(isinstance(data, dict) and set(data) == {"tensors", "inputs", "outputs", "nodes"}, "graph", data)
+    check(isinstance(data, dict) and set(data) == {"tensors", "ranges", "inputs", "outputs", "nodes"}, "graph", data)
+    ranges = _ranges(data["ranges"])
     tensors = {}
     for item in data["tensors"]:
-        check(isinstance(item, list) and len(item) == 4, "tensor", item)
-        name, shape, dtype, layout = item
+        check(isinstance(item, list) and len(item) == 5, "tensor", item)
+        name, shape, dtype, layout, symbols = item
         _name(name, "tensor name")
         check(isinstance(shape, list) and shape and all(_posint(x) for x in shape), f"shape of {name}", shape)
         check(dtype in DTYPES, f"dtype of {name}", dtype)
-        tensors[name] = Tensor(name, tuple(shape), dtype, _layout(layout, tuple(shape), name))
+        check(isinstance(symbols, list) and len(symbols) == len(shape)
+              and all(s is None or (s in ranges and shape[i] == ranges[s][1]) for i, s in enumerate(symbols)),
+              f"dynamic dimensions of {name}", symbols)
+        tensors[name] = Tensor(name, tuple(shape), dtype, _layout(layout, tuple(shape), name), tuple(symbols))
     inputs = tuple(_known(n, tensors, "graph input") for n in data["inputs"])
     outputs = tuple(_known(n, tensors, "graph output") for n in data["outputs"])
     nodes = tuple(_node(n, tensors) for n in data["nodes"])
-    return Graph(tensors, inputs, nodes, outputs)
+    return Graph(tensors, inputs, nodes, outputs, tuple((p, lo, hi) for p, (lo, hi) in sorted(ranges.items())))
+
+
+def _ranges(data) -> dict:
+    """{param: (lo, hi)} of a graph's dynamic parameters: names and 1 <= lo <= hi."""
+    check(isinstance(data, list) and all(isinstance(r, list) and len(r) == 3 for r in data), "ranges", data)
+    out = {}
+    for p, lo, hi in data:
+        _name(p, "dynamic parameter")
+        check(_posint(lo) and _posint(hi) and lo <= hi, f"range of {p}", [lo, hi])
+        out[p] = (lo, hi)
+    return out
 
 
 def _layout(data, shape, name):
@@ -132,17 +149,29 @@ def variant_data(v: Variant) -> dict:
     return {"spec": v.spec, "name": v.name, "params": dict(v.params), "graph": graph_data(v.graph),
             "targets": list(v.targets), "seed": v.seed,
             "tolerance": {d: dict(t) for d, t in v.tolerance.items()},
-            "schedule": {t: dict(h) for t, h in v.schedule.items()}, "mode": v.mode}
+            "schedule": {t: dict(h) for t, h in v.schedule.items()}, "mode": v.mode,
+            "dynamic": {p: list(r) for p, r in v.dynamic.items()}, "samples": [dict(x) for x in v.samples],
+            "serves": {p: list(r) for p, r in v.serves.items()}}
 
 
 def variant_from(data, targets: dict) -> Variant:
-    keys = {"spec", "name", "params", "graph", "targets", "seed", "tolerance", "schedule", "mode"}
+    keys = {"spec", "name", "params", "graph", "targets", "seed", "tolerance", "schedule", "mode", "dynamic",
+            "samples", "serves"}
     check(isinstance(data, dict) and set(data) == keys, "variant", sorted(data) if isinstance(data, dict) else data)
     _name(data["spec"], "spec name")
     check(isinstance(data["name"], str) and VARIANT_NAME.fullmatch(data["name"]), "variant name", data["name"])
     params = data["params"]
-    check(isinstance(params, dict) and all(is_name(k) and (_posint(v) or is_word(v)) for k, v in params.items()),
-           "params", params)
+    dynamic = _ranges([[p, *r] for p, r in data["dynamic"].items()]) if isinstance(data["dynamic"], dict) else None
+    serves = _ranges([[p, *r] for p, r in data["serves"].items()]) if isinstance(data["serves"], dict) else None
+    check(dynamic is not None and serves is not None, "dynamic sizes", [data["dynamic"], data["serves"]])
+    check(isinstance(params, dict) and all(is_name(k) and (_posint(v) or is_word(v) or k in dynamic)
+                                           for k, v in params.items()), "params", params)
+    params = {k: tuple(dynamic[k]) if k in dynamic else v for k, v in params.items()}   # a range, as loaded
+    samples = data["samples"]
+    check(isinstance(samples, list) and all(isinstance(x, dict) and all(k in dynamic and _posint(n)
+                                                                         for k, n in x.items()) for x in samples),
+          "samples", samples)
+    samples = [dict(x) for x in samples]
     check(isinstance(data["targets"], list) and all(t in targets for t in data["targets"]), "targets",
            data["targets"])
     check(_int(data["seed"]), "seed", data["seed"])
@@ -155,7 +184,7 @@ def variant_from(data, targets: dict) -> Variant:
     checked = {t: hints_from(targets[t], h) for t, h in schedule.items()}
     check(data["mode"] in MODES, "mode", data["mode"])
     return Variant(data["spec"], data["name"], params, graph_from(data["graph"]), tuple(data["targets"]),
-                   data["seed"], tol, checked, data["mode"], "")
+                   data["seed"], tol, checked, data["mode"], "", dynamic, tuple(samples), serves)
 
 
 def hints_from(info, data) -> dict:

@@ -69,7 +69,8 @@ def markdown(table: list, run: dict) -> str:
              f"{run['ran']} task(s) ran, {run['up_to_date']} up to date, {run['failed']} failed, "
              f"in {run['wall']:.2f} s. Artifacts: "
              + ", ".join(f"{n} {s}" for s, n in sorted(_count(table).items())), ""]
-    lines += ["| artifact | status | max_abs | max_rel | schedule | render | compile | assemble | validate | rebuilt | why |",
+    lines += [("| artifact | status | max_abs | max_rel | schedule | render | compile | assemble | validate "
+               "| rebuilt | why |"),
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table:
         status = r["status"] + (f" ({r['reason']})" if r["reason"] else "")
@@ -95,7 +96,8 @@ def to_html(table: list, run: dict) -> str:
     body = []
     for r in table:
         cells = [r["artifact"], r["status"] + (f" ({r['reason']})" if r["reason"] else ""), _num(r["max_abs"]),
-                 _num(r["max_rel"]), r["schedule"]] + [_secs(r["timings"][s]) for s in STAGES] + [r["rebuilt"], r["why"]]
+                 _num(r["max_rel"]), r["schedule"]] + [_secs(r["timings"][s]) for s in STAGES] + [r["rebuilt"],
+                                                                                                  r["why"]]
         body.append(f"<tr style='background:{colors.get(r['status'], '#fff7d0')}'>"
                     + "".join(f"<td>{e(str(c))}</td>" for c in cells) + "</tr>")
     versions = "".join(f"<li>{e(k)}: {e(', '.join(sorted(v)))}</li>" for k, v in sorted(_versions(table).items()))
@@ -109,7 +111,8 @@ td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}</style></head><bo
 <table><tr>{head}</tr>{''.join(body)}</table>
 <h2>Toolchains</h2><ul>{versions}</ul>
 {'<h2>Failures</h2><ul>' + fails + '</ul>' if fails else ''}
-{'<h2>Orphans</h2><p>Remove with <code>python -m fusebuild clean</code>.</p><ul>' + orphans + '</ul>' if orphans else ''}
+{'<h2>Orphans</h2><p>Remove with <code>python -m fusebuild clean</code>.</p><ul>' + orphans + '</ul>'
+ if orphans else ''}
 </body></html>
 """
 

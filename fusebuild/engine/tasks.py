@@ -30,8 +30,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..fsutil import read_json
 from ..backends.templating import templates_unchanged
+from ..fsutil import read_json
 from ..plan import keys
 from ..plan.artifacts import units
 from ..plan.project import Project
@@ -72,44 +72,39 @@ class Build:
     def _runnable(self, a) -> bool:
         return self.project.toolchain(a.target).available
 
-    def task_render(self):
-        """Render each artifact's source from its spec and the target's templates."""
+    def _unit_tasks(self, stage: str, action, key, file_dep, targets, uptodate=lambda a: []):
+        """One task per unit whose toolchain is here: `key(a, backend)` -> StageKey,
+        `file_dep` / `targets` (backend) -> file names in the unit's folder."""
         p = self.project
         for a in p.units:
             if not self._runnable(a):
                 continue
             backend = p.backend(a.target)
-            key = keys.render(a, backend)
-            yield {"name": a.id, "actions": [(self.actions.render, [p, a])],
-                   "targets": [str(a.dir / f) for f in backend.source_files],
-                   "uptodate": [fresh(key.fields, key.detail), _templates_unchanged(a)],
-                   "clean": True, "doc": f"render {a.id}"}
+            k = key(a, backend)
+            yield {"name": a.id, "actions": [(action, [p, a])],
+                   "file_dep": [str(a.dir / f) for f in file_dep(backend)],
+                   "targets": [str(a.dir / f) for f in targets(backend)],
+                   "uptodate": [fresh(k.fields, k.detail), *uptodate(a)],
+                   "clean": True, "doc": f"{stage} {a.id}"}
+
+    def task_render(self):
+        """Render each artifact's source from its spec and the target's templates."""
+        yield from self._unit_tasks("render", self.actions.render, keys.render, lambda b: (), lambda b: b.source_files,
+                                    lambda a: [_templates_unchanged(a)])
 
     def task_compile(self):
         """Compile rendered sources with the target's toolchain."""
-        p = self.project
-        for a in p.units:
-            if not self._runnable(a):
-                continue
-            backend = p.backend(a.target)
-            yield {"name": a.id, "actions": [(self.actions.compile, [p, a])],
-                   "file_dep": [str(a.dir / f) for f in backend.source_files],
-                   "targets": [str(a.dir / f) for f in backend.compiled_files],
-                   "uptodate": [fresh(keys.compile(a, backend, p.toolchain(a.target)).fields)],
-                   "clean": True, "doc": f"compile {a.id}"}
+        yield from self._unit_tasks("compile", self.actions.compile, self._tool_key(keys.compile),
+                                    lambda b: b.source_files, lambda b: b.compiled_files)
 
     def task_assemble(self):
         """Link/assemble compiled objects into the loadable artifact."""
-        p = self.project
-        for a in p.units:
-            if not self._runnable(a):
-                continue
-            backend = p.backend(a.target)
-            yield {"name": a.id, "actions": [(self.actions.assemble, [p, a])],
-                   "file_dep": [str(a.dir / f) for f in backend.assemble_inputs],
-                   "targets": [str(a.dir / f) for f in backend.artifact_files],
-                   "uptodate": [fresh(keys.assemble(a, backend, p.toolchain(a.target)).fields)],
-                   "clean": True, "doc": f"assemble {a.id}"}
+        yield from self._unit_tasks("assemble", self.actions.assemble, self._tool_key(keys.assemble),
+                                    lambda b: b.assemble_inputs, lambda b: b.artifact_files)
+
+    def _tool_key(self, stage_key):
+        """keys.compile / keys.assemble with the target's toolchain filled in."""
+        return lambda a, backend: stage_key(a, backend, self.project.toolchain(a.target))
 
     def task_validate(self):
         """Run each artifact on seeded inputs and compare with the torch reference."""
@@ -132,7 +127,8 @@ class Build:
         every task's action runs on that cluster's workers, placed by the resources they
         offer, its data moving through FUSEBUILD_REMOTE_CACHE (docs/distributed.md). Every
         FUSEBUILD_* setting is listed by `fusebuild --help`.
-        """
+        (The first line is long on purpose: `doit list` and `doit help build` show only that line.)
+        """  # noqa: E501
         by_spec = {}
         for a in self.project.artifacts:
             by_spec.setdefault(a.variant.spec, []).append(f"validate:{a.id}")

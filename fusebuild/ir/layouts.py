@@ -133,7 +133,8 @@ def parse_layout(value, shape, operand: str) -> Layout:
         layout = col_major(shape)
     elif isinstance(value, dict) and set(value) == {"tiled"}:
         tile = value["tiled"]
-        if not (isinstance(tile, list) and len(tile) == 2 and all(isinstance(t, int) and not isinstance(t, bool) for t in tile)):
+        if not (isinstance(tile, list) and len(tile) == 2
+                and all(isinstance(t, int) and not isinstance(t, bool) for t in tile)):
             raise LayoutError(f"tiled: expects [r, s] integers, got {tile!r}")
         layout = tiled(shape, *tile)
     elif isinstance(value, dict) and set(value) == {"dims"}:
@@ -148,7 +149,8 @@ def parse_layout(value, shape, operand: str) -> Layout:
 def _parse_dims(dims, operand):
     ok = isinstance(dims, list) and all(
         isinstance(levels, list) and levels and all(
-            isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in p)
+            isinstance(p, list) and len(p) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in p)
             for p in levels) for levels in dims)
     if not ok:
         raise LayoutError(f"layout dims of '{operand}' must be a list per dimension of [stride, bound] pairs",
@@ -322,7 +324,7 @@ def check_dma(layout: Layout, dtype: str, operand: str, limits: DmaLimits) -> No
         raise LayoutError(f"layout of '{operand}' needs {len(loops)} DMA dimensions after merging "
                           f"({[list(x) for x in loops]}), the {limits.name} has {limits.dims}",
                           valid=f"at most {limits.dims} (size, stride) levels that do not merge")
-    for i, (size, stride) in enumerate(loops):
+    for i, (_size, stride) in enumerate(loops):
         inner_unit = i == len(loops) - 1 and stride == 1
         if (stride * eb % limits.word_bytes and not inner_unit) or stride * eb // limits.word_bytes > limits.stride:
             raise LayoutError(f"layout of '{operand}' has stride {stride} ({stride * eb} bytes): the {limits.name} "

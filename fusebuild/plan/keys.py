@@ -107,9 +107,12 @@ def validate(a, backend, toolchain) -> StageKey:
     """`backend` is None in reference mode (no artifact runs)."""
     v = a.variant
     fields = {"target": a.target, "graph": v.graph.digest(), "seed": v.seed, "tolerance": v.tolerance,
+              "hints": a.hints,      # validation.json records them: a hint change rewrites the record
               "mode": v.mode, "torch": package_version("torch"), "versions": dict(toolchain.versions),
               "available": toolchain.available, "reason": toolchain.reason,
               "code": code_digest(*VALIDATE_CODE, *((backend_folder(backend),) if backend else ()))}
+    if v.samples:                                  # a dynamic artifact: the sizes it is validated at
+        fields["samples"] = [dict(s) for s in v.samples]
     if backend:                 # the report says which schedule ran (tuned, hint, default)
         from ..tune.select import schedule
         fields["schedule"] = schedule(a, backend).key_fields()

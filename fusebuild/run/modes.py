@@ -27,9 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..fsutil import read_json
-from ..tables import fmt, table
 from ..plan.artifacts import Artifact, node_artifact, units
 from ..plan.project import MODE_SETTING
+from ..tables import fmt, table
 from . import validate as V
 
 

@@ -30,11 +30,14 @@ from ..fsutil import read_json, staging, write_atomic, write_json
 from ..plan import keys
 from ..plan.artifacts import needs_toolchain, units
 from ..runtime import manifest
-from ..runtime.targets import TARGETS as RUNTIME_TARGETS, here
+from ..runtime.targets import TARGETS as RUNTIME_TARGETS
+from ..runtime.targets import here
 from ..status import Status
 from ..toolchains import package_version
 from ..tune import select
-from . import modes, validate as V
+from . import modes
+from . import samples as S
+from . import validate as V
 
 STAGES = ("render", "compile", "assemble", "validate")
 RAN_ON = contextvars.ContextVar("fusebuild_ran_on", default="local")   # who ran the current stage's tool
@@ -111,8 +114,8 @@ def assemble(project, a):
 def validate(project, a):
     """Run the artifact on seeded inputs, compare with the torch reference, write the report.
     Returns TaskFailed iff the artifact ran and its numerics are wrong (or it crashed).
-    The status comes from V.verdict (an emulated run is `emulated`, never `pass`)."""
-    v = a.variant
+    The status comes from V.verdict (an emulated run is `emulated`, never `pass`); a
+    dynamic artifact is run at each of its sample sizes (run/samples.py)."""
     toolchain = project.toolchain(a.target)
     backend = project.backend(a.target) if needs_toolchain(a) else None
     report = _report_base(a, toolchain)
@@ -132,18 +135,19 @@ def validate(project, a):
         return None
     report["worker"]["validate"] = RAN_ON.get()
     try:
-        inputs = V.make_inputs(v.graph, v.seed)
-        ref = V.reference(v.graph, inputs)
-        run = modes.execute(a, backend, inputs)
+        sampled = S.run_samples(a, backend)      # a dynamic artifact: at each sample size (run/samples.py)
+        run, per_output, execution = sampled.run, sampled.outputs, sampled.execution
         report.update(run.report)
-        execution = backend.execution(a.dir) if backend else None
-        per_output = V.check_outputs(v.graph, run.outputs, ref, v.tolerance)
     except Exception as err:
         report.update(status=Status.FAIL, reason=f"run failed: {type(err).__name__}: {err}"[-2000:])
         write_json(a.report, report)
         return TaskFailed(f"validate {a.id}: {report['reason']}")
     status, reason = V.verdict(per_output, run.ok, execution)
     report.update(status=status, outputs=per_output, **V.worst(per_output))
+    if sampled.samples:
+        report.update(samples=sampled.samples, worst_sample=sampled.worst)
+        if status is Status.FAIL:
+            reason = f"at {_sizes(sampled.worst)}: {reason}"
     if backend:
         report["validated_on"] = here(a.target)
     if reason and status is not Status.FAIL:
@@ -163,6 +167,10 @@ def validate(project, a):
     if modes.hint(a):
         bad.append(modes.hint(a))
     return TaskFailed(f"validate {a.id}: FAIL " + "; ".join(bad))
+
+
+def _sizes(values: dict) -> str:
+    return ", ".join(f"{k}={n}" for k, n in values.items())
 
 
 def schedule_report(a, backend) -> dict:

@@ -62,7 +62,8 @@ class Call:
             return self.kernel(tensors, outs)
         args = [t if lay is None else pack(t, lay) for t, lay in zip(tensors, self.in_layouts)]
         got = self.kernel(args, outs)
-        return [b if lay is None else unpack(b, lay, shape) for b, lay, shape in zip(got, self.out_layouts, self.shapes)]
+        return [b if lay is None else unpack(b, lay, shape)
+                for b, lay, shape in zip(got, self.out_layouts, self.shapes)]
 
 
 def pack(t, dims):

@@ -100,7 +100,8 @@ def main(argv=None) -> int:
     p.add_argument("specs", nargs="*", metavar="SPEC", help="spec names (default: every spec)")
     p.add_argument("--specs-dir", default=settings.get("FUSEBUILD_SPECS"),
                    help="spec folder the build used (default: FUSEBUILD_SPECS, specs)")
-    p.add_argument("--out", default=settings.get("FUSEBUILD_OUT"), help="build output folder (default: FUSEBUILD_OUT, out)")
+    p.add_argument("--out", default=settings.get("FUSEBUILD_OUT"),
+                   help="build output folder (default: FUSEBUILD_OUT, out)")
     args = p.parse_args(argv)
     index = export(args.dest, args.specs, args.specs_dir, args.out)
     rows = [[x["artifact"], x["status"], ""] for x in index["exported"]] + \

@@ -86,7 +86,8 @@ class VariantInfo:
 
     def __str__(self) -> str:
         mark = "usable" if self.usable else "not used"
-        return f"{self.target} {self.variant}: {self.status}, {mark}{': ' + self.note if self.note else ''} [{self.inputs}]"
+        note = ": " + self.note if self.note else ""
+        return f"{self.target} {self.variant}: {self.status}, {mark}{note} [{self.inputs}]"
 
 
 class Op:
@@ -95,7 +96,8 @@ class Op:
             raise UseError(f"{spec!r} is not a spec name", path="fusebuild.load",
                            valid="letters, digits and _, as in the spec's `name:`")
         if target is not None and target not in TARGETS:
-            raise UseError(f"unknown target {target!r}{did_you_mean(target, TARGETS)}", path=f"fusebuild.load({spec!r})",
+            raise UseError(f"unknown target {target!r}{did_you_mean(target, TARGETS)}",
+                           path=f"fusebuild.load({spec!r})",
                            valid=one_of(TARGETS) + ", or None to pick by the inputs' device")
         self.spec, self.target, self.out = spec, target, Path(out)
         self.allow_unvalidated = allow_unvalidated
@@ -106,14 +108,16 @@ class Op:
             raise UseError(f"no artifact of {spec} can run here:\n  " + "\n  ".join(str(v) for v in self.variants),
                            path=str(self.out / spec),
                            valid=f"rebuild ({self.rebuild})" + ("" if allow_unvalidated
-                                                                  else ", or allow_unvalidated=True for unvalidated ones"))
+                                                                  else ", or allow_unvalidated=True for "
+                                                                       "unvalidated ones"))
         sig = usable[0].signature
         self.inputs, self.outputs = sig.input_names, sig.output_names
         self._n = len(self.inputs)
         for e in self.entries:
             if e.problem is None and (e.signature.input_names, e.signature.output_names) != (self.inputs, self.outputs):
                 e.problem = (f"its inputs {list(e.signature.input_names)} -> {list(e.signature.output_names)} differ "
-                             f"from the other artifacts' (built from another version of the spec): rebuild: {self.rebuild}")
+                             f"from the other artifacts' (built from another version of the spec): "
+                             f"rebuild: {self.rebuild}")
         self._plans: dict = {}
         self._warned: set = set()
         from .torchop import register
@@ -422,7 +426,8 @@ def _current_spec(specs, name: str):
                 return load_spec(path)
             except SpecError as err:
                 raise UseError(f"cannot check the built artifacts against their spec: {err}", path=str(path),
-                               valid="a spec that loads, or fusebuild.load(..., specs=None) to skip the check") from None
+                               valid="a spec that loads, or fusebuild.load(..., specs=None) to skip the check"
+                               ) from None
     return None
 
 
@@ -430,7 +435,8 @@ def _stale(m: M.Manifest, spec, variant: str, target: str) -> str | None:
     """Why the artifact no longer matches the current spec, or None."""
     v = next((v for v in spec.variants if v.name == variant), None)
     if v is None:
-        return f"{spec.path} no longer has variant {variant} (a leftover of an older spec; `fusebuild clean` removes it)"
+        return (f"{spec.path} no longer has variant {variant} "
+                "(a leftover of an older spec; `fusebuild clean` removes it)")
     if target not in v.targets:
         return f"{spec.path} no longer builds {target} for {variant} (`fusebuild clean` removes it)"
     diff = M.changed(m.key, M.spec_key(v, target))

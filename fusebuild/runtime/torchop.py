@@ -38,7 +38,8 @@ def register(op):
     text = schema(op)
     if op.spec in _SCHEMAS:
         if _SCHEMAS[op.spec] != text:
-            raise UseError(f"torch.ops.{NAMESPACE}.{op.spec} is already defined as {_SCHEMAS[op.spec]} in this process; "
+            raise UseError(f"torch.ops.{NAMESPACE}.{op.spec} is already defined as {_SCHEMAS[op.spec]} "
+                           "in this process; "
                            f"this load has {text}", path=str(op.out / op.spec),
                            valid="one signature per spec name per process")
         _LOADED[op.spec] = op

@@ -24,7 +24,8 @@ from ..fsutil import write_json
 from .manifest import FAILED, PLAN, TUNE_DIR
 
 STARTED = re.compile(r"^\.  compile:\S+/tune/(\w+)$")
-DODO = Path(__file__).resolve().parent / "candidates_dodo.py"   # not "dodo.py": doit imports it by name, after the project dir
+# not "dodo.py": doit imports the file by its name, with the project's folder first on sys.path
+DODO = Path(__file__).resolve().parent / "candidates_dodo.py"
 
 
 class DoitBuilder:
@@ -82,7 +83,8 @@ class InlineBuilder:
             for name in ("render", "compile", "assemble"):
                 result = getattr(stages, name)(project, c)
                 if isinstance(result, TaskFailed):
-                    write_json(c.dir / FAILED, {"stage": name, "error": str(getattr(result, "message", result))[-3000:]})
+                    error = str(getattr(result, "message", result))[-3000:]
+                    write_json(c.dir / FAILED, {"stage": name, "error": error})
                     break
         return time.perf_counter() - start
 

@@ -19,8 +19,9 @@ defaults) always comes first: it is what tuning has to beat. The rest follow in 
 order seeded by the problem (random search), reordered so that every value of every hint
 appears as early as possible (coverage first: a small budget still sees data tiling on and
 off, every tile size), and a budget keeps the first N. A space with more than ENUMERATE
-combinations (tir-cuda's SwiGLU: two kernels' hints) is sampled, seeded, instead of walked. Growing the budget adds candidates
-at the end of the same order; the ones already recorded are not measured again.
+combinations (tir-cuda's SwiGLU: two kernels' hints) is sampled, seeded, instead of walked.
+Growing the budget adds candidates at the end of the same order; the ones already recorded
+are not measured again.
 """
 from __future__ import annotations
 

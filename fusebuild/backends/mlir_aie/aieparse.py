@@ -209,7 +209,8 @@ def _apply(d: Design, stack, rule, m, no):
         payload["body"].append({"op": "acquire", "ssa": m[1], "fifo": m[2][1:], "port": m[3], "type": m[4], "line": no})
     elif rule == "access":
         body = payload["body"]
-        if not body or body[-1]["op"] != "acquire" or body[-1]["ssa"] != m[2] or m[3] != m[4] or m[3] != body[-1]["type"]:
+        if (not body or body[-1]["op"] != "acquire" or body[-1]["ssa"] != m[2] or m[3] != m[4]
+                or m[3] != body[-1]["type"]):
             _fail(f"subview.access of {m[2]}_sv must follow its acquire, with the same type")
         body[-1]["value"] = m[1]
     elif rule == "release":

@@ -26,7 +26,8 @@ from ...fsutil import read_json, write_json
 from ...hashing import sha256
 from ...status import Status
 from ...toolchains import package_version
-from ..base import Backend as Base, Execution, Rendered, Toolchain, host_buffers, host_outputs
+from ..base import Backend as Base
+from ..base import Execution, Rendered, Toolchain, host_buffers, host_outputs
 from ..templating import make_env, used_templates
 from . import aieparse, rules
 from .version import KERNEL_OBJECT, MLIR_AIE, aiecc_command, peano_command

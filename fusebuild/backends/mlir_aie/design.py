@@ -48,7 +48,8 @@ def context(plan: Plan, graph) -> dict:
                 for off, sizes, strides in L.dma_ops(offset, loops, EB[dt], L.NPU_SHIM_DMA, st.tensor):
                     bd = ids.get(st.shim, 0)
                     ids[st.shim] = bd + 1
-                    seq.append({"op": "memcpy", "arg": f"%arg{args.index(st.tensor)}", "offsets": offsets_for(off, strides),
+                    seq.append({"op": "memcpy", "arg": f"%arg{args.index(st.tensor)}",
+                                "offsets": offsets_for(off, strides),
                                 "sizes": sizes, "strides": strides, "fifo": st.fifo, "id": bd,
                                 "type": arg_types[st.tensor], "token": st.out})
         seq += [{"op": "wait", "fifo": st.fifo} for st in plan.streams if st.out]

@@ -33,8 +33,9 @@ own table, and a test keeps the two in step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ...ir import layouts as L
+
 from ...errors import LayoutError
+from ...ir import layouts as L
 from . import kernels as K
 from .structure import DesignError, Structure
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ...ir import layouts as L
 from . import kernels as K
-from .plan import (EB, MAC, PLANNING, VEC, Fifo, PlanError, Stream, check_core_bytes, dma_op_count, place, tname)
+from .plan import EB, MAC, PLANNING, VEC, Fifo, PlanError, Stream, check_core_bytes, dma_op_count, place, tname
 
 
 @dataclass
@@ -83,7 +83,8 @@ def plan_gemm(p):
         for j, tile in enumerate(x.tiles):
             p.plan.cores.append({"tile": tname(tile), "group": x.g.out, "body": _body(p, gs, x, j, m, r, nb)})
         p.plan.notes.append(f"{x.g.out} = epilogue({x.g.a} @ {x.g.b}{'^T' if x.g.tb else ''}): M={M} N={x.g.N} "
-                            f"K={x.g.K}, tiles {m}x{x.n}x{x.k}, {x.P} cores, {x.T} column tile{'s' if x.T > 1 else ''} per core")
+                            f"K={x.g.K}, tiles {m}x{x.n}x{x.k}, {x.P} cores, "
+                            f"{x.T} column tile{'s' if x.T > 1 else ''} per core")
     _streams(p, gs, m, nb)
     _check_shim_bds(p)
     return p.plan

@@ -232,7 +232,8 @@ def _links(d) -> dict:
     """name -> (link, side 'in'|'out'); checks each link's shape."""
     linked = {}
     for L in d.links:
-        construct = f"aie.objectfifo.link [{', '.join('@' + s for s in L.srcs)}] -> [{', '.join('@' + s for s in L.dsts)}]"
+        srcs, dsts = ", ".join("@" + s for s in L.srcs), ", ".join("@" + s for s in L.dsts)
+        construct = f"aie.objectfifo.link [{srcs}] -> [{dsts}]"
         for n in L.srcs + L.dsts:
             if n not in d.fifos:
                 _fail(construct, f"names undefined object FIFO @{n}", "link-point", L.line)

@@ -26,7 +26,8 @@ from pathlib import Path
 from ...errors import ToolchainError
 from ...fsutil import read_json
 from ...toolchains import cpu_key, package_version
-from ..base import Backend as Base, Rendered, Toolchain
+from ..base import Backend as Base
+from ..base import Rendered, Toolchain
 from ..templating import make_env, used_templates
 from .render import MlirRenderer
 

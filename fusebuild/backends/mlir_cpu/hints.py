@@ -57,8 +57,8 @@ def _tiles(cfg, p):
 HINTS = table(
     Hint("data_tiling", "1: pack operands into tiles, matmul as mmt4d (--iree-opt-data-tiling); 0: tile the "
                         "matmul in place (IREE's default)", 0, choices=(0, 1), tune=(0, 1)),
-    Hint("ukernels", "data tiling only: 1 IREE's mmt4d microkernels, 0 codegen (--iree-llvmcpu-enable-ukernels "
-                     "all | none; unset: IREE's default)", None, choices=(0, 1), tune=(0, 1)),
+    Hint("ukernels", "data tiling only: 1 IREE's mmt4d microkernels, 0 codegen (--iree-llvmcpu-enable-ukernels=all "
+                     "or =none; unset: IREE's default)", None, choices=(0, 1), tune=(0, 1)),
     Hint("tile_bytes", "data tiling only: bytes of an operand's workgroup tile "
                        "(--iree-llvmcpu-matmul-tile-bytes)", None, 1024, 1 << 26, tune=(32768, 131072, 524288)),
     Hint("dist_m", "in-place tiling: rows of a workgroup tile (lowering_config distribution)", None, 1, 4096,

@@ -2,7 +2,8 @@
 
 Files in the build folder:
   kernel.py      rendered TVMScript (unscheduled, readable), from templates/tir/ (render.py)
-  plan.json      what the scheduler needs: GEMM groups (block names, M/N/K), hints
+  plan.json      what the scheduler needs: GEMM groups (block names, M/N/K, a dynamic M), hints,
+                 and a dynamic kernel's rows/tiles dispatch
   scheduled.py   the scheduled TIR, printed back (readable; what was compiled)
   schedule.json  the schedule each GEMM got: resolved tiles, path, and why any hint was reduced
   kernel.o       LLVM object (compile)
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from ...fsutil import read_json
 from ...toolchains import cpu_key, package_version
-from ..base import Backend as Base, Rendered, Toolchain
+from ..base import Backend as Base
+from ..base import Rendered, Toolchain
 from ..templating import make_env, used_templates
 from .render import TirRenderer
 
@@ -42,6 +44,7 @@ class Backend(Base):
 
     def compile(self, build_dir, dest):
         import tvm
+
         from .schedule import GemmSchedule, host_target, schedule
 
         build_dir, dest = Path(build_dir), Path(dest)
@@ -49,9 +52,12 @@ class Backend(Base):
         plan = json.loads((build_dir / "plan.json").read_text())
         hints = dict(plan["hints"])
         threads = hints.pop("threads", None) or os.cpu_count() or 1
-        gemms = [GemmSchedule(g["matmul_block"], g["epilogue_block"], g["m"], g["n"], g["k"],
-                              g["transpose_b"], hints) for g in plan["gemms"]]
-        mod, record = schedule(func, gemms, plan["elementwise_blocks"], threads)
+        def gemms(side, rows=False):
+            return [GemmSchedule(g["matmul_block"], g["epilogue_block"], g["m"], g["n"], g["k"], g["transpose_b"],
+                                 hints, g.get("m_dynamic"), rows) for g in side["gemms"]]
+        rows = plan.get("rows")
+        mod, record = schedule(func, gemms(plan), plan["elementwise_blocks"], threads,
+                               (gemms(rows, True), rows["elementwise_blocks"]) if rows else None)
         (dest / "scheduled.py").write_text(mod.script())
         (dest / "schedule.json").write_text(json.dumps(dict(record, threads=threads), indent=1) + "\n")
         tvm.compile(mod, target=host_target()).mod.write_to_file(str(dest / "kernel.o"))

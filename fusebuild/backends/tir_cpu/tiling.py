@@ -24,14 +24,15 @@ def largest_divisor_at_most(n: int, cap: int) -> int:
 class Tiles:
     micro_m: int
     micro_n: int
-    padded: tuple             # (M, N) padded to whole micro tiles
+    padded: tuple             # (M, N) padded to whole micro tiles (M None: dynamic)
     tile_m: int = 0
     tile_n: int = 0
     notes: list = field(default_factory=list, compare=False)
 
 
-def micro(m: int, micro_m: int, micro_n: int, lanes: int, nbytes: int) -> Tiles:
-    """The register tile: whole vectors, under the stack limit, no taller than M."""
+def micro(m: int, micro_m: int, micro_n: int, lanes: int, nbytes: int, dynamic: str | None = None) -> Tiles:
+    """The register tile: whole vectors, under the stack limit, no taller than a static M
+    (`dynamic`: the name of M's dynamic parameter, `m` its maximum; then no padded M)."""
     notes = []
     nr = max(lanes, micro_n // lanes * lanes)
     if nr != micro_n:
@@ -41,25 +42,36 @@ def micro(m: int, micro_m: int, micro_n: int, lanes: int, nbytes: int) -> Tiles:
         mr -= 1
     if mr != micro_m:
         notes.append(f"micro_m {micro_m} -> {mr}: the {mr + 1}x{nr} register tile would pass TVM's 1 KiB stack limit")
+    if dynamic is not None:
+        return Tiles(mr, nr, (None, 0), notes=notes)
     if m < mr:                # tiny M on a (K, N) weight: shrink the micro tile instead of padding
         notes.append(f"micro_m {mr} -> {m}: M is {m}")
         mr = m
     return Tiles(mr, nr, (ceil_to(m, mr), 0), notes=notes)
 
 
-def tiles(m: int, n: int, hints: dict, lanes: int, nbytes: int, threads: int) -> Tiles:
-    """Register and cache tiles of an M x N GEMM (`hints` resolved: every tile hint set)."""
-    t = micro(m, hints["micro_m"], hints["micro_n"], lanes, nbytes)
+def tiles(m: int, n: int, hints: dict, lanes: int, nbytes: int, threads: int, dynamic: str | None = None) -> Tiles:
+    """Register and cache tiles of an M x N GEMM (`hints` resolved: every tile hint set).
+    Cache tiles are whole micro tiles dividing the padded sizes, tile_m halved while there
+    are fewer than 4 tiles per thread; with a dynamic M, tile_m whole micro tiles (M is
+    unknown: no divisor search, no halving)."""
+    t = micro(m, hints["micro_m"], hints["micro_n"], lanes, nbytes, dynamic)
     mr, nr, notes = t.micro_m, t.micro_n, list(t.notes)
-    mp, np_ = ceil_to(m, mr), ceil_to(n, nr)
-    tm = mr * largest_divisor_at_most(mp // mr, max(1, hints["tile_m"] // mr))
+    mp, np_ = t.padded[0], ceil_to(n, nr)
     tn = nr * largest_divisor_at_most(np_ // nr, max(1, hints["tile_n"] // nr))
+    if mp is None:
+        tm = mr * max(1, hints["tile_m"] // mr)
+        if tm != hints["tile_m"]:
+            notes.append(f"tile_m {hints['tile_m']} -> {tm}: whole micro tiles")
+        notes.append(f"M is dynamic ({dynamic}): tile_m stays {tm} (a static build fits it to M)")
+    else:
+        tm = mr * largest_divisor_at_most(mp // mr, max(1, hints["tile_m"] // mr))
     for name, got, dim, size in (("tile_m", tm, "M", mp), ("tile_n", tn, "N", np_)):
-        if got != hints[name]:
+        if got != hints[name] and (name == "tile_n" or mp is not None):
             notes.append(f"{name} {hints[name]} -> {got}: whole micro tiles dividing the padded {dim} ({size})")
     first = tm
-    while threads > 1 and (mp // tm) * (np_ // tn) < 4 * threads and tm > mr:    # enough parallel tiles
-        tm = mr * largest_divisor_at_most(mp // mr, max(1, tm // mr // 2))
+    while mp is not None and threads > 1 and (mp // tm) * (np_ // tn) < 4 * threads and tm > mr:
+        tm = mr * largest_divisor_at_most(mp // mr, max(1, tm // mr // 2))    # enough parallel tiles
     if tm != first:
         notes.append(f"tile_m {first} -> {tm}: at least 4 parallel tiles per thread ({threads} threads)")
     return Tiles(mr, nr, (mp, np_), tm, tn, notes)

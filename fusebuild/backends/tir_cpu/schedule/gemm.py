@@ -15,6 +15,11 @@
   tiles are fused and run ``parallel``.
 * Ragged shapes.  M and N are padded (``pad_einsum``) to whole micro tiles, so the
   micro kernel never carries a predicate.
+* Dynamic M.  A symbolic M is always padded to whole micro tiles, but the padded rows
+  read row M-1 of A instead of a zero-filled copy (``clamp_rows``): no copy of A, no
+  predicate in the micro kernel, and the extra rows are never stored (the epilogue
+  covers rows < M). Cache tiles are ``tile_m`` rows (M is unknown, so no divisor search
+  and no reduction for parallelism); the last one is predicated at tile level.
 
 Every reduction of a hint (to whole vectors, under the stack limit, for enough
 parallel tiles) is recorded with its reason in the returned record. The tile arithmetic
@@ -23,22 +28,22 @@ is tiling.py (no TVM), which the tuner's space uses too.
 from __future__ import annotations
 
 import tvm
-from tvm import s_tir
+from tvm import s_tir, tirx
 
 from .. import tiling
-from ..tiling import ceil_to
 from .common import GemmSchedule, attach, buf, out_dtype, parallel_copy, try_get, vectorize_epilogue
 from .target import vector_lanes
 
 
 def micro_tile(sch: s_tir.Schedule, g: GemmSchedule, notes: list | None = None):
-    """(micro_m, micro_n, padded M, padded N, vector lanes); reductions are noted."""
+    """(micro_m, micro_n, padded M (None if M is dynamic), padded N, vector lanes); reductions are noted."""
     dtype = out_dtype(sch, sch.get_sblock(g.matmul_block))
     lanes = vector_lanes(dtype)
-    t = tiling.micro(g.m, g.hint("micro_m"), g.hint("micro_n"), lanes, tvm.runtime.DataType(dtype).bits // 8)
+    t = tiling.micro(g.m, g.hint("micro_m"), g.hint("micro_n"), lanes, tvm.runtime.DataType(dtype).bits // 8,
+                     g.m_dynamic)
     if notes is not None:
         notes.extend(t.notes)
-    return t.micro_m, t.micro_n, ceil_to(g.m, t.micro_m), ceil_to(g.n, t.micro_n), lanes
+    return t.micro_m, t.micro_n, t.padded[0], tiling.ceil_to(g.n, t.micro_n), lanes
 
 
 def pad(sch: s_tir.Schedule, g: GemmSchedule):
@@ -46,30 +51,58 @@ def pad(sch: s_tir.Schedule, g: GemmSchedule):
     mr, nr, mp, np_, _ = micro_tile(sch, g)
     if (mp, np_) != (g.m, g.n):
         mm = sch.get_sblock(g.matmul_block)
+        a = buf(sch.get(mm).reads[0]).name
         sch.pad_einsum(mm, [mr, nr, 1])
         # The epilogue reads the padded accumulator directly (no unpad copy).
         sch.compute_inline(sch.get_sblock(buf(sch.get(mm).writes[0]).name))
+        a_pad = try_get(sch, f"{a}_pad") if g.m_dynamic is not None else None
+        if a_pad is not None:
+            clamp_rows(sch, a_pad)
+            sch.compute_inline(sch.get_sblock(f"{a}_pad"))
+
+
+def clamp_rows(sch: s_tir.Schedule, block):
+    """Rewrite pad_einsum's copy `A_pad[i, k] = if_then_else(i < M, A[i, k], 0)` into
+    `A_pad[i, k] = A[min(i, M - 1), k]`, so inlining it leaves the matmul reading A in
+    place: rows past M repeat row M-1 (finite values, results never stored)."""
+    b = sch.get(block)
+    store = b.body
+    value = store.value
+    load = value.args[1] if isinstance(value, tvm.ir.Call) and len(value.args) == 3 else None
+    if load is None or not hasattr(load, "source"):
+        return                                           # not the expected copy: keep the zero fill
+    rows = load.source.shape[0]
+    idx = [tirx.Min(load.indices[0], rows - 1), *load.indices[1:]]
+    read = tirx.BufferRegion(load.source, [tvm.ir.Range.from_min_extent(i, 1) for i in idx])
+    new = s_tir.SBlock(b.iter_vars, [read], b.writes, b.name_hint,
+                       tirx.BufferStore(store.buffer, tirx.BufferLoad(load.source, idx), store.indices),
+                       b.init, b.alloc_buffers, b.match_buffers, b.annotations)
+    sch.state.replace(sch.get_sref(block), new)
 
 
 def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
     dtype = out_dtype(sch, sch.get_sblock(g.matmul_block))
     lanes = vector_lanes(dtype)
     t = tiling.tiles(g.m, g.n, {h: g.hint(h) for h in ("micro_m", "micro_n", "tile_m", "tile_n")}, lanes,
-                     tvm.runtime.DataType(dtype).bits // 8, threads)
+                     tvm.runtime.DataType(dtype).bits // 8, threads, g.m_dynamic)
     mr, nr, (mp, np_), tm, tn, notes = t.micro_m, t.micro_n, t.padded, t.tile_m, t.tile_n, t.notes
     mm = sch.get_sblock(g.matmul_block)
     b_name = buf(sch.get(mm).reads[1]).name
     b_pad = try_get(sch, b_name) if b_name.endswith("_pad") else None
 
     # Pack B into contiguous (N/nr, K, nr) panels (also the transpose for (N, K) B).
-    pack = b_pad if b_pad is not None else sch.cache_read(mm, 1, "global")
+    pack = b_pad if b_pad is not None else sch.cache_read(mm, 1, "global", consumer_blocks=[mm])
     if g.transpose_b:
         sch.transform_layout(mm, ("read", 1), lambda j, k: (j // nr, k, j % nr))
     else:
         sch.transform_layout(mm, ("read", 1), lambda k, j: (j // nr, k, j % nr))
 
     i, j, k = sch.get_loops(mm)
-    i0, i1, i2 = sch.split(i, [None, tm // mr, mr])
+    if mp is None:       # dynamic M: whole micro tiles (exact), then tiles of them (the last one predicated)
+        i01, i2 = sch.split(i, [None, mr])
+        i0, i1 = sch.split(i01, [None, tm // mr])
+    else:
+        i0, i1, i2 = sch.split(i, [None, tm // mr, mr])
     j0, j1, j2 = sch.split(j, [None, tn // nr, nr])
     sch.reorder(i0, j0, j1, i1, k, i2, j2)  # B panel (j1) reused by all row blocks (i1)
     if g.epilogue_block:  # epilogue on the register tile
@@ -89,4 +122,4 @@ def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
     if x_pad is not None:
         parallel_copy(sch, x_pad, threads)
     return {"path": "gemm", "tile_m": tm, "tile_n": tn, "micro_m": mr, "micro_n": nr,
-            "padded": [mp, np_], "notes": notes}
+            "padded": [mp if mp is not None else f"ceil({g.m_dynamic}/{mr})*{mr}", np_], "notes": notes}

@@ -1,5 +1,5 @@
-"""Dispatch modes: planning per mode, FUSEBUILD_MODE, reference without a toolchain,
-separate == fused, and a planted bug that fused catches and compare pins to one node."""
+"""run/modes.py: reference mode without any toolchain, separate == fused, and a planted bug
+that fused catches and compare pins to one node (through doit)."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,37 +11,19 @@ import pytest
 
 from fusebuild.backends import get_backend
 from fusebuild.backends.base import Toolchain
-from fusebuild.errors import SpecError
-from fusebuild.plan import keys
-from fusebuild.plan.artifacts import Artifact, units, with_mode
-from fusebuild.plan.project import MODE_SETTING, Project, invocation_mode
+from fusebuild.plan.artifacts import Artifact
+from fusebuild.plan.project import MODE_SETTING, Project
 from fusebuild.run import modes, stages
 from fusebuild.run import validate as V
-from fusebuild.spec import load_spec, parse_spec
+from fusebuild.spec import load_spec
 
-from conftest import REPO
+from conftest import REPO, SWIGLU_V, small_swiglu, swiglu_artifact as artifact
 
-SWIGLU = (REPO / "specs" / "swiglu_prefill.yaml").read_text()
 SWIGLU_NODES = ["gate", "up", "act", "h", "y"]
-SWIGLU_V = "M64_E512_H2048_float32"
-
-
-def small_swiglu(target: str) -> str:
-    """The shipped swiglu_prefill graph, at its smaller shape only, on one target."""
-    text = re.sub(r"^  M: .*$", "  M: [64]", SWIGLU, flags=re.M)
-    text = re.sub(r"^  dtype: .*$", "  dtype: float32", text, flags=re.M)   # shipped: + bf16/fp16 for tir-cuda
-    return re.sub(r"^targets: .*$", f"targets: [{target}]", text, flags=re.M)
-
-
-def artifact(mode: str, target="mlir-cpu", out=Path("out")) -> Artifact:
-    v = parse_spec(small_swiglu(target), "specs/swiglu_prefill.yaml").variants[0]
-    return Artifact(dataclasses.replace(v, mode=mode), target, out)
 
 
 def usable(target: str) -> bool:
-    if not get_backend(target).toolchain().available:
-        return False
-    return True
+    return get_backend(target).toolchain().available
 
 
 TARGETS = [pytest.param(t, marks=pytest.mark.skipif(not usable(t), reason=f"{t}: toolchain not here"))
@@ -68,39 +50,6 @@ def report(project, target, variant=SWIGLU_V, spec="swiglu_prefill") -> dict:
     return json.loads((project.root / "out" / spec / variant / target / "validation.json").read_text())
 
 
-# --- planning (no toolchain) --------------------------------------------------------------
-
-def test_units_per_mode():
-    assert units(artifact("fused")) == [artifact("fused")]
-    assert units(artifact("reference")) == []
-    for mode in ("separate", "compare"):
-        us = units(artifact(mode))
-        assert [u.node for u in us] == SWIGLU_NODES
-        assert us[2].dir == Path(f"out/swiglu_prefill/{SWIGLU_V}/mlir-cpu/nodes/act")
-        assert us[2].id == f"swiglu_prefill/{SWIGLU_V}/mlir-cpu/nodes/act"
-        act = us[2].variant.graph
-        assert act.inputs == ("gate",) and act.outputs == ("act",) and [n.op for n in act.nodes] == ["silu"]
-
-
-def test_invocation_mode_overrides_the_spec(monkeypatch):
-    a = artifact("fused")
-    monkeypatch.delenv(MODE_SETTING, raising=False)
-    assert with_mode([a], invocation_mode())[0].variant.mode == "fused"
-    monkeypatch.setenv(MODE_SETTING, "compare")
-    assert with_mode([a], invocation_mode())[0].variant.mode == "compare"
-    monkeypatch.setenv(MODE_SETTING, "comapre")
-    with pytest.raises(SpecError) as info:
-        invocation_mode()
-    assert str(info.value) == ("environment variable FUSEBUILD_MODE: unknown mode 'comapre'; did you mean 'compare'? "
-                               "(valid: compare, fused, reference, separate)")
-
-
-def test_mode_is_in_the_validate_key_and_doit_help(project):
-    tc, backend = Toolchain(True), get_backend("mlir-cpu")
-    assert keys.validate(artifact("fused"), backend, tc).fields != keys.validate(artifact("compare"), backend, tc).fields
-    assert "FUSEBUILD_MODE=fused|separate|reference|compare" in project.doit("help", "build", check=0).text
-
-
 def test_reference_mode_runs_without_any_toolchain(tmp_path, monkeypatch):
     class NoBackend(Project):
         def backend(self, target):
@@ -114,6 +63,7 @@ def test_reference_mode_runs_without_any_toolchain(tmp_path, monkeypatch):
     assert r["status"] == "pass" and r["mode"] == "reference" and r["max_abs"] == 0.0
 
 
+@pytest.mark.e2e
 def test_reference_mode_builds_nothing(project):
     project.spec("swiglu_prefill", small_swiglu("mlir-cpu"))
     result = project.doit(env={MODE_SETTING: "reference"}, check=0)
@@ -124,6 +74,8 @@ def test_reference_mode_builds_nothing(project):
 
 # --- on a target --------------------------------------------------------------------------
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.parametrize("target", TARGETS)
 def test_planted_bug_fused_fails_and_compare_points_at_the_node(project, tmp_path, target):
     folder = {"mlir-cpu": "mlir", "tir-cpu": "tir"}[target]
@@ -145,6 +97,8 @@ def test_planted_bug_fused_fails_and_compare_points_at_the_node(project, tmp_pat
     assert "FAIL" in row and "<-- first over tolerance" in row
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.skipif(not usable("mlir-cpu"), reason="IREE is not installed")
 def test_separate_matches_fused_and_modes_share_artifacts(project):
     project.spec("swiglu_prefill", small_swiglu("mlir-cpu"))
