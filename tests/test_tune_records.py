@@ -176,3 +176,12 @@ def test_a_winner_must_beat_the_reference_beyond_the_noise():
     assert choose([broken, close], win, "base", None)[0]["candidate"] == "close"      # a failed incumbent goes
     assert choose([close], win, "base", None)[2] is False                             # incumbent not in the run
     assert choose([rec("x", 1, 1, 1, "run-failed")], None, None, "x") == (None, None, False)
+
+
+def test_the_winner_is_the_newest_by_date_whatever_the_line_order(tmp_path):
+    key = Key.of("p", "tir-cpu", "cpu", {})
+    st = Records(tmp_path / "records.jsonl")
+    new = record(key, "winner", WINNER, date="2026-12-02T00:00:00Z")
+    old = record(key, "winner", dict(WINNER, micro_n=32), date="2026-12-01T00:00:00Z")
+    st.append([new, old])                                   # an older record merged in later
+    assert Records(tmp_path / "records.jsonl").winner(key.id) == new

@@ -196,6 +196,8 @@ def test_records_travel_through_the_remote_cache(tmp_path):
         assert not (b.root / "tuning").exists()                  # a build never writes the records file
         assert report(b)["schedule"]["source"] == "tuned"
         assert report(b)["schedule"]["resolved"] == win["config"]
+        out = tune(b, ART, "--space", "micro_n=16,32", "--dry-run")
+        assert "from the cache" in out and not (b.root / "tuning").exists(), out   # a dry run writes nothing
         out = tune(b, ART, "--space", "micro_n=16,32", *FAST)
         assert "from the cache" in out and "nothing new to measure" in out, out
         assert len(records(b)) == len(records(a))                # merged into B's file, to commit

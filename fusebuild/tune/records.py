@@ -21,7 +21,7 @@ Two kinds of line, both carrying `key` (problem, target, device, toolchain versi
                `median_s`, `run`, `date`, `previous` (the winner it replaced), `rule` and
                `reference` (what it had to beat: the re-timed winner, else the spec's hints
                or defaults; the fastest wins only if its IQR lies wholly below the reference's)
-The latest winner line of a key is its winner.
+A key's winner is its newest winner record by date.
 """
 from __future__ import annotations
 
@@ -104,8 +104,10 @@ class Records:
         return out
 
     def winner(self, key_id: str) -> dict | None:
+        """The key's newest winner by date (records merged from the cache may arrive in the
+        file after newer ones); the later line breaks a tie."""
         wins = self.of(key_id, "winner")
-        return wins[-1] if wins else None
+        return max(reversed(wins), key=lambda r: r.get("date", "")) if wins else None
 
     def explain_missing(self, key: Key) -> str:
         """Why `key` has no records: the nearest key that has some, and what differs."""

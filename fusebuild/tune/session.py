@@ -131,7 +131,8 @@ class Session:
                        f"`fusebuild tune --measure` measures them where the device is")
             return
         key = key_for(a.variant, a.target, space, dict(tc.versions), D.name(a.target, self.env))
-        merged = self.store.append(pull(key))
+        cached = pull(key)                     # merged into the file, to commit (in memory on a dry run)
+        merged = self.store.add_extra(cached) if self.opts.dry_run else self.store.append(cached)
         problem = Problem.of(a.variant.graph, D.cores(), D.vector_bits())
         cands, rejected = space.candidates(dict(a.hints), problem, key.problem + a.target, self.opts.budget)
         if len(cands) == 1 and not self.store.winner(key.id):
