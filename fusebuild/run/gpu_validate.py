@@ -26,6 +26,7 @@ from ..runtime.targets import here
 from ..status import Status
 from ..tables import table
 from . import validate as V
+from .samples import run_samples
 
 TARGET = "tir-cuda"
 
@@ -40,17 +41,16 @@ def validate_one(a, backend, gpu: str) -> dict:
     if not all((a.dir / f).exists() for f in backend.artifact_files):
         return dict(report, status=Status.NOT_RUN, reason="artifact not built: run `doit build` first")
     start = time.perf_counter()
-    inputs = V.make_inputs(v.graph, v.seed)
-    ref = V.reference(v.graph, {k: x.cuda() for k, x in inputs.items()})
     try:
-        outs = backend.run(a.dir, v.graph, inputs)
+        sampled = run_samples(a, backend, ref_device="cuda")   # a dynamic artifact: at each sample size
     except Exception as err:
         return dict(report, status=Status.FAIL, reason=f"run failed: {type(err).__name__}: {err}"[-2000:], device=gpu)
-    per_output = V.check_outputs(v.graph, {n: x.cuda() for n, x in outs.items()}, ref, v.tolerance)
-    status, reason = V.verdict(per_output)
-    report = {k: x for k, x in report.items() if k not in ("reason", "artifacts")}
-    report.update(status=status, outputs=per_output, device=gpu, validated_on=here(TARGET),
-                  validated_by="fusebuild gpu-validate", torch_gpu=torch.__version__, **V.worst(per_output))
+    status, reason = V.verdict(sampled.outputs, sampled.ok)
+    report = {k: x for k, x in report.items() if k not in ("reason", "artifacts", "samples", "worst_sample")}
+    report.update(status=status, outputs=sampled.outputs, device=gpu, validated_on=here(TARGET),
+                  validated_by="fusebuild gpu-validate", torch_gpu=torch.__version__, **V.worst(sampled.outputs))
+    if sampled.samples:
+        report.update(samples=sampled.samples, worst_sample=sampled.worst)
     if reason:
         report["reason"] = reason
     report.setdefault("timings", {})["gpu_validate"] = round(time.perf_counter() - start, 4)

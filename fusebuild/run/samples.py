@@ -38,8 +38,9 @@ def at_size(a, values: dict):
     return dataclasses.replace(a, variant=dataclasses.replace(v, graph=v.graph.specialize(values)))
 
 
-def run_samples(a, backend) -> SampledRun:
-    """Run `a` (in its mode) at each sample size and compare each with its reference."""
+def run_samples(a, backend, ref_device=None) -> SampledRun:
+    """Run `a` (in its mode) at each sample size and compare each with its reference
+    (computed on `ref_device` when given: gpu-validate's reference runs on the GPU)."""
     v = a.variant
     results = []
     for values in v.samples or ({},):
@@ -47,7 +48,7 @@ def run_samples(a, backend) -> SampledRun:
         sa = at_size(a, values)
         g = sa.variant.graph
         inputs = V.make_inputs(g, v.seed)
-        ref = V.reference(g, inputs)
+        ref = V.reference(g, inputs if ref_device is None else {k: x.to(ref_device) for k, x in inputs.items()})
         run = modes.execute(sa, backend, inputs)
         per_output = V.check_outputs(g, run.outputs, ref, v.tolerance)
         ok = run.ok and all(r["ok"] for r in per_output.values())
