@@ -185,3 +185,14 @@ def test_mlir_cpu_partial_tile_hints_are_one_clear_error():
     with pytest.raises(FusebuildError) as info:
         render(v, "mlir-cpu", hints={"dist_m": 64})
     assert "dist_n, vec_m, vec_n, vec_k not" in str(info.value) and "valid:" in str(info.value)
+
+
+def test_tir_cuda_seeds_come_first_and_every_candidate_passes_the_backend_check():
+    from fusebuild.backends.tir_cuda import tiles
+    for m in (1, 1024):
+        v = gemm("tir-cuda", m, 14336, 4096, "bfloat16")
+        cands, _ = space_of("tir-cuda").candidates({}, Problem.of(v.graph), "seed", 10, v.graph)
+        own = [tiles.config_hints(c, "") for c in tiles.candidates("gemm", m, 14336, 4096)]
+        assert cands[0] == {} and cands[1] in own                     # the defaults, then the backend's own
+        assert ("swap_ab" in cands[1]) == (m <= tiles.DECODE_MAX)
+        assert all(TARGETS["tir-cuda"].check(v.graph, c) == [] for c in cands)

@@ -15,9 +15,10 @@ kernel's own tiles) and the constraints between them that follow from Hopper its
                   by a kernel without tails, and wastes a partial tile in one with them
 It is data keyed by hint name: a hint the backend does not declare is ignored, a value
 outside the declared range is never tried (Space.of drops adapter values the declaration
-would refuse), and whatever the rules cannot see (divisibility rules that a kernel with
-tails does not have) is left to the backend: a candidate it refuses to render is recorded
-as failed and never wins.
+would refuse), and whatever the rules cannot see is left to the backend: its load-time
+check (program.check) runs on every candidate taken, and a candidate it still refuses to
+render is recorded as failed and never wins. `seeds` puts the backend's own candidate list
+(tiles.candidates) right after the base.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ VALUES = {
     "threads": (128, 256),
     "split_k": (1, 2, 4),
     "swizzle": (4, 10),
+    "min_blocks": (1, 2),
+    "dual_block_k": (64, 128),
     "dual_block_m": (64, 128),
     "dual_block_n": (64, 128, 256),
     "dual_stages": (2, 3, 4),
@@ -81,27 +84,51 @@ def _split_k(cfg, p):
 
 
 def _shape(cfg, p):
-    for prefix in ("", "dual_"):
-        for hint, dim in (("block_m", "m"), ("block_n", "n")):
-            v = cfg.get(prefix + hint)
-            if v is None or not p.gemms:
-                continue
-            size = max(getattr(g, dim) for g in p.gemms)
-            if size >= 64 and v > -(-size // 64) * 64:
-                return f"{prefix}{hint}={v} is larger than {dim.upper()}={size} rounded up to 64"
+    for g in p.gemms:
+        for prefix in ("", "dual_"):
+            swap = _swap(cfg, g, prefix)
+            for hint, size in (("block_m", g.n if swap else g.m), ("block_n", g.m if swap else g.n)):
+                v = cfg.get(prefix + hint)
+                if v is not None and size >= 64 and v > -(-size // 64) * 64:
+                    return f"{prefix}{hint}={v} is larger than the {size} rows it tiles, rounded up to 64"
     return None
 
 
+def seeds(graph) -> list:
+    """The backend's own candidates for each launch (tiles.candidates, as hints through
+    tiles.config_hints); [] where it has none to offer (an unrecognized graph, a dynamic M)."""
+    from ..backends.tir_cuda import program as P
+    from ..backends.tir_cuda import tiles as T
+    try:
+        out = []
+        for kind, m, n, k, _where in P.launches(graph, P.recognize(graph)):
+            out += [T.config_hints(c, T.PREFIX[kind]) for c in T.candidates(kind, m, n, k)]
+        return out
+    except Exception:  # noqa: BLE001 - seeds are a head start for the search, never required
+        return []
+
+
+def _swap(cfg, g, prefix="") -> bool:
+    """Whether the launch runs swap-AB (W rows on the wgmma M side): by hint, else the
+    shape class's default (decode: M at most tiles.DECODE_MAX)."""
+    if cfg.get(prefix + "swap_ab"):
+        return True
+    if cfg.get(prefix + "direct"):
+        return False
+    from ..backends.tir_cuda.tiles import DECODE_MAX
+    return g.m <= DECODE_MAX
+
+
 def _divides(cfg, p):
-    swap = bool(cfg.get("swap_ab"))
     for g in p.gemms:
         for prefix in ("", "dual_"):
+            swap = _swap(cfg, g, prefix)
             bm, bn = cfg.get(prefix + "block_m"), cfg.get(prefix + "block_n")
-            w_tile, x_tile = (bm, bn) if swap and not prefix else (bn, bm)
+            w_tile, x_tile = (bm, bn) if swap else (bn, bm)
             if w_tile and g.n % w_tile:
-                return f"{prefix}{'block_m' if swap and not prefix else 'block_n'}={w_tile} does not divide N={g.n}"
+                return f"{prefix}{'block_m' if swap else 'block_n'}={w_tile} does not divide N={g.n}"
             if x_tile and g.m >= x_tile and g.m % x_tile:
-                return f"{prefix}{'block_n' if swap and not prefix else 'block_m'}={x_tile} does not divide M={g.m}"
+                return f"{prefix}{'block_n' if swap else 'block_m'}={x_tile} does not divide M={g.m}"
         bk, sk = cfg.get("block_k"), cfg.get("split_k") or 1
         if bk and g.k % (bk * sk):
             return f"split_k*block_k = {sk}*{bk} does not divide K={g.k}"
@@ -130,4 +157,5 @@ ADAPTER = Adapter(
            Rule("split-k", "each split keeps enough K tiles to fill the pipeline", _split_k),
            Rule("shape", "tiles no larger than the problem", _shape),
            Rule("divides", "tiles divide the problem (no ragged tiles)", _divides)),
-    relevant=relevant)
+    relevant=relevant,
+    seeds=seeds)

@@ -134,17 +134,19 @@ class Session:
         cached = pull(key)                     # merged into the file, to commit (in memory on a dry run)
         merged = self.store.add_extra(cached) if self.opts.dry_run else self.store.append(cached)
         problem = Problem.of(a.variant.graph, D.cores(), D.vector_bits())
-        cands, rejected = space.candidates(dict(a.hints), problem, key.problem + a.target, self.opts.budget)
+        cands, rejected = space.candidates(dict(a.hints), problem, key.problem + a.target, self.opts.budget,
+                                           a.variant.graph)
         if len(cands) == 1 and not self.store.winner(key.id):
             self.print(f"{head}\n  nothing to search: one configuration after the rules "
-                       f"({_space_text(space, rejected)}); builds use {'the hints' if a.hints else 'the defaults'}")
+                       f"({_space_text(space, rejected, problem)}); builds use "
+                       f"{'the hints' if a.hints else 'the defaults'}")
             return
         measured = self.store.measured(key.id)
         known = {cid for cid, r in measured.items() if r["status"] == OK or not self.opts.retry_failed}
         new = [c for c in cands if config_id(c) not in known]
         win = self.store.winner(key.id)
         why = "" if measured else f" ({self.store.explain_missing(key)})"
-        self.print(f"{head}\n  key {key.id} on {key.device}{why}; space: {_space_text(space, rejected)}; "
+        self.print(f"{head}\n  key {key.id} on {key.device}{why}; space: {_space_text(space, rejected, problem)}; "
                    f"budget {self.opts.budget}: {len(cands)} candidate(s), {len(cands) - len(new)} recorded"
                    f"{f' ({merged} record(s) from the cache)' if merged else ''}, {len(new)} new")
         self.cost[a.id] = {"candidates": len(cands), "new": len(new), "from_cache": merged}
@@ -154,15 +156,15 @@ class Session:
             return
         if self.opts.dry_run:
             for c in new:
-                self.print(f"  would build and measure {config_id(c)}  {show(c, space.searched)}")
+                self.print(f"  would build and measure {config_id(c)}  {show(c, _varied(cands))}")
             return
         anchor = win if win and win["candidate"] not in {config_id(c) for c in new} else None
         t0 = time.perf_counter()
-        built = self.build(a, ([win["config"]] if anchor else []) + new, space)    # the anchor first
+        built = self.build(a, ([win["config"]] if anchor else []) + new, _varied(cands))    # the anchor first
         self.cost[a.id]["build_s"] = round(time.perf_counter() - t0, 2)
         man = {"format": 1, "artifact": a.id, "spec": a.variant.spec, "variant": a.variant.name, "target": a.target,
                "key": key.as_json(), "key_id": key.id, "problem": summary(a.variant.graph), "date": now(),
-               "searched": list(space.searched), "candidates": built, "base": config_id(cands[0]),
+               "searched": _varied(cands), "candidates": built, "base": config_id(cands[0]),
                "anchor": anchor["candidate"] if anchor else None,
                "space": {"rejected": rejected, "budget": self.opts.budget}}
         M.write(a, man)
@@ -174,7 +176,7 @@ class Session:
             return
         self.measure(a, man)
 
-    def build(self, a, configs: list, space) -> list:
+    def build(self, a, configs: list, shown: list) -> list:
         """Build the candidates (in batches under a time budget); their manifest entries."""
         from .builders import BUILDERS
         builder = BUILDERS[self.opts.builder](self.opts.jobs, self.env)
@@ -198,7 +200,7 @@ class Session:
             if fail or not all(f.exists() for f in files):
                 fail = fail or {"stage": "build", "error": "no artifact was produced"}
                 entry.update(status="compile-failed", error=f"{fail['stage']}: {fail['error']}"[-1500:])
-                self.print(f"  FAILED  {c.cid}  {show(c.config, space.searched)}  {_first_line(entry['error'])}")
+                self.print(f"  FAILED  {c.cid}  {show(c.config, shown)}  {_first_line(entry['error'])}")
             else:
                 h = digest([file_sha256(f) for f in files])
                 entry.update(status="built", artifact_sha256=h)
@@ -404,10 +406,16 @@ def _matches(artifact_id: str, pattern: str) -> bool:
     return (artifact_id == pattern or artifact_id.startswith(pattern + "/") or fnmatch.fnmatch(artifact_id, pattern))
 
 
-def _space_text(space, rejected: dict) -> str:
+def _varied(configs: list) -> list:
+    """The hints whose value differs between `configs` (what a candidate's line shows)."""
+    names = sorted({k for c in configs for k in c})
+    return [n for n in names if len({repr(c.get(n)) for c in configs}) > 1]
+
+
+def _space_text(space, rejected: dict, problem) -> str:
     left = sum(rejected.values())
     rules = ", ".join(f"{k} {v}" for k, v in sorted(rejected.items(), key=lambda kv: -kv[1]))
-    return f"{', '.join(space.searched)}" + (f" ({left} left out by rules: {rules})" if left else "")
+    return f"{', '.join(space.searched_for(problem))}" + (f" ({left} left out by rules: {rules})" if left else "")
 
 
 def _winner_text(win) -> str:

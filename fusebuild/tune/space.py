@@ -10,6 +10,10 @@ The space is data, read from the backend's hints declaration (backends/<x>/hints
               configurations it reduces to the same kernel are one candidate (the first)
   relevance   an adapter may say a hint does not apply to a problem (SwiGLU-only hints on a
               plain GEMM): it is not searched there
+  seeds       an adapter may name the backend's own candidate configurations (tir-cuda's
+              tiles.candidates): they come right after the base
+  the check   the target's load-time check (TargetInfo.check, pure Python) runs on every
+              configuration taken: one the backend would refuse to render is not built
 A configuration is the full set of resolved hints (the spec's values over the declared
 defaults, with the searched ones replaced); its identity is the digest of that dict, so a
 configuration is the same candidate whichever space produced it.
@@ -77,6 +81,7 @@ class Adapter:
     values: dict = field(default_factory=dict)    # hint -> candidate values (if it declares none)
     rules: tuple = ()                             # more backends.hints.Rule
     relevant: object = None                       # (hint name, Problem) -> bool
+    seeds: object = None                          # (graph) -> [hints]: the backend's own candidates
 
 
 def _adapters() -> dict:
@@ -108,6 +113,8 @@ class Space:
     values: dict                  # searched hint -> candidate values
     rules: tuple
     relevant: object = None
+    info: object = None           # backends.TargetInfo: its load-time check (TargetInfo.check)
+    seeds: object = None
 
     @staticmethod
     def of(info, overrides: dict | None = None) -> Space:
@@ -130,11 +137,16 @@ class Space:
             for k, v in adapter.values.items():
                 if k in table and k not in values:
                     values[k] = tuple(x for x in v if table[k].problem(x) is None)
-        return Space(info.name, table, values, tuple(table.rules) + tuple(adapter.rules), adapter.relevant)
+        return Space(info.name, table, values, tuple(table.rules) + tuple(adapter.rules), adapter.relevant, info,
+                     None if overrides else adapter.seeds)
 
     @property
     def searched(self) -> tuple:
         return tuple(self.values)
+
+    def searched_for(self, problem: Problem) -> tuple:
+        """The hints searched for this problem (the adapter's relevance applied)."""
+        return tuple(n for n in self.values if self.relevant is None or self.relevant(n, problem))
 
     def pinned(self, given: dict) -> dict:
         """The spec's hints that tuning never changes (part of the problem)."""
@@ -152,7 +164,7 @@ class Space:
                 return f"{rule.name}: {why}"
         return None
 
-    def candidates(self, given: dict, problem: Problem, seed: str, budget: int | None = None) -> tuple:
+    def candidates(self, given: dict, problem: Problem, seed: str, budget: int | None = None, graph=None) -> tuple:
         """([config, ...] base first, {rule: how many configurations it left out}); configurations
         the schedule reduces to an earlier one are dropped silently (they are the same kernel)."""
         base = self.table.resolve(given)
@@ -178,8 +190,44 @@ class Space:
                 continue
             rest.append(cfg)
         random.Random(seed).shuffle(rest)
-        out += _coverage_first(rest, [name for name, _ in dims], base, budget)
-        return (out if budget is None else out[:max(1, budget)]), rejected
+        ordered = self._seeded(graph, base, problem, seen, rejected) + _coverage_first(
+            rest, [name for name, _ in dims], base, budget)
+        limit = None if budget is None else max(1, budget)
+        for cfg in ordered:                        # the backend's own check, on what would be taken
+            if limit is not None and len(out) >= limit:
+                break
+            why = self._backend_problem(graph, cfg)
+            if why:
+                rejected[f"{self.target} check"] = rejected.get(f"{self.target} check", 0) + 1
+                continue
+            out.append(cfg)
+        return out, rejected
+
+    def _seeded(self, graph, base: dict, problem: Problem, seen: set, rejected: dict) -> list:
+        """The backend's own candidate configurations (an adapter's `seeds`), right after the
+        base: known-good points of its design space, under the same rules."""
+        if graph is None or self.seeds is None:
+            return []
+        out = []
+        for hints in self.seeds(graph):
+            cfg = dict(base, **{k: v for k, v in hints.items() if k in self.table and not self.table[k].problem(v)})
+            cid = config_id(self.effective(cfg, problem))
+            if cid in seen or self.why_not(cfg, problem):
+                continue
+            seen.add(cid)
+            out.append(cfg)
+        return out
+
+    def _backend_problem(self, graph, cfg: dict) -> str | None:
+        """What the target's load-time check (TargetInfo.check: pure, no toolchain) says
+        rendering `graph` with `cfg` would hit, or None."""
+        if graph is None or self.info is None:
+            return None
+        try:
+            problems = self.info.check(graph, cfg)
+        except FusebuildError as err:
+            return str(err)
+        return str(problems[0]) if problems else None
 
 
 def _combos(values: list, seed: str):
