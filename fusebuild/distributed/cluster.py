@@ -20,6 +20,7 @@ never raises on the worker: its error comes back as text and is raised here as `
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -76,6 +77,9 @@ class Cluster:
 
     def _connect(self):
         from distributed import Client
+        # The coordinator reports a lost or unreachable scheduler itself, in one line per task;
+        # Dask's client-side logs (reconnect attempts, comm tracebacks) would repeat it as noise.
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
         try:
             return Client(self.address, timeout=self.wait, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as err:
