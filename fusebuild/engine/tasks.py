@@ -3,7 +3,7 @@
 Per artifact (spec, variant, target): render -> compile -> assemble -> validate, each a
 doit subtask named `<stage>:<spec>/<variant>/<target>`; `build:<spec>` builds one spec;
 `build` (the default) builds all. A spec that fails to load gets one failing task
-`build:<file stem>` and no others; every other spec still builds.
+`build:<file name>` (e.g. `build:good.yml`) and no others; every other spec still builds.
 
 Dispatch modes: in `separate`/`compare` the render/compile/assemble tasks are per graph
 node, `<stage>:<spec>/<variant>/<target>/nodes/<node>`; `reference` has none; validate
@@ -25,13 +25,12 @@ specs load when doit first asks for a task.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from ..fsutil import read_json
 from ..backends.templating import templates_unchanged
 from ..plan import keys
 from ..plan.artifacts import units
-from ..plan.project import Project
+from ..plan.project import Project, spec_task_name
 from ..run import stages
 from .uptodate import fresh
 
@@ -132,8 +131,8 @@ class Build:
         for spec, deps in by_spec.items():
             yield {"name": spec, "actions": None, "task_dep": deps, "doc": f"build spec {spec}"}
         for path, err in self.project.errors:
-            yield {"name": Path(path).stem, "actions": [(stages.spec_error, [path, err])],
-                   "uptodate": [False], "doc": f"{path}: does not load"}
+            yield {"name": spec_task_name(path), "actions": [(stages.spec_error, [path, err])],
+                   "uptodate": [False], "doc": f"{spec_task_name(path)}: does not load"}
 
 
 def _templates_unchanged(a):
