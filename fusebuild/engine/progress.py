@@ -64,6 +64,7 @@ class EngineReporter(SummaryReporter):
     # --- doit's reporter interface ----------------------------------------------------
     def initialize(self, tasks, selected_tasks):
         from .tasks import share_cores
+        super().initialize(tasks, selected_tasks)
         share_cores(_num_process())          # before doit -n starts its workers
         try:
             self.total = sum(1 for t in tasks_and_deps_iter(tasks, selected_tasks) if t.actions)
@@ -94,6 +95,7 @@ class EngineReporter(SummaryReporter):
 
     def add_failure(self, task, fail):
         depdb.commit(self.dm, task.name)
+        self.record_failure(task, fail)
         self._finish(task, False)
         self.failed_msgs.append((task.name, fail.get_msg().strip().splitlines()[-1] if fail.get_msg().strip() else
                                  fail.get_name()))

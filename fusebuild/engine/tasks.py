@@ -29,7 +29,7 @@ import os
 from ..fsutil import read_json
 from ..backends.templating import templates_unchanged
 from ..plan import keys
-from ..plan.artifacts import units
+from ..plan.artifacts import needs_toolchain, units
 from ..plan.project import Project, spec_task_name
 from ..run import stages
 from .uptodate import fresh
@@ -110,8 +110,8 @@ class Build:
         p = self.project
         for a in p.artifacts:
             tc = p.toolchain(a.target)
-            backend = p.backend(a.target) if units(a) else None
-            deps = [str(u.dir / backend.artifact_name) for u in units(a)] if tc.available else []
+            backend = p.backend(a.target) if needs_toolchain(a) else None
+            deps = [str(u.dir / backend.artifact_name) for u in units(a, backend)] if tc.available else []
             key = keys.validate(a, backend, tc)
             yield {"name": a.id, "actions": [(stages.validate, [p, a])], "file_dep": deps,
                    "targets": [str(a.report)], "uptodate": [fresh(key.fields, key.detail)],

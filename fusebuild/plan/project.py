@@ -100,7 +100,8 @@ class Project:
 
     @functools.cached_property
     def units(self) -> list:
-        return [u for a in self.artifacts for u in A.units(a)]
+        return [u for a in self.artifacts for u in A.units(a, self.backend(a.target) if a.variant.mode in A.NODE_MODES
+                                                            else None)]
 
     def backend(self, target: str):
         """The target's backend (imports its module: only when a stage needs it)."""

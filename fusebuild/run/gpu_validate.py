@@ -4,13 +4,15 @@ A build machine without a GPU leaves each tir-cuda artifact `built-not-validated
 machine with a Hopper GPU, torch, pyyaml and jinja2 (no doit, TVM, TileLang or IREE are
 imported on this path), this command finds those artifacts under --out for the specs in
 --specs, rebuilds the inputs with the same seeds (validate.make_inputs: CPU generator,
-identical everywhere), computes the torch reference on the GPU, runs the artifact through
-the ctypes loader (NaN-poisoned outputs), compares with validate.compare under the same
-K-scaled tolerance as `doit build`, and rewrites each validation.json with status
-pass/fail and the GPU's name. Exit code 1 if any artifact fails or is missing.
+identical everywhere), computes the torch reference and its per-element error bound on
+the GPU (validate.expected), runs the artifact through the ctypes loader (NaN-poisoned
+outputs) on both input sets, compares with validate.compare as `doit build` does, and
+rewrites each validation.json with status pass/fail, the GPU's name, and the GPU's verdict
+under `validated_on`. Exit code 1 if any artifact fails or is missing.
 
-A later `doit build` on a machine without a GPU rewrites those reports back to
-built-not-validated (its validate task owns validation.json): keep the GPU's copy.
+A later `doit build` on a machine without a GPU sets the report's own status back to
+built-not-validated (true of that machine) but keeps `validated_on` while the artifact and
+the validating code are the same (run/devices.py); the summary shows "pass on <GPU>".
 """
 from __future__ import annotations
 
@@ -21,10 +23,11 @@ import time
 from pathlib import Path
 
 from ..fsutil import read_json, write_json
+from ..plan import keys
 from ..plan.project import Project
 from ..status import Status
 from ..tables import table
-from . import validate as V
+from . import devices, validate as V
 
 TARGET = "tir-cuda"
 
@@ -39,19 +42,23 @@ def validate_one(a, backend, gpu: str) -> dict:
     if not all((a.dir / f).exists() for f in backend.artifact_files):
         return dict(report, status=Status.NOT_RUN, reason="artifact not built: run `doit build` first")
     start = time.perf_counter()
-    inputs = V.make_inputs(v.graph, v.seed)
-    ref = V.reference(v.graph, {k: x.cuda() for k, x in inputs.items()})
-    try:
-        outs = backend.run(a.dir, v.graph, inputs)
-    except Exception as err:
-        return dict(report, status=Status.FAIL, reason=f"run failed: {type(err).__name__}: {err}"[-2000:], device=gpu)
-    per_output = V.check_outputs(v.graph, {n: x.cuda() for n, x in outs.items()}, ref, v.tolerance)
-    status, reason = V.verdict(per_output)
     report = {k: x for k, x in report.items() if k not in ("reason", "artifacts")}
-    report.update(status=status, outputs=per_output, device=gpu,
-                  validated_by="fusebuild gpu-validate", torch_gpu=torch.__version__, **V.worst(per_output))
+    try:
+        sets = V.check(v.graph, lambda inputs: backend.run(a.dir, v.graph, inputs), v.seed, v.tolerance,
+                       device="cuda")
+    except Exception as err:
+        status, reason, sets = Status.FAIL, f"run failed: {type(err).__name__}: {err}"[-2000:], {}
+    else:
+        status, reason = V.verdict(sets)
+    report.update(status=status, device=gpu, validated_by="fusebuild gpu-validate", torch_gpu=torch.__version__)
+    if sets:
+        report.update(outputs=sets[V.INPUT_SETS[0]],
+                      input_sets={k: {"outputs": o, **V.worst(o)} for k, o in sets.items()}, **V.worst(sets))
     if reason:
         report["reason"] = reason
+    on = devices.kept(a, backend).get("validated_on", {})
+    on[gpu] = devices.entry(report, keys.verdict(a, backend), "fusebuild gpu-validate")
+    report["validated_on"] = on
     report.setdefault("timings", {})["gpu_validate"] = round(time.perf_counter() - start, 4)
     return report
 
@@ -84,8 +91,8 @@ def main(argv=None) -> int:
         reports.append(r)
         print(f"{r['status']:5} {a.id}  max_rel={r.get('max_rel')}  {r.get('reason', '')}", flush=True)
     rows = [[r["spec"], r["variant"], r["status"], f"{r.get('max_abs', 0) or 0:.2e}", f"{r.get('max_rel', 0) or 0:.2e}",
-             f"{r.get('rtol', 0) or 0:.2e}"] for r in reports]
-    print(table(["spec", "variant", "status", "max_abs", "max_rel", "rtol"], rows, rule=False))
+             f"{r.get('bound', 0) or 0:.2e}", f"{r.get('ratio', 0) or 0:.2e}"] for r in reports]
+    print(table(["spec", "variant", "status", "max_abs", "max_rel", "bound", "ratio"], rows, rule=False))
     bad = [r for r in reports if r["status"] != Status.PASS]
     print(f"{gpu}: {len(reports) - len(bad)}/{len(reports)} {TARGET} artifacts pass")
     if args.json:

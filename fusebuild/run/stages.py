@@ -26,7 +26,7 @@ from ..plan import keys
 from ..plan.artifacts import needs_toolchain, units
 from ..status import Status
 from ..toolchains import package_version
-from . import modes, validate as V
+from . import devices, modes, validate as V
 
 STAGES = ("render", "compile", "assemble", "validate")
 
@@ -100,37 +100,49 @@ def validate(project, a):
     report = _report_base(a, toolchain)
     start = time.perf_counter()
     if backend and not toolchain.available:
-        report.update(status=Status.NOT_RUN, reason=toolchain.reason)
+        report.update(status=Status.NOT_RUN, reason=toolchain.reason, **devices.kept(a, backend))
         write_json(a.report, report)
-        return None
+        return devices.failed_elsewhere(a, report)
     device = backend.device() if backend else None
     if backend and not device.available:   # built, but cannot run here: never `pass`
         report.update(status=Status.NOT_VALIDATED, reason=device.reason, artifacts=_built(a, backend),
-                      schedule=schedule_report(a, backend), **({"fix": device.fix} if device.fix else {}))
+                      schedule=schedule_report(a, backend), **({"fix": device.fix} if device.fix else {}),
+                      **devices.kept(a, backend))
         write_json(a.report, report)
-        return None
+        return devices.failed_elsewhere(a, report)
     act = cache.Action("validate", a.dir, keys.validate(a, backend, toolchain).cache_key(), (a.report.name,))
     if act.restore():
         return None
     try:
-        inputs = V.make_inputs(v.graph, v.seed)
-        ref = V.reference(v.graph, inputs)
-        run = modes.execute(a, backend, inputs)
-        report.update(run.report)
+        sets, steps, ok = {}, [], True
+        for which, inputs in V.input_sets(v.graph, v.seed).items():
+            exp = V.expected(v.graph, inputs)
+            run = modes.execute(a, backend, inputs, which)
+            report.update(run.report)
+            steps += run.steps
+            ok = ok and run.ok
+            sets[which] = V.check_outputs(v.graph, run.outputs, exp, v.tolerance)
         execution = backend.execution(a.dir) if backend else None
-        per_output = V.check_outputs(v.graph, run.outputs, ref, v.tolerance)
     except Exception as err:
         report.update(status=Status.FAIL, reason=f"run failed: {type(err).__name__}: {err}"[-2000:])
         write_json(a.report, report)
         return TaskFailed(f"validate {a.id}: {report['reason']}")
-    status, reason = V.verdict(per_output, run.ok, execution)
-    report.update(status=status, outputs=per_output, **V.worst(per_output))
+    status, reason = V.verdict(sets, ok, execution)
+    first = next((s for s in steps if not s["ok"]), None)
+    for s in steps:
+        s["first_bad"] = s is first
+    if steps:
+        report.update(steps=steps, first_bad_step=first["node"] if first else None)
+    report.update(status=status, outputs=sets[V.INPUT_SETS[0]],
+                  input_sets={k: {"outputs": per_output, **V.worst(per_output)} for k, per_output in sets.items()},
+                  **V.worst(sets))
     if reason and status is not Status.FAIL:
         report["reason"] = reason
     if execution is not None:
         report["execution"] = execution.steps
     if backend:
         report["schedule"] = schedule_report(a, backend)
+        report.update(devices.record(a, backend, device, report))
     report["timings"]["validate"] = round(time.perf_counter() - start, 4)
     write_json(a.report, report)
     if status is not Status.FAIL:
@@ -138,7 +150,7 @@ def validate(project, a):
         return None
     bad = [reason]
     if report.get("first_bad_step"):
-        bad.append(f"first step over tolerance: {report['first_bad_step']}\n{modes.step_table(report)}")
+        bad.append(f"first step over its bound: {report['first_bad_step']}\n{modes.step_table(report)}")
     if modes.hint(a):
         bad.append(modes.hint(a))
     return TaskFailed(f"validate {a.id}: FAIL " + "; ".join(bad))
@@ -154,7 +166,7 @@ def schedule_report(a, backend) -> dict:
 
 def _built(a, backend) -> list:
     """The loadable artifacts a not-validated report stands for (relative to the artifact folder)."""
-    return [str((u.dir / f).relative_to(a.dir)) for u in units(a) for f in backend.artifact_files
+    return [str((u.dir / f).relative_to(a.dir)) for u in units(a, backend) for f in backend.artifact_files
             if (u.dir / f).exists()]
 
 

@@ -1,0 +1,67 @@
+"""Where an artifact was validated: one verdict per device, kept across machines.
+
+A tir-cuda artifact is built on a machine without a GPU (`built-not-validated`) and
+validated on one with (`fusebuild gpu-validate`). validation.json keeps each device's
+verdict under `validated_on`:
+
+    "validated_on": {"NVIDIA H200": {"status": "pass", "ratio": 0.03, "max_abs": ...,
+                                     "verdict_key": "<sha256>", "validated_by": "...", "when": "..."}}
+
+A build on a machine that cannot run the artifact rewrites the report's own status
+(`built-not-validated`: true of this machine) but keeps every device verdict whose
+`verdict_key` (plan/keys.verdict: graph, seed, tolerances, mode, the code that runs and
+judges it, the artifact's bytes) still matches; a verdict for other bytes or other code
+is dropped, never shown as current. A kept `fail` fails the build here too: the artifact
+is known to be wrong.
+"""
+from __future__ import annotations
+
+import time
+
+from doit.exceptions import TaskFailed
+
+from ..fsutil import read_json
+from ..plan import keys
+from ..status import Status
+
+SHOWN = ("status", "max_abs", "max_rel", "ratio", "bound")
+
+
+def entry(report: dict, key: str, validated_by: str) -> dict:
+    """One device's verdict, from the report of the validation that ran there."""
+    return {**{k: report.get(k) for k in SHOWN}, "reason": report.get("reason"), "verdict_key": key,
+            "validated_by": validated_by, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def kept(a, backend) -> dict:
+    """{"validated_on": {...}} with the verdicts of the previous report still valid for `a`."""
+    old = (read_json(a.report) or {}).get("validated_on") or {}
+    if not old or not isinstance(old, dict):
+        return {}
+    key = keys.verdict(a, backend)
+    still = {dev: e for dev, e in old.items() if isinstance(e, dict) and e.get("verdict_key") == key}
+    return {"validated_on": still} if still else {}
+
+
+def record(a, backend, device, report: dict) -> dict:
+    """{"validated_on": ...}: the kept verdicts plus this run's, when it ran on a named device."""
+    out = kept(a, backend).get("validated_on", {})
+    if device is not None and device.name:
+        out[device.name] = entry(report, keys.verdict(a, backend), "doit build")
+    return {"validated_on": out} if out else {}
+
+
+def failed_elsewhere(a, report: dict):
+    """TaskFailed if a kept verdict says the artifact fails on its device, else None."""
+    bad = [(dev, e) for dev, e in (report.get("validated_on") or {}).items() if e.get("status") == Status.FAIL]
+    if not bad:
+        return None
+    dev, e = bad[0]
+    return TaskFailed(f"validate {a.id}: FAIL on {dev} ({e.get('validated_by')}, {e.get('when')}): "
+                      f"{e.get('reason') or 'over its bound'}")
+
+
+def shown(report: dict) -> str:
+    """'pass on NVIDIA H200' (and others), or '' when no device verdict is kept."""
+    on = report.get("validated_on") or {}
+    return "; ".join(f"{e.get('status')} on {dev}" for dev, e in sorted(on.items()) if isinstance(e, dict))
