@@ -29,7 +29,9 @@ remote (a remote hit is copied into the local store); results are uploaded unles
 Nothing read is trusted: a blob must hash to its name, a record must parse, name the
 action it answers and list exactly the files the stage writes. Anything else is counted
 as corrupt, deleted (locally), reported once, and the stage rebuilds; a rebuild uploads
-the good blob, which repairs a corrupt remote entry.
+the good blob, which repairs a corrupt remote entry. A corrupt local entry that cannot be
+deleted (a read-only cache) is recorded as `stuck`: the build still rebuilds the stage,
+and fails at its end with one line saying so (engine/faults.cache_error).
 
 Each stage's outcome (local-hit, remote-hit, miss, off) is written to
 `.stages/<stage>.cache.json` in the artifact folder; cache_report.py sums them up.
@@ -104,14 +106,23 @@ class LocalStore:
         except OSError as err:                  # a full or read-only cache must not fail a build
             _warn(f"cannot write {path}: {err}")
 
-    def discard(self, kind, digest):
-        self._path(kind, digest).unlink(missing_ok=True)
+    def discard(self, kind, digest) -> str | None:
+        """Delete an entry; None, or why it could not be deleted (a read-only cache)."""
+        path = self._path(kind, digest)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as err:
+            return f"{path}: {err.strerror or err}"
+        return None
 
     def get_blob(self, digest: str) -> bytes | None:
         """The blob, verified by hash; a corrupt or truncated one is deleted and None returned."""
         data = self._read("cas", digest)
         if data is not None and sha256(data) != digest:
-            self.discard("cas", digest)
+            stuck = self.discard("cas", digest)
+            if stuck:
+                raise Corrupt(f"local blob {digest[:12]} does not match its hash and cannot be deleted ({stuck})",
+                              stuck=stuck)
             raise Corrupt(f"local blob {digest[:12]} does not match its hash (deleted)")
         return data
 
@@ -135,7 +146,9 @@ class LocalStore:
 
 
 class Corrupt(Exception):
-    pass
+    def __init__(self, message: str, stuck: str | None = None):
+        super().__init__(message)
+        self.stuck = stuck          # a corrupt entry that could not be deleted (read-only cache)
 
 
 def make_record(action: str, stage: str, files: dict) -> bytes:
@@ -224,7 +237,7 @@ class Action:
         self.record_path = self.folder / ".stages" / f"{stage}.cache.json"
         self.record_path.unlink(missing_ok=True)        # no stale outcome from an earlier run
         self._t0 = time.perf_counter()
-        self._corrupt_msgs = []
+        self._corrupt_msgs, self._stuck = [], []
 
     def restore(self) -> bool:
         c = self.cache
@@ -283,7 +296,9 @@ class Action:
                 files[name] = data
             return files
         except Corrupt as err:
-            local.discard("ac", self.digest)
+            stuck = local.discard("ac", self.digest) or err.stuck
+            if stuck:
+                self._stuck.append(stuck)
             self._corrupt(f"{err}; {self.stage} rebuilds")
             return None
 
@@ -322,6 +337,8 @@ class Action:
                **extra}
         if self._corrupt_msgs:
             rec["corrupt"] = self._corrupt_msgs
+        if self._stuck:
+            rec["stuck"] = self._stuck
         r = self.cache.remote
         if r is not None and r.disabled:
             rec["remote_error"] = r.disabled

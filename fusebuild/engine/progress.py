@@ -24,8 +24,9 @@ from doit.globals import Globals
 from doit.reporter import ConsoleReporter
 
 from .. import settings
+from ..cache import report as cache_report
 from ..fsutil import write_json
-from . import buildreport, depdb, orphans
+from . import buildreport, depdb, faults, orphans
 from .summary import SummaryReporter
 from .why import explain
 
@@ -133,8 +134,19 @@ class EngineReporter(SummaryReporter):
         else:
             self.write_summary(reports)
         self._epilogue(reports)
+        self._state_errors()
 
     # --- helpers ----------------------------------------------------------------------
+    def _state_errors(self):
+        """A DB write that failed, or a cache entry that cannot be healed, fails the run
+        after its summary: one line, exit code 3 (engine/faults.py)."""
+        err = depdb.error(self.dm)
+        if err:
+            raise faults.db_error(self.out / ".doit.db", err)
+        stuck = cache_report.collect(self._ran, self._uptodate, set())["stuck"]
+        if stuck:
+            raise faults.cache_error(stuck)
+
     def _failed_task_output(self):
         """What a failed task printed (doit prints an empty banner per failure otherwise;
         the failure message itself was already shown when the task failed)."""

@@ -153,4 +153,5 @@ class SummaryReporter(ConsoleReporter):
             if r.get("steps"):
                 self.outstream.write("\n" + step_table(r) + "\n")
         failed = [f["task"].name for f in self.failures]
-        self.outstream.write("\n" + cache_report.finish(self._ran, self._uptodate, failed, self.out))
+        text, _report = cache_report.finish(self._ran, self._uptodate, failed, self.out)
+        self.outstream.write("\n" + text)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 
 from ..fsutil import read_json
+from .faults import check_out
 from ..backends.templating import templates_unchanged
 from ..plan import keys
 from ..plan.artifacts import needs_toolchain, units
@@ -47,10 +48,11 @@ class Build:
 
     # --- doit configuration -------------------------------------------------------------
     def doit_config(self) -> dict:
-        """DOIT_CONFIG for dodo.py. Creates out/ (doit opens its dependency DB there)."""
+        """DOIT_CONFIG for dodo.py. Creates out/ (doit opens its dependency DB there); an
+        out/ that cannot hold a build stops it here with one line (engine/faults.py)."""
         from .progress import EngineReporter
         out = self.project.out
-        out.mkdir(parents=True, exist_ok=True)
+        check_out(out)
         return {
             "default_tasks": ["build"],
             "continue": True,                      # one bad artifact must not stop the others

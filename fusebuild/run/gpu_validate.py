@@ -32,7 +32,8 @@ from . import devices, validate as V
 TARGET = "tir-cuda"
 
 
-def validate_one(a, backend, gpu: str) -> dict:
+def validate_one(a, backend, gpu: str, device: str = "cuda") -> dict:
+    """Validate one built artifact on `gpu` (the reference and its bound run on `device`)."""
     import torch
     v = a.variant
     report = read_json(a.report) or {"spec": v.spec, "variant": v.name, "target": a.target, "params": v.params,
@@ -45,7 +46,7 @@ def validate_one(a, backend, gpu: str) -> dict:
     report = {k: x for k, x in report.items() if k not in ("reason", "artifacts")}
     try:
         sets = V.check(v.graph, lambda inputs: backend.run(a.dir, v.graph, inputs), v.seed, v.tolerance,
-                       device="cuda")
+                       device=device)
     except Exception as err:
         status, reason, sets = Status.FAIL, f"run failed: {type(err).__name__}: {err}"[-2000:], {}
     else:

@@ -1,0 +1,94 @@
+"""The validate key covers the code that runs and judges an artifact (issue 15, item 3).
+
+A copy of fusebuild is built once; then each file that runs an artifact gets a real bug
+planted (host packing in backends/base.py, layouts.py's pack, tir-cpu's run(), the
+reference in run/validate.py). After each edit, validate must rerun in the built tree and
+fail, and a fresh checkout sharing the now warm cache must fail too (the cache must not
+serve the pass it stored before the edit). Reverting the edit passes again.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, DoitResult
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SPEC = """\
+name: keyed
+params: {M: [8], N: 16, K: 32}
+inputs:
+  x: {shape: [M, K], dtype: float32}
+  w: {shape: [N, K], dtype: float32, layout: {tiled: [4, 8]}}
+  b: {shape: [N], dtype: float32}
+graph:
+  - {op: matmul, inputs: [x, w], output: y, transpose_b: true, epilogue: [{add: b}, silu]}
+outputs: [y]
+targets: [tir-cpu]
+"""
+ARTIFACT = "out/keyed/M8_N16_K32/tir-cpu"
+
+# file -> (text, planted bug): each changes what validation sees, nothing it renders
+EDITS = {
+    "backends/base.py": ("buffers[name] = t.layout.pack(x) if t.layout is not None else x",
+                         "buffers[name] = x.reshape(-1) if t.layout is not None else x"),
+    "ir/layouts.py": ("flat[torch.as_tensor(self.offsets())] = tensor.reshape(-1)",
+                      "flat[torch.as_tensor(self.offsets())] = tensor.reshape(-1).flip(0)"),
+    "backends/tir_cpu/backend.py": ("        return host_outputs(graph, buffers)",
+                                    "        return {k: v * 1.001 for k, v in host_outputs(graph, buffers).items()}"),
+    "run/validate.py": ("            values[node.output] = out\n",
+                        "            values[node.output] = out * 1.001\n"),
+}
+
+
+def checkout(root: Path) -> Path:
+    """A copy of fusebuild with a project in it (its own code, templates and dodo.py)."""
+    shutil.copytree(REPO / "fusebuild", root / "fusebuild", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "templates", root / "templates")
+    shutil.copy(REPO / "dodo.py", root / "dodo.py")
+    (root / "specs").mkdir()
+    (root / "specs/keyed.yaml").write_text(SPEC)
+    return root
+
+
+def doit(root: Path, code: Path, cache: Path) -> DoitResult:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUSEBUILD_")}
+    env.update(PYTHONPATH=str(code), FUSEBUILD_CACHE_DIR=str(cache), FUSEBUILD_PROGRESS="plain")
+    return DoitResult(subprocess.run([sys.executable, "-m", "doit", "build"], cwd=root, env=env, capture_output=True,
+                                     text=True, timeout=600))
+
+
+def status(root: Path) -> str:
+    return json.loads((root / ARTIFACT / "validation.json").read_text())["status"]
+
+
+def test_editing_the_code_that_runs_an_artifact_reruns_validate(tmp_path):
+    code, cache = checkout(tmp_path / "built"), tmp_path / "cache"
+    first = doit(code, code, cache)
+    assert first.code == 0 and status(code) == "pass", first.text
+    for i, (rel, (old, new)) in enumerate(EDITS.items()):
+        path = code / "fusebuild" / rel
+        text = path.read_text()
+        assert text.count(old) == 1, f"{rel} changed: re-plant the bug"
+        path.write_text(text.replace(old, new))
+        try:
+            again = doit(code, code, cache)                         # the built tree
+            assert f"validate:keyed/M8_N16_K32/tir-cpu" in again.ran, (rel, again.text)
+            assert again.code != 0 and status(code) == "fail", (rel, again.text)
+            fresh = tmp_path / f"fresh{i}"                          # another checkout, warm cache
+            (fresh / "specs").mkdir(parents=True)
+            shutil.copy(code / "dodo.py", fresh / "dodo.py")
+            shutil.copy(code / "specs/keyed.yaml", fresh / "specs/keyed.yaml")
+            warm = doit(fresh, code, cache)
+            assert warm.code != 0 and status(fresh) == "fail", (rel, warm.text)
+        finally:
+            path.write_text(text)
+        back = doit(code, code, cache)
+        assert back.code == 0 and status(code) == "pass", (rel, back.text)
