@@ -60,6 +60,8 @@ ENV_REMOTE = "FUSEBUILD_REMOTE_CACHE"                   # http(s)://host:port/pr
 ENV_READONLY = "FUSEBUILD_REMOTE_CACHE_READONLY"        # 1/true/yes: never upload
 ENV_HEADER = "FUSEBUILD_REMOTE_CACHE_HEADER"            # "Authorization: Bearer ..."
 ENV_TIMEOUT = "FUSEBUILD_REMOTE_CACHE_TIMEOUT"          # seconds per request, default 5
+ENV_MAX_BLOB = "FUSEBUILD_REMOTE_CACHE_MAX_BLOB"        # bytes: the largest blob read from the remote
+MAX_BLOB = 256 << 20
 
 
 def action_digest(key: dict) -> str:
@@ -199,8 +201,12 @@ def from_env(env=os.environ) -> Cache:
     if url:
         try:
             timeout = float(env.get(ENV_TIMEOUT) or 5.0)
+            max_blob = int(env.get(ENV_MAX_BLOB) or MAX_BLOB)
+            if not (timeout > 0 and max_blob > 0):
+                raise ValueError(f"{ENV_TIMEOUT} and {ENV_MAX_BLOB} must be positive")
             cache.remote = Remote(url, header=parse_header(env.get(ENV_HEADER)),
-                                  readonly=_truthy(env.get(ENV_READONLY)), timeout=timeout, warn=_warn)
+                                  readonly=_truthy(env.get(ENV_READONLY)), timeout=timeout, max_blob=max_blob,
+                                  warn=_warn)
         except ValueError as err:
             _warn(f"remote cache not used: {err}")
     return cache
@@ -316,6 +322,10 @@ class Action:
         for name, e in entries.items():
             data = local.get_blob_safe(e["sha256"])
             if data is None:
+                if e["size"] > r.max_blob:          # never allocate what an untrusted record claims
+                    self._corrupt(f"remote record {self.digest[:12]} names a {e['size']}-byte blob ({name}), above "
+                                  f"{ENV_MAX_BLOB}={r.max_blob}; {self.stage} rebuilds")
+                    return None
                 data = r.get("cas", e["sha256"], limit=e["size"])
                 if data is None:
                     return None
