@@ -6,8 +6,9 @@ valid. The command line prints `str(err)` and never a traceback.
 
 Spec values reach messages only through `quote` (a bounded repr: control characters
 escaped, long or deeply nested values cut), and `str(err)` escapes any control character
-left in the path, field or message, so a name holding terminal escape sequences (or a
-YAML alias bomb) can neither drive the user's terminal nor make a message huge.
+left in the path, field or message (newlines too: an error is one line, except a
+toolchain's diagnostics), so a name holding terminal escape sequences (or a YAML alias
+bomb) can neither drive the user's terminal, forge a line of output, nor make a message huge.
 """
 from __future__ import annotations
 
@@ -24,15 +25,17 @@ class FusebuildError(Exception):
     field: str | None = None
     valid: str | None = None  # what would be valid, as a short phrase
 
+    KEEP = ""                 # control characters a message may show as they are (none: one line)
+
     def __str__(self) -> str:
         where = ""
         if self.path:
             path = printable(str(self.path), keep="")
             where = f"{path}:{self.line}: " if self.line else f"{path}: "
         field = printable(str(self.field), keep="") + ": " if self.field else ""
-        text = f"{where}{field}{printable(str(self.message))}"
+        text = f"{where}{field}{printable(str(self.message), keep=self.KEEP)}"
         if self.valid:
-            text += f" (valid: {printable(str(self.valid))})"
+            text += f" (valid: {printable(str(self.valid), keep='')})"
         return text
 
 
@@ -46,6 +49,8 @@ class LayoutError(SpecError):
 
 class ToolchainError(FusebuildError):
     """A toolchain step failed (its output is attached to the message)."""
+
+    KEEP = "\n"              # a toolchain's diagnostics keep their lines
 
 
 def did_you_mean(word: str, choices) -> str:

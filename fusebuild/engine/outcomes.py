@@ -22,10 +22,11 @@ STAGES = ("render", "compile", "assemble")
 
 
 def reason_line(msg: str, task_name: str = "") -> str:
-    """The one line of a failure message worth showing: its first non-empty line, without
-    the `<stage> <artifact>: ` prefix the stage actions add, clipped."""
+    """The one line of a failure message worth showing: the first that names an error (else
+    the first), without the `<stage> <artifact>: ` prefix the stage actions add, clipped."""
     lines = [ln.strip() for ln in (msg or "").strip().splitlines() if ln.strip()]
-    line = lines[0] if lines else "failed"
+    # toolchains often lead with a location (`File "<unknown>", line 8`): prefer the error line
+    line = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else "failed")
     stage, _, aid = task_name.partition(":")
     prefix = f"{stage} {aid}: "
     if aid and line.startswith(prefix):
