@@ -87,5 +87,5 @@ def test_a_kept_fail_fails_the_build_here(tmp_path, monkeypatch):
     r["validated_on"]["FAKE GPU"].update(status="fail", reason="y: 3 mismatches")
     write_json(a.report, r)
     failed = stages.validate(p, a)
-    assert failed is not None and "FAIL on FAKE GPU" in str(failed.message) and "y: 3 mismatches" in failed.message
+    assert failed is not None and "FAIL on FAKE GPU" in failed.message and "y: 3 mismatches" in failed.message
     assert summary_rows([report(a)])[0][3] == "built-not-validated here; fail on FAKE GPU"

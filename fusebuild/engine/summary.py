@@ -49,7 +49,7 @@ def summary_rows(reports) -> list:
         t = r.get("timings", {})
         total = sum(v for v in t.values() if isinstance(v, (int, float)))
         rows.append([r["spec"], r["variant"], r["target"], _clip(_status_text(r), 70), fmt(r.get("max_abs")),
-                     fmt(r.get("max_rel")), f"{total:.2f}s"])
+                     fmt(r.get("max_rel")), fmt(r.get("ratio")), f"{total:.2f}s"])
     return rows
 
 
@@ -142,10 +142,10 @@ class SummaryReporter(ConsoleReporter):
         shown = [r for r in reports if not _collapsed(r)]
         rows = sorted(summary_rows(shown), key=lambda r: (r[0], r[1], r[2]))
         for task in self._bad_specs:
-            rows.append([task.name.split(":", 1)[1], "-", "-", "spec error", "-", "-", "-"])
-        if rows:
-            self.outstream.write("\n" + table(["spec", "variant", "target", "status", "max_abs", "max_rel", "time"],
-                                              rows) + "\n")
+            rows.append([task.name.split(":", 1)[1], "-", "-", "spec error", "-", "-", "-", "-"])
+        if rows:   # ratio: max |out - ref| / allowed, over outputs and input sets (pass < 1)
+            self.outstream.write("\n" + table(["spec", "variant", "target", "status", "max_abs", "max_rel", "ratio",
+                                               "time"], rows) + "\n")
         collapsed = collapsed_lines(reports)
         if collapsed:
             self.outstream.write("\n" + "\n".join(collapsed) + "\n")

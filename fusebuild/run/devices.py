@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import time
 
-from doit.exceptions import TaskFailed
-
 from ..fsutil import read_json
 from ..plan import keys
 from ..status import Status
@@ -51,14 +49,14 @@ def record(a, backend, device, report: dict) -> dict:
     return {"validated_on": out} if out else {}
 
 
-def failed_elsewhere(a, report: dict):
-    """TaskFailed if a kept verdict says the artifact fails on its device, else None."""
+def failed_elsewhere(a, report: dict) -> str | None:
+    """Why the build fails here if a kept verdict says the artifact fails on its device."""
     bad = [(dev, e) for dev, e in (report.get("validated_on") or {}).items() if e.get("status") == Status.FAIL]
     if not bad:
         return None
     dev, e = bad[0]
-    return TaskFailed(f"validate {a.id}: FAIL on {dev} ({e.get('validated_by')}, {e.get('when')}): "
-                      f"{e.get('reason') or 'over its bound'}")
+    return (f"validate {a.id}: FAIL on {dev} ({e.get('validated_by')}, {e.get('when')}): "
+            f"{e.get('reason') or 'over its bound'}")
 
 
 def shown(report: dict) -> str:

@@ -102,14 +102,14 @@ def validate(project, a):
     if backend and not toolchain.available:
         report.update(status=Status.NOT_RUN, reason=toolchain.reason, **devices.kept(a, backend))
         write_json(a.report, report)
-        return devices.failed_elsewhere(a, report)
+        return _failed(devices.failed_elsewhere(a, report))
     device = backend.device() if backend else None
     if backend and not device.available:   # built, but cannot run here: never `pass`
         report.update(status=Status.NOT_VALIDATED, reason=device.reason, artifacts=_built(a, backend),
                       schedule=schedule_report(a, backend), **({"fix": device.fix} if device.fix else {}),
                       **devices.kept(a, backend))
         write_json(a.report, report)
-        return devices.failed_elsewhere(a, report)
+        return _failed(devices.failed_elsewhere(a, report))
     act = cache.Action("validate", a.dir, keys.validate(a, backend, toolchain).cache_key(), (a.report.name,))
     if act.restore():
         return None
@@ -179,6 +179,10 @@ def _report_base(a, toolchain) -> dict:
     return {"spec": a.variant.spec, "variant": a.variant.name, "target": a.target, "mode": a.variant.mode,
             "params": a.variant.params, "seed": a.variant.seed, "status": None,
             "toolchain": dict(toolchain.versions, torch=package_version("torch")), "timings": timings}
+
+
+def _failed(message):
+    return TaskFailed(message) if message else None
 
 
 def spec_error(path, err):
