@@ -11,26 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from conftest import gemm_spec
 from fusebuild.errors import SpecError
 from fusebuild.plan.project import load_specs, spec_task_name
 from fusebuild.spec import limits, load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parent.parent
 
-GOOD = """\
-name: op
-params:
-  M: [2, 4]
-  N: 8
-  K: 16
-inputs:
-  x: {shape: [M, K], dtype: float32}
-  w: {shape: [N, K], dtype: float32}
-  b: {shape: [N], dtype: float32}
-graph:
-  - {op: matmul, inputs: [x, w], output: y, transpose_b: true, epilogue: [{add: b}, silu]}
-outputs: [y]
-"""
+GOOD = gemm_spec("op").replace("seed: 3\n", "")      # 12 lines; tests append at line 13
 
 
 def chain_last_first(n: int) -> str:
@@ -50,7 +38,7 @@ def alias_bomb(levels: int = 9) -> str:
 HOSTILE = [
     ("unhashable op", GOOD.replace("op: matmul", "op: [matmul]"), 11, "graph[0].op",
      "unknown op ['matmul']", "add, gelu, matmul, mul, relu, sigmoid, silu, sub"),
-    ("5000-digit integer", GOOD.replace("N: 8", "N: " + "9" * 5000), 4, None,
+    ("5000-digit integer", GOOD.replace("N: 32", "N: " + "9" * 5000), 4, None,
      "an integer literal of 5000 digits", "integers of at most 20 digits"),
     ("YAML nested 500 deep", GOOD + "description: " + "[" * 500 + "]" * 500 + "\n", 13, None,
      "values nested more than 32 deep", "at most 32 levels of mappings and lists"),
@@ -67,10 +55,10 @@ HOSTILE = [
      "at most 100000 values after alias expansion"),
     ("recursive alias", GOOD + "description: &d [*d]\n", 13, None,
      "recursive YAML alias (a value that contains itself)", "aliases of values defined before and outside them"),
-    ("10^6 variants from three unused parameter lists", GOOD.replace("  N: 8\n", "  N: 8\n" + "".join(
+    ("10^6 variants from three unused parameter lists", GOOD.replace("  N: 32\n", "  N: 32\n" + "".join(
         f"  {p}: [{', '.join(str(i) for i in range(1, 101))}]\n" for p in "PQR")), 2, "params",
      "the parameter lists expand to 2000000 variants", "at most 256 variants per spec"),
-    ("dimensions beyond int32", GOOD.replace("M: [2, 4]", "M: [70000]").replace("K: 16", "K: 70000"), 7,
+    ("dimensions beyond int32", GOOD.replace("M: [4, 8]", "M: [70000]").replace("K: 16", "K: 70000"), 7,
      "inputs.x.shape", "shape [70000, 70000] has 4900000000 elements, beyond int32 index arithmetic",
      "at most 2147483647 elements per tensor"),
     ("seed beyond 64 bits", GOOD + "seed: 18446744073709551616\n", 13, "seed",
@@ -96,12 +84,12 @@ HOSTILE = [
     ("name longer than a file name", GOOD.replace("name: op", "name: " + "a" * 256), 1, "name",
      "'aaaaaaaaaaaaaaaaaaaaaaaaaaa...aaaaaaaaaaaaaaaaaaaaaaaaaaaa' is longer than 64 characters",
      "a plain name of at most 64 characters"),
-    ("variant name longer than a file name", GOOD.replace("  N: 8\n", "  N: 8\n" + "".join(
+    ("variant name longer than a file name", GOOD.replace("  N: 32\n", "  N: 32\n" + "".join(
         f"  p{i}: {'w' * 60}{i}\n" for i in range(5))), 2, "params",
      None, "parameters whose variant name stays within 255 bytes"),
     ("huge micro_n hint", GOOD + "schedule: {tir-cpu: {micro_n: 1000000}}\n", 13, "schedule.tir-cpu.micro_n",
      "hint micro_n=1000000 is out of range", "an integer in [1, 256]"),
-    ("NUL byte", GOOD.replace("N: 8", "N: 8\x00"), 4, None, "a NUL byte", "a text file"),
+    ("NUL byte", GOOD.replace("N: 32", "N: 32\x00"), 4, None, "a NUL byte", "a text file"),
 ]
 
 
@@ -126,14 +114,14 @@ def test_hostile_spec_gets_one_bounded_error(what, text, line, field, message, v
 
 def test_variant_name_limit_names_the_variant():
     e = pytest.raises(SpecError, parse_spec, HOSTILE[19][1], "specs/h.yaml").value
-    assert e.message.startswith("the variant name 'M2_N8_www") and e.message.endswith(
-        "4_K16' is 319 bytes, too long for a folder name"), e.message
+    assert e.message.startswith("the variant name 'M4_N32_www") and e.message.endswith(
+        "4_K16' is 320 bytes, too long for a folder name"), e.message
 
 
 def test_a_16k_tiled_weight_checks_without_allocating():
     """The layout bijection is checked arithmetically: no index array of the tensor's size."""
     text = GOOD.replace("w: {shape: [N, K], dtype: float32}", "w: {shape: [16384, 16384], dtype: float32, "
-                        "layout: {tiled: [64, 64]}}").replace("N: 8", "N: 16384").replace("K: 16", "K: 16384")
+                        "layout: {tiled: [64, 64]}}").replace("N: 32", "N: 16384").replace("K: 16", "K: 16384")
     tracemalloc.start()
     spec = parse_spec(text, "specs/h.yaml")
     peak = tracemalloc.get_traced_memory()[1]
@@ -157,14 +145,14 @@ def test_limits_are_far_above_what_shipped_specs_use():
 
 def test_non_utf8_file_names_its_line(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_bytes(GOOD.replace("N: 8", "N: 8  # caf\xe9").encode("latin-1"))
+    path.write_bytes(GOOD.replace("N: 32", "N: 32  # caf\xe9").encode("latin-1"))
     e = pytest.raises(SpecError, load_spec, path).value
-    offset = GOOD.index("N: 8") + len("N: 8  # caf")
+    offset = GOOD.index("N: 32") + len("N: 32  # caf")
     assert (e.line, e.message) == (4, f"not UTF-8: byte 0xe9 at byte offset {offset}"), str(e)
 
 
 def test_control_character_in_yaml_names_its_line(tmp_path):
-    e = pytest.raises(SpecError, parse_spec, GOOD.replace("N: 8", "N: \x1b[31m8"), "specs/h.yaml").value
+    e = pytest.raises(SpecError, parse_spec, GOOD.replace("N: 32", "N: \x1b[31m8"), "specs/h.yaml").value
     assert (e.line, e.message) == (4, "YAML: control characters are not allowed: '\\x1b'"), str(e)
 
 
