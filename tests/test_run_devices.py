@@ -7,6 +7,7 @@ the stages run in-process, gpu-validate's `validate_one` runs the artifact on th
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -74,8 +75,9 @@ def test_cpu_build_keeps_the_devices_verdict(tmp_path, monkeypatch):
 def test_a_verdict_for_other_bytes_is_dropped(tmp_path, monkeypatch):
     p, a = built(tmp_path, monkeypatch)
     validate_on_gpu(p, a)
-    so = a.dir / "kernel.so"
-    so.write_bytes(so.read_bytes() + b"\0")                   # another artifact now
+    so = a.dir / "kernel.so"                                  # another artifact now (a new file, as a
+    (a.dir / "new.so").write_bytes(so.read_bytes() + b"\0")   # rebuild writes: the loaded one stays mapped)
+    os.replace(a.dir / "new.so", so)
     stages.validate(p, a)
     assert "validated_on" not in report(a)
     assert summary_rows([report(a)])[0][3] != "built-not-validated here; pass on FAKE GPU"
