@@ -9,8 +9,8 @@ import json
 import shutil
 
 import pytest
-
 from conftest import REPO
+
 from fusebuild.ir.graph import fuse
 from fusebuild.spec import load_spec
 

@@ -7,8 +7,8 @@ import json
 import re
 
 import pytest
-
 from conftest import REPO, gemm_spec
+
 from fusebuild.engine.outcomes import artifact_reports, reason_line
 
 SPEC = gemm_spec("two").replace("M: [4, 8]", "M: [4]") + "targets: [tir-cpu, mlir-cpu]\n"
@@ -53,7 +53,7 @@ def test_render_and_compile_failures_are_in_every_summary(project, tmp_path):
     for progress in ("plain", "quiet"):
         result = project.doit("build", env=dict(env, FUSEBUILD_PROGRESS=progress))
         assert result.code != 0 and "Traceback" not in result.text.split("output:")[0], result.text
-        rows = {m.group(1): m.group(2) for m in re.finditer(r"^two +M4_N32_K16 +(\S+) +(.*?)  +", result.text, re.M)}
+        rows = {m.group(1): m.group(2) for m in re.finditer(r"^two +M4_N32_K16 +(\S+) +(.*?)  +", result.text, re.MULTILINE)}
         assert rows["mlir-cpu"].startswith("not built: render failed: "), result.text
         assert rows["tir-cpu"].startswith("not built: compile failed: "), result.text
         md = (project.root / "out/report.md").read_text()

@@ -14,12 +14,12 @@ from fusebuild.spec import parse_spec
 REPO = Path(__file__).resolve().parent.parent
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 BLOCKS = [(f"{p.name}:{text[:m.start()].count(chr(10)) + 2}", m.group(1))
-          for p in DOCS for text in [p.read_text()] for m in re.finditer(r"```ya?ml\n(.*?)```", text, re.S)]
+          for p in DOCS for text in [p.read_text()] for m in re.finditer(r"```ya?ml\n(.*?)```", text, re.DOTALL)]
 
 
 def uncommented(block: str) -> str:
     """The block with `# key: value` option lines turned on."""
-    return re.sub(r"^# (\w+: .*?)(?:\s+#.*)?$", r"\1", block, flags=re.M)
+    return re.sub(r"^# (\w+: .*?)(?:\s+#.*)?$", r"\1", block, flags=re.MULTILINE)
 
 
 def test_the_readme_has_a_spec_with_a_tolerance_example():

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from fusebuild.backends import get_backend
 from fusebuild.ir.ops import OPS
@@ -18,18 +19,16 @@ from fusebuild.run import modes
 from fusebuild.run import validate as V
 from fusebuild.spec import parse_spec
 
-from conftest import REPO
-
 SWIGLU = (REPO / "specs" / "swiglu_prefill.yaml").read_text()
 
 
 def swiglu(target: str, mode="compare") -> Artifact:
-    text = re.sub(r"^  M: .*$", "  M: [64]", SWIGLU, flags=re.M)
-    text = re.sub(r"^  E: .*$", "  E: 128", text, flags=re.M)
-    text = re.sub(r"^  H: .*$", "  H: 256", text, flags=re.M)
+    text = re.sub(r"^  M: .*$", "  M: [64]", SWIGLU, flags=re.MULTILINE)
+    text = re.sub(r"^  E: .*$", "  E: 128", text, flags=re.MULTILINE)
+    text = re.sub(r"^  H: .*$", "  H: 256", text, flags=re.MULTILINE)
     dtype = "bfloat16" if target == "tir-cuda" else "float32"
-    text = re.sub(r"^  dtype: .*$", f"  dtype: {dtype}", text, flags=re.M)
-    text = re.sub(r"^targets: .*$", f"targets: [{target}]", text, flags=re.M)
+    text = re.sub(r"^  dtype: .*$", f"  dtype: {dtype}", text, flags=re.MULTILINE)
+    text = re.sub(r"^targets: .*$", f"targets: [{target}]", text, flags=re.MULTILINE)
     v = parse_spec(text, "specs/swiglu_prefill.yaml").variants[0]
     return Artifact(dataclasses.replace(v, mode=mode), target, Path("out"))
 
@@ -117,9 +116,9 @@ def test_separate_mode_reports_only_the_rows_that_raised():
 @pytest.mark.slow
 def test_compare_mode_builds_and_tabulates_on_mlir_aie(project):
     """The README's `FUSEBUILD_MODE=compare doit build:swiglu_prefill`, on mlir-aie (emulated)."""
-    text = re.sub(r"^  M: .*$", "  M: [64]", SWIGLU, flags=re.M)
-    text = re.sub(r"^  dtype: .*$", "  dtype: float32", text, flags=re.M)
-    project.spec("swiglu_prefill", re.sub(r"^targets: .*$", "targets: [mlir-aie]", text, flags=re.M))
+    text = re.sub(r"^  M: .*$", "  M: [64]", SWIGLU, flags=re.MULTILINE)
+    text = re.sub(r"^  dtype: .*$", "  dtype: float32", text, flags=re.MULTILINE)
+    project.spec("swiglu_prefill", re.sub(r"^targets: .*$", "targets: [mlir-aie]", text, flags=re.MULTILINE))
     result = project.doit("build:swiglu_prefill", env={"FUSEBUILD_MODE": "compare"})
     assert result.code == 0, result.text
     rows = [ln for ln in result.text.splitlines() if re.match(r"(linear|wide) +\d ", ln)]

@@ -10,8 +10,8 @@ import json
 import math
 
 import pytest
-
 from conftest import REPO
+
 from fusebuild.run import validate as V
 from fusebuild.spec import load_spec
 
@@ -46,9 +46,9 @@ SIGMOID_CLAMP = {
     "tir-cpu": ("tir", "ops.j2", "{% macro sigmoid(a, dt) %}T.sigmoid({{ a }}){% endmacro %}",
                 "{% macro sigmoid(a, dt) %}T.sigmoid(T.max(T.min({{ a }}, T.{{ dt }}(6)), T.{{ dt }}(-6))){% endmacro %}"),
     "mlir-cpu": ("mlir", "ops.j2", "{% macro sigmoid(r, a, ty) %}\n{{ _sigmoid(r, a, ty) }}",
-                 "{% macro sigmoid(r, a, ty) %}\n{{ r }}_six = arith.constant 6.0 : {{ ty }}\n"
-                 "{{ r }}_msix = arith.constant -6.0 : {{ ty }}\n{{ r }}_lo = arith.minimumf {{ a }}, {{ r }}_six : {{ ty }}\n"
-                 "{{ r }}_cl = arith.maximumf {{ r }}_lo, {{ r }}_msix : {{ ty }}\n{{ _sigmoid(r, r ~ '_cl', ty) }}"),
+                 ("{% macro sigmoid(r, a, ty) %}\n{{ r }}_six = arith.constant 6.0 : {{ ty }}\n"
+                  "{{ r }}_msix = arith.constant -6.0 : {{ ty }}\n{{ r }}_lo = arith.minimumf {{ a }}, {{ r }}_six : {{ ty }}\n"
+                  "{{ r }}_cl = arith.maximumf {{ r }}_lo, {{ r }}_msix : {{ ty }}\n{{ _sigmoid(r, r ~ '_cl', ty) }}")),
 }
 
 

@@ -142,7 +142,7 @@ class Remote:
         except urllib.error.HTTPError as err:
             err.close()
             return err.code, b""
-        except (urllib.error.URLError, OSError, socket.timeout, ValueError, http.client.HTTPException) as err:
+        except (TimeoutError, urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as err:
             why = getattr(err, "reason", err)
             raise RemoteError(f"{method} /{kind}/: {type(why).__name__}: {why}") from None
 
@@ -160,7 +160,7 @@ class _DeadlineSocket:
     def _left(self) -> float:
         left = self._deadline - time.monotonic()
         if left <= 0:
-            raise socket.timeout("the request's deadline passed")
+            raise TimeoutError("the request's deadline passed")
         return left
 
     def recv_into(self, buf, *args):

@@ -22,7 +22,6 @@ import sqlite3
 
 from doit.dependency import SqliteDB
 
-
 ERROR = "_fusebuild_db_error"       # attribute of the dep manager: the first error writing the DB
 
 

@@ -66,7 +66,7 @@ class Backend(Base):
         cmd = [cc.get_cc() or "cc", "-shared", "-fPIC", "-o", str(Path(dest) / self.artifact_name),
                str(Path(build_dir) / "kernel.o")]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=LINK_TIMEOUT)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=LINK_TIMEOUT, check=False)
         except subprocess.TimeoutExpired:
             raise ToolchainError(f"the linker did not finish in {LINK_TIMEOUT} s: {' '.join(cmd)}") from None
         if proc.returncode:
