@@ -2,13 +2,16 @@
 
 Builds `gemm_bias_silu` (float32, w in nn.Linear layout) at M=N=K=1024 and M=1,N=K=4096
 through the real pipeline (a spec in a temp folder, `doit build`, validation included)
-for both CPU targets, then loads the built artifacts (TVM kernel.so, IREE kernel.vmfb)
-and times them against torch's `F.silu(F.linear(x, w, b))` on the same inputs, same
-threads, interleaved, median of many runs.
+for both CPU targets, and the same operator with a dynamic M (`M: {dynamic: [1, 4096]}`:
+one artifact per target taking M at run time, validated at M = 1, 61, 4096). It then
+loads the built artifacts (TVM kernel.so, IREE kernel.vmfb) and times static, dynamic and
+torch's `F.silu(F.linear(x, w, b))` on the same inputs, same threads, interleaved, median
+of many runs. The goal for the dynamic artifacts: within 10% of the static ones.
 
     python bench/cpu_gemm.py            # writes bench/results/cpu_gemm.{json,md}
 
-Numbers are for the machine it runs on; the JSON records which.
+Numbers are for the machine it runs on; the JSON records which, and its load average
+before and after the run (`/proc/loadavg`: a shared machine's numbers are noisy).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 os.environ.setdefault("TVM_NUM_THREADS", str(THREADS))
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 
 SPEC = """\
 name: {name}
@@ -42,6 +46,8 @@ outputs: [y]
 targets: [tir-cpu, mlir-cpu]
 """
 SHAPES = [(1024, 1024, 1024), (1, 4096, 4096)]
+DYNAMIC = "{dynamic: [1, 4096]}"          # the dynamic specs' M
+TARGETS = ("tir-cpu", "mlir-cpu")
 
 
 def build(work: Path) -> dict:
@@ -49,6 +55,8 @@ def build(work: Path) -> dict:
     (work / "specs").mkdir(parents=True)
     for m, n, k in SHAPES:
         (work / "specs" / f"gemm_bias_silu_{m}.yaml").write_text(SPEC.format(name=f"gemm_bias_silu_{m}", M=m, N=n, K=k))
+        (work / "specs" / f"gemm_bias_silu_dyn{n}.yaml").write_text(
+            SPEC.format(name=f"gemm_bias_silu_dyn{n}", M=DYNAMIC, N=n, K=k))
     (work / "dodo.py").write_text((REPO / "dodo.py").read_text())
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "doit", "build"], cwd=work, capture_output=True, text=True,
@@ -69,65 +77,103 @@ def median_time(fn, reps: int) -> float:
     return statistics.median(times)
 
 
-def main():
+def tvm_runner(path: Path, tensors: list, m: int, n: int):
+    """tir-cpu: the TVM library, called on torch tensors through DLPack (no copies);
+    a dynamic artifact reads M from the tensors' shapes."""
+    import torch
+    import tvm
+    lib = tvm.runtime.load_module(str(path))["main"]
+    y = torch.empty(m, n)
+    args = [tvm.runtime.from_dlpack(t) for t in (*tensors, y)]
+    return (lambda: lib(*args)), (lambda: y)
+
+
+def iree_runner(path: Path, tensors: list):
+    """mlir-cpu: the IREE module, inputs already on its (host) device."""
     import iree.runtime as rt
+    import torch
+    ctx = rt.SystemContext(config=rt.Config("local-task"))
+    ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, path.read_bytes()))
+    fn = ctx.modules.module["main"]
+    dev = [rt.asdevicearray(ctx.config.device, t.numpy()) for t in tensors]
+    return (lambda: fn(*dev).to_host()), (lambda: torch.from_numpy(fn(*dev).to_host()))
+
+
+def loadavg() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def main():
     import torch
     import torch.nn.functional as F
     import tvm
 
     torch.set_num_threads(THREADS)
     work = Path(tempfile.mkdtemp(prefix="fusebuild-bench-"))
+    load_before = loadavg()
     meta = build(work)
     rows = []
     for m, n, k in SHAPES:
-        folder = work / "out" / f"gemm_bias_silu_{m}" / f"M{m}_N{n}_K{k}"
-        reports = {t: json.loads((folder / t / "validation.json").read_text()) for t in ("tir-cpu", "mlir-cpu")}
+        folders = {"static": work / "out" / f"gemm_bias_silu_{m}" / f"M{m}_N{n}_K{k}",
+                   "dynamic": work / "out" / f"gemm_bias_silu_dyn{n}" / f"M1to4096_N{n}_K{k}"}
+        reports = {(kind, t): json.loads((f / t / "validation.json").read_text())
+                   for kind, f in folders.items() for t in TARGETS}
         assert all(r["status"] == "pass" for r in reports.values()), reports
         gen = torch.Generator().manual_seed(0)
         x, w, b = (torch.randn(s, generator=gen) for s in ((m, k), (n, k), (n,)))
         want = F.silu(F.linear(x, w, b))
-        # tir-cpu: the TVM library, called on torch tensors through DLPack (no copies)
-        lib = tvm.runtime.load_module(str(folder / "tir-cpu" / "kernel.so"))["main"]
-        y = torch.empty(m, n)
-        args = [tvm.runtime.from_dlpack(t) for t in (x, w, b, y)]
-        # mlir-cpu: the IREE module, inputs already on its (host) device
-        ctx = rt.SystemContext(config=rt.Config("local-task"))
-        ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, (folder / "mlir-cpu" / "kernel.vmfb").read_bytes()))
-        iree_main = ctx.modules.module["main"]
-        dev = [rt.asdevicearray(ctx.config.device, t.numpy()) for t in (x, w, b)]
-        runs = {"tir-cpu": lambda: lib(*args), "mlir-cpu": lambda: iree_main(*dev).to_host(),
-                "torch": lambda: F.silu(F.linear(x, w, b))}
+        runs, outputs = {}, {}
+        for kind, f in folders.items():
+            runs[f"tir-cpu {kind}"], outputs[f"tir-cpu {kind}"] = tvm_runner(f / "tir-cpu" / "kernel.so", [x, w, b], m, n)
+            runs[f"mlir-cpu {kind}"], outputs[f"mlir-cpu {kind}"] = iree_runner(f / "mlir-cpu" / "kernel.vmfb", [x, w, b])
+        runs["torch"] = lambda x=x, w=w, b=b: F.silu(F.linear(x, w, b))
         reps = 20 if m > 1 else 200
         times = {name: [] for name in runs}
-        for _ in range(3):          # interleave: all see the same machine state
+        for _ in range(5):          # interleave: all see the same machine state
             for name, fn in runs.items():
                 times[name].append(median_time(fn, reps))
-        torch.testing.assert_close(y, want, atol=1e-3, rtol=1e-3)
-        torch.testing.assert_close(torch.from_numpy(iree_main(*dev).to_host()), want, atol=1e-3, rtol=1e-3)
+        for name, got in outputs.items():
+            torch.testing.assert_close(got(), want, atol=1e-3, rtol=1e-3, msg=name)
         med = {name: statistics.median(v) for name, v in times.items()}
         flops = 2 * m * n * k
         rows.append({"M": m, "N": n, "K": k, **{f"{t}_ms": med[t] * 1e3 for t in runs},
                      **{f"{t}_gflops": flops / med[t] / 1e9 for t in runs},
-                     "tir_cpu_vs_torch": med["torch"] / med["tir-cpu"],
-                     "mlir_cpu_vs_torch": med["torch"] / med["mlir-cpu"],
-                     "compile_seconds": {t: r["timings"].get("compile") for t, r in reports.items()}})
-    result = {"benchmark": "gemm_bias_silu float32: tir-cpu and mlir-cpu vs torch F.silu(F.linear(x, w, b))",
-              "threads": THREADS, "machine": platform.processor() or platform.machine(),
+                     "tir_cpu_vs_torch": med["torch"] / med["tir-cpu static"],
+                     "mlir_cpu_vs_torch": med["torch"] / med["mlir-cpu static"],
+                     **{f"{t}_dynamic_vs_static": med[f"{t} dynamic"] / med[f"{t} static"] for t in TARGETS},
+                     "compile_seconds": {f"{t} {kind}": r["timings"].get("compile")
+                                         for (kind, t), r in reports.items()},
+                     "dynamic_validated_at": [s["M"] for s in reports[("dynamic", "tir-cpu")]["samples"]]})
+    result = {"benchmark": "gemm_bias_silu float32: tir-cpu and mlir-cpu (static and dynamic M) vs torch "
+                           "F.silu(F.linear(x, w, b))",
+              "threads": THREADS, "env": {k: os.environ.get(k) for k in ("TVM_NUM_THREADS", "OMP_NUM_THREADS")},
+              "machine": platform.processor() or platform.machine(),
               "cpu": _cpu(), "torch": torch.__version__, "tvm": tvm.__version__,
-              "date": time.strftime("%Y-%m-%d"), **meta, "rows": rows}
+              "date": time.strftime("%Y-%m-%d"), "loadavg_before": load_before, "loadavg_after": loadavg(),
+              "method": "median over 5 interleaved rounds of the median of 20 (200 at M=1) calls; random inputs",
+              **meta, "rows": rows}
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "cpu_gemm.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"# gemm_bias_silu float32 on the CPU ({THREADS} threads, {result['cpu']})", "",
-             f"torch {result['torch']}, apache-tvm {result['tvm']}, {result['date']}. "
-             "Median of interleaved runs; speed vs torch = torch time / target time (>1: faster than torch).", "",
-             "| M x N x K | tir-cpu ms | mlir-cpu ms | torch ms | tir-cpu GFLOP/s | mlir-cpu GFLOP/s | torch GFLOP/s "
-             "| tir-cpu vs torch | mlir-cpu vs torch |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             (f"torch {result['torch']}, apache-tvm {result['tvm']}, {result['date']}. "
+              "Median of interleaved runs; speed vs torch = torch time / target time (>1: faster than torch). "
+              "dynamic: one artifact for every M in [1, 4096], run at the row's M; dyn/static = dynamic time / "
+              f"static time (goal <= 1.10). Load average before / after: {load_before} / {result['loadavg_after']}."),
+             "",
+             ("| M x N x K | tir-cpu ms | tir-cpu dynamic ms | tir dyn/static | mlir-cpu ms | mlir-cpu dynamic ms "
+              "| mlir dyn/static | torch ms | tir-cpu GFLOP/s | mlir-cpu GFLOP/s | tir-cpu vs torch | mlir-cpu vs torch |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['M']} x {r['N']} x {r['K']} | {r['tir-cpu_ms']:.3f} | {r['mlir-cpu_ms']:.3f} | "
-                     f"{r['torch_ms']:.3f} | {r['tir-cpu_gflops']:.1f} | {r['mlir-cpu_gflops']:.1f} | "
-                     f"{r['torch_gflops']:.1f} | {r['tir_cpu_vs_torch']:.2f}x | {r['mlir_cpu_vs_torch']:.2f}x |")
+        lines.append(f"| {r['M']} x {r['N']} x {r['K']} | {r['tir-cpu static_ms']:.3f} | "
+                     f"{r['tir-cpu dynamic_ms']:.3f} | {r['tir-cpu_dynamic_vs_static']:.2f} | "
+                     f"{r['mlir-cpu static_ms']:.3f} | {r['mlir-cpu dynamic_ms']:.3f} | "
+                     f"{r['mlir-cpu_dynamic_vs_static']:.2f} | {r['torch_ms']:.3f} | "
+                     f"{r['tir-cpu static_gflops']:.1f} | {r['mlir-cpu static_gflops']:.1f} | "
+                     f"{r['tir_cpu_vs_torch']:.2f}x | {r['mlir_cpu_vs_torch']:.2f}x |")
     (out / "cpu_gemm.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

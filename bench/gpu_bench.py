@@ -14,7 +14,7 @@ tir-cuda's tuned defaults. `time` loads each built artifact with fusebuild's loa
 it against torch eager (`F.silu(F.linear(x, w, b))`, relu, gelu; SwiGLU as three matmuls) and
 torch.compile (default mode) of the same function: CUDA-event medians after warm-up, input
 sets rotated so repeated calls do not run from L2. The artifacts' numerics are checked by
-`python -m fusebuild gpu-validate --specs WORK/specs --out WORK/out`.
+`fusebuild gpu-validate --specs WORK/specs --out WORK/out`.
 """
 from __future__ import annotations
 

@@ -10,14 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from . import settings
 from .errors import FusebuildError, printable
 
 
 def cmd_check(args) -> int:
-    """Load and check specs, building nothing: each spec's variants and targets, or its error."""
+    """Load and check specs, building nothing: each spec's variants and targets (and how
+    each target gets a dynamic parameter), or its error, target limits included."""
     from .spec import load_spec
+    from .spec.dynamic import check_lines, variant_note
     bad = 0
     for path in args.specs:
         try:
@@ -26,8 +29,10 @@ def cmd_check(args) -> int:
             print(err, file=sys.stderr)
             bad += 1
             continue
+        for line in check_lines(spec):
+            print(line)
         for v in spec.variants:
-            print(f"{spec.name}/{v.name}: targets {', '.join(v.targets)}; mode {v.mode}")
+            print(f"{spec.name}/{v.name}: targets {', '.join(v.targets)}; mode {v.mode}{variant_note(v)}")
     return 1 if bad else 0
 
 
@@ -41,6 +46,9 @@ def cmd_schema(args) -> int:
 
 def cmd_engine(args) -> int:
     from .engine.commands import run
+    if not Path("dodo.py").is_file():      # else doit's own error, which names an option we do not have
+        raise FusebuildError(f"no dodo.py in {Path.cwd()}: run `fusebuild {args.command}` in a fusebuild project "
+                             "folder (one with dodo.py and specs/)")
     if args.command == "why":
         return run(["why", *args.what])
     if args.command == "dry-run":
@@ -60,6 +68,22 @@ def cmd_gpu_validate(args) -> int:
     return main(args.rest)
 
 
+def cmd_export(args) -> int:
+    from .runtime.export import main
+    return main(args.rest)
+
+
+def cmd_workers(args) -> int:
+    """The Dask cluster's workers (FUSEBUILD_SCHEDULER), their resources and what they can run."""
+    from .backends import TARGETS
+    from .distributed.cluster import SETTING, Cluster, workers_table
+    cluster = Cluster.from_settings()
+    if cluster is None:
+        raise FusebuildError("not set", path=f"environment variable {SETTING}", valid="tcp://host:8786")
+    print(workers_table(cluster, TARGETS))
+    return 0
+
+
 # name -> (one line of help, handler, how to declare its arguments)
 COMMANDS = {
     "check": ("load and check specs without building (file:line errors)", cmd_check,
@@ -74,8 +98,12 @@ COMMANDS = {
     "clean": ("remove out/ folders no spec asks for, and leftovers of killed builds", cmd_engine, lambda p: None),
     "env": ("toolchain environments: env create NAME | env list", cmd_env,
             lambda p: p.add_argument("rest", nargs=argparse.REMAINDER)),
+    "workers": ("list the Dask cluster's workers (FUSEBUILD_SCHEDULER), their resources and stages",
+                cmd_workers, lambda p: None),
     "gpu-validate": ("validate built tir-cuda artifacts on this machine's GPU (torch only)", cmd_gpu_validate,
                      lambda p: p.add_argument("rest", nargs=argparse.REMAINDER)),
+    "export": ("export DEST [SPEC...]: copy built artifacts + manifests into a folder fusebuild.load reads",
+               cmd_export, lambda p: p.add_argument("rest", nargs=argparse.REMAINDER)),
 }
 
 
@@ -94,8 +122,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    # env and gpu-validate have parsers of their own: hand them everything after the name
-    if argv and argv[0] in ("env", "gpu-validate"):
+    # env, gpu-validate and export have parsers of their own: hand them everything after the name
+    if argv and argv[0] in ("env", "gpu-validate", "export"):
         args = argparse.Namespace(command=argv[0], rest=argv[1:], handler=COMMANDS[argv[0]][1])
     else:
         args = parser().parse_args(argv)

@@ -92,6 +92,7 @@ def known() -> dict:
     (`<NAME> = ToolchainEnv(...)`); importing those is cheap (no toolchain)."""
     import importlib
     import importlib.util
+
     from .backends import TARGETS
     envs = {}
     for info in TARGETS.values():

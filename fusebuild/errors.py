@@ -53,6 +53,10 @@ class ToolchainError(FusebuildError):
     KEEP = "\n"              # a toolchain's diagnostics keep their lines
 
 
+class UseError(FusebuildError):
+    """A built operator loaded or called wrongly (runtime/): the path is the artifact or op."""
+
+
 def did_you_mean(word: str, choices) -> str:
     if not isinstance(word, (str, int, float)) or len(str(word)) > 64:   # bounded work on hostile values
         return ""

@@ -5,6 +5,7 @@ into place (atomic on POSIX): a build killed mid-write leaves the old file or no
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -29,11 +30,19 @@ def write_atomic(path, data, *, only_if_changed: bool = False) -> bool:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
+        os.chmod(tmp, 0o666 & ~_umask())        # mkstemp makes 0600; outputs are ordinary files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return True
+
+
+@functools.lru_cache(maxsize=None)
+def _umask() -> int:
+    mask = os.umask(0)      # read once: setting it back right away (it is process-wide)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path, obj, **kw) -> bool:

@@ -31,6 +31,10 @@ SETTINGS = {s.name: s for s in [
     Setting("FUSEBUILD_REMOTE_CACHE_MAX_BLOB", str(256 << 20), "bytes: the largest blob read from the remote cache"),
     Setting("FUSEBUILD_TEMPLATE_OVERRIDES", "", "template folders searched before templates/ (os.pathsep list)"),
     Setting("FUSEBUILD_TOOLCHAINS", ".toolchains", "folder of toolchain envs (`fusebuild env create NAME`)"),
+    Setting("FUSEBUILD_SCHEDULER", "", "tcp://host:8786 of a Dask scheduler: run each task's action on its workers "
+            "(needs FUSEBUILD_REMOTE_CACHE; docs/distributed.md)"),
+    Setting("FUSEBUILD_SCHEDULER_WAIT", "30", "seconds to wait for the scheduler, or for a worker with a resource "
+            "a task needs, before saying so"),
 ]}
 
 

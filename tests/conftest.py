@@ -1,6 +1,18 @@
-"""Shared test helpers: a throwaway project folder and a doit runner that counts tasks."""
+"""Shared test helpers: a throwaway project folder and a doit runner that counts tasks, the
+one "spec text -> variant -> render" helper, the one "render -> compile -> assemble ->
+run -> compare with torch" helper, and golden files.
+
+Test files mirror the package: tests/test_<package>_<module>.py tests
+fusebuild/<package>/<module>.py (tests/test_<module>.py for a top-level module,
+tests/test_<backend>_<module>.py for fusebuild/backends/<backend>/<module>.py).
+Anything that runs real `doit` is marked `e2e`, anything slower than ~5 s also `slow`;
+the quick loop is `pytest -m "not e2e and not slow"`.
+"""
 from __future__ import annotations
 
+import difflib
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -12,6 +24,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+GOLDEN = REPO / "tests" / "golden"
+UPDATE_GOLDEN = "FUSEBUILD_UPDATE_GOLDEN"     # =1: golden tests rewrite their files, then fail
 
 GEMM_SPEC = """\
 name: {name}
@@ -34,6 +48,27 @@ def gemm_spec(name="small", act="silu") -> str:
     return GEMM_SPEC.format(name=name, act=act)
 
 
+SWIGLU = (REPO / "specs" / "swiglu_prefill.yaml").read_text()
+SWIGLU_V = "M64_E512_H2048_float32"
+
+
+def small_swiglu(target: str) -> str:
+    """The shipped swiglu_prefill graph, at its smaller shape only, on one target."""
+    text = re.sub(r"^  M: .*$", "  M: [64]", SWIGLU, flags=re.M)
+    text = re.sub(r"^  dtype: .*$", "  dtype: float32", text, flags=re.M)   # shipped: + bf16/fp16 for tir-cuda
+    return re.sub(r"^targets: .*$", f"targets: [{target}]", text, flags=re.M)
+
+
+def swiglu_artifact(mode: str, target="mlir-cpu", out=Path("out")):
+    """The small swiglu's one artifact on `target`, in `mode` (planning only)."""
+    import dataclasses
+
+    from fusebuild.plan.artifacts import Artifact
+    from fusebuild.spec import parse_spec
+    v = parse_spec(small_swiglu(target), "specs/swiglu_prefill.yaml").variants[0]
+    return Artifact(dataclasses.replace(v, mode=mode), target, out)
+
+
 class Project:
     """A folder with specs/ and a dodo.py, where `doit` runs as a user would run it."""
 
@@ -41,9 +76,10 @@ class Project:
         self.root = root
         (root / "specs").mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "dodo.py", root / "dodo.py")
-        # each project gets its own artifact cache (never the user's) and no remote cache
+        # each project gets its own artifact cache (never the user's) and no remote cache; it
+        # keeps FUSEBUILD_TOOLCHAINS, so its builds see the toolchain envs this process checked
         self.cache = cache or root.with_name(root.name + "-cache")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FUSEBUILD_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FUSEBUILD_") or k == "FUSEBUILD_TOOLCHAINS"}
         self.env = dict(env, PYTHONPATH=str(REPO), FUSEBUILD_TEMPLATE_OVERRIDES="",
                         FUSEBUILD_CACHE_DIR=str(self.cache))
 
@@ -59,6 +95,14 @@ class Project:
         if check is not None:
             assert proc.returncode == check, result.text
         return result
+
+    def fusebuild(self, *args, env=None) -> subprocess.CompletedProcess:
+        """`python -m fusebuild ARGS` in the project folder."""
+        return subprocess.run([sys.executable, "-m", "fusebuild", *args], cwd=self.root,
+                              env=dict(self.env, **(env or {})), capture_output=True, text=True, timeout=600)
+
+    def cache_report(self) -> dict:
+        return json.loads((self.root / "out/cache-report.json").read_text())
 
 
 class DoitResult:
@@ -78,6 +122,18 @@ def project(tmp_path) -> Project:
     return Project(tmp_path)
 
 
+def snapshot(root: Path, run_records: bool = True) -> dict:
+    """{file: sha256} of every file under `root` except doit's DB; without `run_records`,
+    also without what every run rewrites (out/report.*, out/cache-report.json, out/.fusebuild/)."""
+    def kept(p):
+        if ".doit.db" in p.name:
+            return False
+        return run_records or (p.name != "cache-report.json" and not p.name.startswith("report.")
+                               and ".fusebuild" not in p.parts)
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and kept(p)}
+
+
 # --- spec text -> variant -> render: the one helper every renderer test uses --------------
 
 def variants(spec, target=None) -> list:
@@ -95,3 +151,84 @@ def render(spec, target, index=0, hints=None):
     v = spec if hasattr(spec, "graph") else variants(spec, target)[index]
     given = v.schedule.get(target, {}) if hints is None else hints
     return get_backend(target).render(RenderJob(v.graph, TARGETS[target].hints.resolve(given), v.spec, v.name))
+
+
+# --- render -> compile -> assemble -> run -> compare: the one compare-with-torch helper ----
+
+def build(folder: Path, v, target: str) -> Path:
+    """Render, compile and assemble variant `v` for `target` into `folder` (no doit)."""
+    from fusebuild.backends import get_backend
+    backend = get_backend(target)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in render(v, target).files.items():
+        (folder / name).write_text(text)
+    backend.compile(folder, folder)
+    backend.assemble(folder, folder)
+    return folder
+
+
+def run_and_compare(folder: Path, v, target: str) -> dict:
+    """Run the artifact in `folder` on the variant's seeded inputs; {output: compare result}
+    against the torch reference and its per-element bound (first mismatches listed)."""
+    from fusebuild.backends import get_backend
+    from fusebuild.run import validate as V
+    inputs = V.make_inputs(v.graph, v.seed)
+    exp = V.expected(v.graph, inputs)
+    out = get_backend(target).run(folder, v.graph, inputs)
+    return V.check_outputs(v.graph, out, exp, v.tolerance)
+
+
+def check_against_torch(folder: Path, spec, target: str, index: int = 0) -> dict:
+    """Build variant `index` of `spec` for `target` and assert every output matches torch."""
+    v = spec if hasattr(spec, "graph") else variants(spec, target)[index]
+    results = run_and_compare(build(folder, v, target), v, target)
+    bad = {n: {k: r.get(k) for k in ("error", "max_abs", "bound", "ratio", "mismatches", "first_mismatches")}
+           for n, r in results.items() if not r["ok"]}
+    assert not bad, f"{target} {v.spec}/{v.name}: {bad}"
+    return results
+
+
+# --- golden files ---------------------------------------------------------------------------
+
+def assert_golden(files: dict):
+    """Each text must equal tests/golden/<rel> byte for byte ({rel: text}). With
+    FUSEBUILD_UPDATE_GOLDEN=1 the files are rewritten and the test fails anyway (an update
+    is never a pass)."""
+    rewrote, problems = [], []
+    for rel, text in files.items():
+        path = GOLDEN / rel
+        old = path.read_text() if path.is_file() else None
+        if os.environ.get(UPDATE_GOLDEN) == "1":
+            if old != text:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+                rewrote.append(f"tests/golden/{rel}")
+        elif old is None:
+            problems.append(f"tests/golden/{rel} is missing: create it with {UPDATE_GOLDEN}=1")
+        elif old != text:
+            shown = list(difflib.unified_diff(old.splitlines(), text.splitlines(), f"tests/golden/{rel}", "rendered",
+                                              lineterm=""))
+            problems.append(f"tests/golden/{rel} differs from the render ({UPDATE_GOLDEN}=1 rewrites it):\n"
+                            + "\n".join(shown[:80]) + ("\n..." if len(shown) > 80 else ""))
+    if os.environ.get(UPDATE_GOLDEN) == "1":
+        pytest.fail(f"{UPDATE_GOLDEN}=1: rewrote {', '.join(rewrote) or 'nothing (all matched)'}; "
+                    f"review the diff and rerun without {UPDATE_GOLDEN}")
+    assert not problems, "\n".join(problems)
+
+
+def assert_golden_render(spec: str, target: str, index: int, names: tuple):
+    """Render variant `index` (of those building `target`) of the shipped spec `spec` and
+    compare the files `names` with tests/golden/<target>/<spec>/<variant>/<name>."""
+    v = variants(REPO / "specs" / f"{spec}.yaml", target)[index]
+    files = render(v, target).files
+    assert_golden({f"{target}/{spec}/{v.name}/{name}": files[name] for name in names})
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that builds through the `project` fixture runs real doit: it must say so (e2e),
+    or the quick loop (-m "not e2e and not slow") would silently grow."""
+    unmarked = [item.nodeid for item in items
+                if "project" in getattr(item, "fixturenames", ()) and item.get_closest_marker("e2e") is None]
+    if unmarked:
+        raise pytest.UsageError("tests using the `project` fixture run doit and must be marked "
+                                "@pytest.mark.e2e: " + ", ".join(unmarked))

@@ -1,17 +1,18 @@
-"""cache.py, keys.py and the remote client, without doit: verification, corruption,
-read-only, and a remote that is down, slow or wants a header."""
+"""cache/__init__.py: the local store and a stage's Action (miss, hit, verification on every
+read, corruption discarded and repaired, cache off, default folder), and through real
+`doit` the cache shared by two checkouts and a branch switch."""
 from __future__ import annotations
 
 import http.server
 import json
-import socket
 import threading
 import time
 
 import pytest
 
 from fusebuild import cache as C
-from fusebuild.cache.remote import Remote, parse_header, redact
+
+from conftest import Project, gemm_spec
 
 
 @pytest.fixture
@@ -99,39 +100,7 @@ def test_cache_off_and_default_dir(tmp_path):
     assert str(C.default_dir({})).endswith(".cache/fusebuild")
 
 
-# --- the remote client ---------------------------------------------------------------------
-def warnings_of(remote):
-    seen = []
-    remote.warn = seen.append
-    return seen
-
-
-def test_remote_down_warns_once_and_turns_off(tmp_path):
-    with socket.socket() as s:                      # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    r = Remote(f"http://user:secret@127.0.0.1:{port}/cache", timeout=1)
-    seen = warnings_of(r)
-    assert r.get("ac", "a" * 64) is None
-    assert r.put("cas", "b" * 64, b"x") is False
-    assert r.get("cas", "c" * 64) is None
-    assert len(seen) == 1 and "unavailable" in seen[0] and "secret" not in seen[0]
-    assert not r.active
-
-
-def test_remote_slow_is_bounded_by_the_timeout():
-    with socket.socket() as s:                      # accepts connections, never answers
-        s.bind(("127.0.0.1", 0))
-        s.listen(8)
-        r = Remote(f"http://127.0.0.1:{s.getsockname()[1]}", timeout=0.5)
-        seen = warnings_of(r)
-        start = time.monotonic()
-        assert r.get("ac", "a" * 64) is None
-        assert r.get("ac", "b" * 64) is None        # already off: no second wait
-        assert time.monotonic() - start < 3
-        assert len(seen) == 1
-
-
+# --- the cache built from the environment, with a remote -------------------------------
 class _Recorder(http.server.BaseHTTPRequestHandler):
     seen = []
 
@@ -178,12 +147,51 @@ def test_remote_sends_the_header_from_the_environment_and_readonly_never_puts(tm
     assert "t0ken" not in json.dumps(ro.describe())
 
 
-def test_header_and_url_parsing():
-    assert parse_header("X-Token:  abc ") == ("X-Token", "abc")
-    assert parse_header("") is None
-    for bad in ("no colon", "A: b\r\nC: d"):
-        with pytest.raises(ValueError):
-            parse_header(bad)
-    assert redact("https://u:p@cache.example:9092/x?q=1") == "https://cache.example:9092/x"
-    with pytest.raises(ValueError):
-        Remote("ftp://host/x")
+# --- through doit -----------------------------------------------------------------------
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_two_checkouts_and_a_branch_switch_compile_once(project, tmp_path):
+    project.spec("one", gemm_spec("one"))
+    first = project.doit("build", check=0)
+    assert len(first.ran_stage("compile")) == 2 and project.cache_report()["stages"]["compile"]["miss"] == 2
+    # a second worktree of the same user (same cache dir), nothing restored: all hits
+    other = Project(tmp_path / "worktree2", cache=project.cache)
+    other.spec("one", gemm_spec("one"))
+    r = other.doit("build", check=0)
+    rep = other.cache_report()
+    assert rep["hits"] == rep["lookups"] == 8 and rep["stages"]["compile"]["local-hit"] == 2, r.text
+    assert "cache hit rate 100% (8/8" in r.text
+    for m in (4, 8):
+        rel = f"out/one/M{m}_N32_K16/tir-cpu/"
+        for f in ("kernel.py", "kernel.o", "kernel.so", "validation.json"):
+            assert (other.root / rel / f).read_bytes() == (project.root / rel / f).read_bytes()
+    # branch switch: edit the spec, build, switch back: the old results come from the cache
+    path = project.root / "specs/one.yaml"
+    path.write_text(gemm_spec("one", act="gelu"))
+    project.doit("build", check=0)
+    assert project.cache_report()["stages"]["compile"]["miss"] == 2
+    path.write_text(gemm_spec("one"))
+    r = project.doit("build", check=0)
+    assert len(r.ran_stage("compile")) == 2                              # doit reruns the tasks...
+    assert project.cache_report()["stages"]["compile"]["local-hit"] == 2  # ...the tool does not run
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_corrupt_local_object_is_rebuilt_not_used(project, tmp_path):
+    project.spec("one", gemm_spec("one"))
+    project.doit("build", check=0)
+    damaged = 0
+    for blob in (project.cache / "cas").rglob("*"):
+        if blob.is_file() and blob.read_bytes()[:4] == b"\x7fELF":       # kernel.o and kernel.so
+            blob.write_bytes(blob.read_bytes()[:100])                     # truncated
+            damaged += 1
+    assert damaged == 4
+    other = Project(tmp_path / "worktree2", cache=project.cache)
+    other.spec("one", gemm_spec("one"))
+    r = other.doit("build", check=0)
+    rep = other.cache_report()
+    assert rep["stages"]["compile"]["miss"] == 2 and rep["stages"]["assemble"]["miss"] == 2, r.text
+    assert len(rep["corrupt"]) == 4 and "corrupt entries discarded" in r.text
+    for report in (other.root / "out").rglob("validation.json"):
+        assert json.loads(report.read_text())["status"] == "pass"

@@ -62,12 +62,12 @@ def test_cpu_build_keeps_the_devices_verdict(tmp_path, monkeypatch):
     p, a = built(tmp_path, monkeypatch)
     assert stages.validate(p, a) is None and report(a)["status"] == Status.NOT_VALIDATED
     r = validate_on_gpu(p, a)
-    assert r["status"] == Status.PASS and r["validated_on"]["FAKE GPU"]["status"] == Status.PASS
+    assert r["status"] == Status.PASS and r["verdicts"]["FAKE GPU"]["status"] == Status.PASS
     assert set(r["input_sets"]) == {"linear", "wide"}
     assert stages.validate(p, a) is None                     # a later build on a machine without it
     after = report(a)
     assert after["status"] == Status.NOT_VALIDATED             # true of this machine
-    assert after["validated_on"]["FAKE GPU"]["status"] == Status.PASS
+    assert after["verdicts"]["FAKE GPU"]["status"] == Status.PASS
     status = summary_rows([after])[0][3]
     assert status == "built-not-validated here; pass on FAKE GPU", status
 
@@ -79,14 +79,14 @@ def test_a_verdict_for_other_bytes_is_dropped(tmp_path, monkeypatch):
     (a.dir / "new.so").write_bytes(so.read_bytes() + b"\0")   # rebuild writes: the loaded one stays mapped)
     os.replace(a.dir / "new.so", so)
     stages.validate(p, a)
-    assert "validated_on" not in report(a)
+    assert "verdicts" not in report(a)
     assert summary_rows([report(a)])[0][3] != "built-not-validated here; pass on FAKE GPU"
 
 
 def test_a_kept_fail_fails_the_build_here(tmp_path, monkeypatch):
     p, a = built(tmp_path, monkeypatch)
     r = validate_on_gpu(p, a)
-    r["validated_on"]["FAKE GPU"].update(status="fail", reason="y: 3 mismatches")
+    r["verdicts"]["FAKE GPU"].update(status="fail", reason="y: 3 mismatches")
     write_json(a.report, r)
     failed = stages.validate(p, a)
     assert failed is not None and "FAIL on FAKE GPU" in failed.message and "y: 3 mismatches" in failed.message

@@ -204,6 +204,7 @@ def test_gpu_validate_path_imports_no_toolchain():
     assert out.returncode == 0, out.stderr
 
 
+@pytest.mark.e2e
 def test_missing_env_reports_not_run_and_the_build_succeeds(project, tmp_path):
     project.spec("g", gemm(M=128))
     r = project.doit("build", check=0, env={"FUSEBUILD_TOOLCHAINS": str(tmp_path / "none")})
@@ -216,6 +217,7 @@ needs_env = pytest.mark.skipif(not CUDA.toolchain().available,
                                reason="tilelang env or nvcc missing: python -m fusebuild env create tilelang")
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @needs_env
 def test_build_without_gpu_is_built_not_validated_never_pass(project):

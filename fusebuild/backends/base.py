@@ -80,7 +80,7 @@ class Backend(ABC):
     template_folder: ClassVar[str] = ""       # templates/<folder>/
 
     def __init__(self, info):
-        self.info = info                      # backends.registry.TargetInfo
+        self.info = info                      # backends.TargetInfo
         self.name = info.name
 
     @property
@@ -137,7 +137,8 @@ class Backend(ABC):
         return {}
 
 
-# --- host buffers: shared by backends whose artifacts take host (CPU) memory -----------
+# --- host buffers: for backends that run artifacts themselves (mlir-aie's emulator); ----
+# tir-cpu and mlir-cpu run through runtime/call.py, which packs layouts the same way
 
 def host_buffers(graph, inputs: dict) -> dict:
     """Kernel arguments in order (inputs, then outputs), packed into their layouts.
@@ -145,10 +146,12 @@ def host_buffers(graph, inputs: dict) -> dict:
     Outputs start as NaN so an element the kernel never writes cannot pass.
     """
     import torch
+
+    from ..runtime.call import pack
     buffers = {}
     for name in graph.inputs:
         x, t = inputs[name].contiguous(), graph.tensors[name]
-        buffers[name] = t.layout.pack(x) if t.layout is not None else x
+        buffers[name] = pack(x, t.layout.dims) if t.layout is not None else x
     for name in graph.outputs:
         t = graph.tensors[name]
         buffers[name] = torch.full(t.memory_shape, float("nan"), dtype=getattr(torch, t.dtype))
@@ -156,8 +159,9 @@ def host_buffers(graph, inputs: dict) -> dict:
 
 
 def host_outputs(graph, buffers: dict) -> dict:
+    from ..runtime.call import unpack
     out = {}
     for name in graph.outputs:
         t = graph.tensors[name]
-        out[name] = t.layout.unpack(buffers[name]) if t.layout is not None else buffers[name]
+        out[name] = unpack(buffers[name], t.layout.dims, t.shape) if t.layout is not None else buffers[name]
     return out

@@ -9,9 +9,14 @@ templates only as values (names are checked identifiers), never as template sour
 
 Every template a render loads is recorded with its hash, so the render task knows
 exactly which templates an artifact came from (a depfile, as ninja has).
+
+A Dask worker renders with the coordinator's templates, fetched by content into a folder
+of its own: `SEARCH` (a context variable, so each task thread has its own) then replaces
+the search path (fusebuild/distributed/worker.py).
 """
 from __future__ import annotations
 
+import contextvars
 import os
 from pathlib import Path
 
@@ -25,13 +30,19 @@ OVERRIDES_ENV = "FUSEBUILD_TEMPLATE_OVERRIDES"
 CONSTANTS = {"SQRT_HALF": repr(ops.SQRT_HALF), "SQRT_2_OVER_PI": repr(ops.SQRT_2_OVER_PI)}
 
 
+SEARCH = contextvars.ContextVar("fusebuild_template_search", default=None)   # [dir, ...] replacing the search path
+
+
 def template_dirs(backend_folder: str) -> list:
+    fixed = SEARCH.get()
+    if fixed is not None:
+        return [Path(d) for d in fixed]
     extra = [Path(p) / backend_folder for p in os.environ.get(OVERRIDES_ENV, "").split(os.pathsep) if p]
     return [p for p in extra if p.is_dir()] + [TEMPLATES / backend_folder]
 
 
 def _recording_loader(backend_folder):
-    import jinja2      # here, not at import: planting a no-op build must not pay for Jinja
+    import jinja2  # here, not at import: planting a no-op build must not pay for Jinja
 
     class RecordingLoader(jinja2.FileSystemLoader):
         def __init__(self):

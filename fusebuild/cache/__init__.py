@@ -9,7 +9,7 @@
 Model (Bazel's): an *action* is one stage of one artifact. Its digest is the sha256 of a
 JSON key naming everything the result depends on: the stage, the target, the toolchain
 versions, the digest of fusebuild's code for that stage, flags/hints/seed, and the sha256
-of every input file (see `keys.py`). Two stores:
+of every input file (see plan/keys.py). Two stores:
   AC   action digest -> record {"files": {name: {"sha256", "size"}}}   (small JSON)
   CAS  sha256 of a blob -> the blob's bytes
 A stage looks its action up before running its tool. Hit: the files are written into the
@@ -34,7 +34,7 @@ deleted (a read-only cache) is recorded as `stuck`: the build still rebuilds the
 and fails at its end with one line saying so (engine/faults.cache_error).
 
 Each stage's outcome (local-hit, remote-hit, miss, off) is written to
-`.stages/<stage>.cache.json` in the artifact folder; cache_report.py sums them up.
+`.stages/<stage>.cache.json` in the artifact folder; report.py sums them up.
 """
 from __future__ import annotations
 

@@ -23,6 +23,11 @@ size an untrusted action record claims: a record claiming 2^40 bytes costs at mo
 
 The optional header (e.g. `Authorization: Bearer ...`) comes from the environment only,
 and is never printed; neither is any user:password in the URL.
+
+Read-only means no action records are published; a blob (CAS) may still be stored by a
+caller that needs it there (a distributed build moves its inputs that way; fusebuild's own
+stages never upload anything to a read-only remote). A blob this process stored, or read
+and verified (the caller adds it to `present`), is known to be there and is not sent again.
 """
 from __future__ import annotations
 
@@ -77,6 +82,7 @@ class Remote:
         self.disabled = None           # reason, once an error turned the remote off
         self.warn = warn or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.stats = {"get": 0, "hit": 0, "put": 0, "bytes_down": 0, "bytes_up": 0}
+        self.present = set()           # blob digests known to be stored (sent, or read and verified)
 
     @property
     def active(self) -> bool:
@@ -102,8 +108,9 @@ class Remote:
         return body
 
     def put(self, kind: str, digest: str, data: bytes) -> bool:
-        """Store bytes; False if read-only, disabled, or it failed (then disabled)."""
-        if self.readonly or not self.active:
+        """Store bytes; False if not sent: an action record to a read-only remote, a blob
+        already known to be there, a disabled remote, or it failed (then disabled)."""
+        if (self.readonly and kind == "ac") or not self.active or (kind == "cas" and digest in self.present):
             return False
         try:
             status, _ = self._request("PUT", kind, digest, data, 1 << 16)
@@ -115,6 +122,8 @@ class Remote:
             return False
         self.stats["put"] += 1
         self.stats["bytes_up"] += len(data)
+        if kind == "cas":
+            self.present.add(digest)
         return True
 
     # --- internals ------------------------------------------------------------------

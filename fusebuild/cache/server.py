@@ -97,8 +97,9 @@ class NginxCache:
             if self._wait_ready():
                 return self
             self.stop()
+        errors = self.folder / "error.log"
         raise RuntimeError(f"nginx did not start: {(self.folder / 'stderr.log').read_text()[-2000:]}"
-                           f"{(self.folder / 'error.log').read_text()[-2000:] if (self.folder / 'error.log').exists() else ''}")
+                           f"{errors.read_text()[-2000:] if errors.exists() else ''}")
 
     def _wait_ready(self, seconds: float = 10.0) -> bool:
         deadline = time.monotonic() + seconds

@@ -104,7 +104,8 @@ td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}</style></head><bo
 <table><tr>{head}</tr>{''.join(body)}</table>
 <h2>Toolchains</h2><ul>{versions}</ul>
 {'<h2>Failures</h2><ul>' + fails + '</ul>' if fails else ''}
-{'<h2>Orphans</h2><p>Remove with <code>python -m fusebuild clean</code>.</p><ul>' + orphans + '</ul>' if orphans else ''}
+{'<h2>Orphans</h2><p>Remove with <code>python -m fusebuild clean</code>.</p><ul>' + orphans + '</ul>'
+ if orphans else ''}
 </body></html>
 """
 

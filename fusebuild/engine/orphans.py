@@ -10,9 +10,9 @@ Hidden entries at the top of out/ (the DB, fusebuild's own state) and plain file
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
-import os
 from pathlib import Path
 
 _NAME = re.compile(r"^name:\s*['\"]?([A-Za-z0-9_.-]+)", re.M)

@@ -8,7 +8,7 @@ Output modes (FUSEBUILD_PROGRESS=auto|tty|plain|quiet; auto: tty on a terminal, 
           live bottom line: `[n/N] 2 running: compile:... 3.1s | 14.2s`, redrawn 4x a second
   quiet   nothing per task; failures, the artifacts that did not pass, one total line
 N counts the tasks (with actions) the selected targets need; n the ones finished or found
-up to date. Then: the summary table (report.py), a note if out/ holds orphans, the total
+up to date. Then: the summary table (summary.py), a note if out/ holds orphans, the total
 line, and out/report.md|html (buildreport). Each task's DB record is committed as the
 task finishes (depdb), so a killed build keeps what it finished.
 """
@@ -26,6 +26,7 @@ from doit.reporter import ConsoleReporter
 from .. import settings
 from ..cache import report as cache_report
 from ..fsutil import write_json
+from ..tables import clip
 from . import buildreport, depdb, faults, orphans
 from .summary import SummaryReporter
 from .why import explain
@@ -179,7 +180,7 @@ class EngineReporter(SummaryReporter):
         more = f" +{len(self.running) - 2}" if len(self.running) > 2 else ""
         text = f"[{self.done}/{self.total}] {len(self.running)} running: {run}{more} | {now - self.t0:.1f}s"
         width = shutil.get_terminal_size((100, 20)).columns - 1
-        return text if len(text) <= width else text[:width - 1] + "…"
+        return clip(text, width)
 
     def _draw_status(self):
         if self.mode == "tty" and not self._stop.is_set():

@@ -17,7 +17,7 @@ from doit.reporter import ConsoleReporter
 from ..cache import report as cache_report
 from ..run.devices import shown as shown_devices
 from ..run.modes import step_table
-from ..tables import fmt, table
+from ..tables import clip, fmt, table
 from .outcomes import artifact_reports, reason_line
 
 
@@ -40,6 +40,9 @@ def _status_text(r) -> str:
         status = f"{status} here; {elsewhere}" if elsewhere else (r.get("reason") or status)
     if r.get("mode", "fused") != "fused":  # a reference-mode pass is not an artifact's
         status = f"{status} ({r['mode']})"
+    if r.get("samples"):                   # a dynamic artifact: the numbers are its worst size's
+        worst = ", ".join(f"{k}={v}" for k, v in r.get("worst_sample", {}).items())
+        status = f"{status} ({len(r['samples'])} sizes, worst {worst})"
     return status
 
 
@@ -48,7 +51,7 @@ def summary_rows(reports) -> list:
     for r in reports:
         t = r.get("timings", {})
         total = sum(v for v in t.values() if isinstance(v, (int, float)))
-        rows.append([r["spec"], r["variant"], r["target"], _clip(_status_text(r), 70), fmt(r.get("max_abs")),
+        rows.append([r["spec"], r["variant"], r["target"], clip(_status_text(r), 70), fmt(r.get("max_abs")),
                      fmt(r.get("max_rel")), fmt(r.get("ratio")), f"{total:.2f}s"])
     return rows
 
@@ -59,7 +62,8 @@ def _collapsed(r) -> bool:
 
 
 def collapsed_lines(reports) -> list:
-    """'tir-cuda: 20 artifacts built, not validated: no CUDA device; next: <fix>' lines."""
+    """'tir-cuda: 20 artifact(s) of 6 spec(s): built, not validated: no CUDA device; next: <fix>'
+    lines; a fix that does not fit goes on a line of its own, so no command is ever clipped."""
     groups = {}
     for r in reports:
         if _collapsed(r):
@@ -68,12 +72,11 @@ def collapsed_lines(reports) -> list:
     for (target, status, reason, fix), rs in sorted(groups.items()):
         specs = sorted({r["spec"] for r in rs})
         text = f"{target}: {len(rs)} artifact(s) of {len(specs)} spec(s): {reason or status}"
-        lines.append(_clip(text + (f"; next: {fix}" if fix else ""), WIDTH))
+        if fix and len(text) + len(fix) + 8 <= WIDTH:
+            lines.append(f"{text}; next: {fix}")
+        else:
+            lines += [clip(text, WIDTH)] + ([f"  next: {fix}"] if fix else [])
     return lines
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 class SummaryReporter(ConsoleReporter):
@@ -145,7 +148,7 @@ class SummaryReporter(ConsoleReporter):
             rows.append([task.name.split(":", 1)[1], "-", "-", "spec error", "-", "-", "-", "-"])
         if rows:   # ratio: max |out - ref| / allowed, over outputs and input sets (pass < 1)
             self.outstream.write("\n" + table(["spec", "variant", "target", "status", "max_abs", "max_rel", "ratio",
-                                               "time"], rows) + "\n")
+                                               "time"], rows, width=WIDTH) + "\n")
         collapsed = collapsed_lines(reports)
         if collapsed:
             self.outstream.write("\n" + "\n".join(collapsed) + "\n")

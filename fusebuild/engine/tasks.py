@@ -19,6 +19,9 @@ A render whose text comes out byte-identical leaves the files alone, so nothing 
 reruns (early cutoff). Every key goes through uptodate.fresh, which stores its fields
 (so `why` can name the one that changed) and fingerprints the outputs.
 
+Where the actions run is the executor's choice (engine/executor.py): here, or on a Dask
+cluster when FUSEBUILD_SCHEDULER is set (docs/distributed.md).
+
 Nothing happens when this module is imported: `Build` is created by dodo.py, and the
 specs load when doit first asks for a task.
 """
@@ -26,25 +29,26 @@ from __future__ import annotations
 
 import os
 
-from ..fsutil import read_json
-from .faults import check_out
 from ..backends.templating import templates_unchanged
+from ..fsutil import read_json
 from ..plan import keys
 from ..plan.artifacts import needs_toolchain, units
 from ..plan.project import Project, spec_task_name
 from ..run import stages
+from . import executor
+from .faults import check_out
 from .uptodate import fresh
 
 
 class Build:
     """One project's task creators, doit configuration and reporter, bound together."""
 
-    def __init__(self, project: Project):
-        self.project = project
+    def __init__(self, project: Project, actions=executor.LOCAL):
+        self.project, self.actions = project, actions
 
     @classmethod
     def from_settings(cls, env=None) -> "Build":
-        return cls(Project.from_settings(env))
+        return cls(*executor.configure(env))
 
     # --- doit configuration -------------------------------------------------------------
     def doit_config(self) -> dict:
@@ -59,6 +63,7 @@ class Build:
             "backend": "sqlite3",                  # survives concurrent runs (dbm.dumb does not)
             "dep_file": str(out / ".doit.db"),
             "reporter": EngineReporter.bound_to(self),
+            **self.actions.doit_config,
         }
 
     def task_creators(self) -> tuple:
@@ -68,44 +73,39 @@ class Build:
     def _runnable(self, a) -> bool:
         return self.project.toolchain(a.target).available
 
-    def task_render(self):
-        """Render each artifact's source from its spec and the target's templates."""
+    def _unit_tasks(self, stage: str, action, key, file_dep, targets, uptodate=lambda a: []):
+        """One task per unit whose toolchain is here: `key(a, backend)` -> StageKey,
+        `file_dep` / `targets` (backend) -> file names in the unit's folder."""
         p = self.project
         for a in p.units:
             if not self._runnable(a):
                 continue
             backend = p.backend(a.target)
-            key = keys.render(a, backend)
-            yield {"name": a.id, "actions": [(stages.render, [p, a])],
-                   "targets": [str(a.dir / f) for f in backend.source_files],
-                   "uptodate": [fresh(key.fields, key.detail), _templates_unchanged(a)],
-                   "clean": True, "doc": f"render {a.id}"}
+            k = key(a, backend)
+            yield {"name": a.id, "actions": [(action, [p, a])],
+                   "file_dep": [str(a.dir / f) for f in file_dep(backend)],
+                   "targets": [str(a.dir / f) for f in targets(backend)],
+                   "uptodate": [fresh(k.fields, k.detail), *uptodate(a)],
+                   "clean": True, "doc": f"{stage} {a.id}"}
+
+    def task_render(self):
+        """Render each artifact's source from its spec and the target's templates."""
+        yield from self._unit_tasks("render", self.actions.render, keys.render, lambda b: (), lambda b: b.source_files,
+                                    lambda a: [_templates_unchanged(a)])
 
     def task_compile(self):
         """Compile rendered sources with the target's toolchain."""
-        p = self.project
-        for a in p.units:
-            if not self._runnable(a):
-                continue
-            backend = p.backend(a.target)
-            yield {"name": a.id, "actions": [(stages.compile, [p, a])],
-                   "file_dep": [str(a.dir / f) for f in backend.source_files],
-                   "targets": [str(a.dir / f) for f in backend.compiled_files],
-                   "uptodate": [fresh(keys.compile(a, backend, p.toolchain(a.target)).fields)],
-                   "clean": True, "doc": f"compile {a.id}"}
+        yield from self._unit_tasks("compile", self.actions.compile, self._tool_key(keys.compile),
+                                    lambda b: b.source_files, lambda b: b.compiled_files)
 
     def task_assemble(self):
         """Link/assemble compiled objects into the loadable artifact."""
-        p = self.project
-        for a in p.units:
-            if not self._runnable(a):
-                continue
-            backend = p.backend(a.target)
-            yield {"name": a.id, "actions": [(stages.assemble, [p, a])],
-                   "file_dep": [str(a.dir / f) for f in backend.assemble_inputs],
-                   "targets": [str(a.dir / f) for f in backend.artifact_files],
-                   "uptodate": [fresh(keys.assemble(a, backend, p.toolchain(a.target)).fields)],
-                   "clean": True, "doc": f"assemble {a.id}"}
+        yield from self._unit_tasks("assemble", self.actions.assemble, self._tool_key(keys.assemble),
+                                    lambda b: b.assemble_inputs, lambda b: b.artifact_files)
+
+    def _tool_key(self, stage_key):
+        """keys.compile / keys.assemble with the target's toolchain filled in."""
+        return lambda a, backend: stage_key(a, backend, self.project.toolchain(a.target))
 
     def task_validate(self):
         """Run each artifact on seeded inputs and compare with the torch reference."""
@@ -115,18 +115,21 @@ class Build:
             backend = p.backend(a.target) if needs_toolchain(a) else None
             deps = [str(u.dir / backend.artifact_name) for u in units(a, backend)] if tc.available else []
             key = keys.validate(a, backend, tc)
-            yield {"name": a.id, "actions": [(stages.validate, [p, a])], "file_dep": deps,
+            yield {"name": a.id, "actions": [(self.actions.validate, [p, a])], "file_dep": deps,
                    "targets": [str(a.report)], "uptodate": [fresh(key.fields, key.detail)],
                    "clean": True, "doc": f"validate {a.id}"}
 
     def task_build(self):
-        """Build and validate every spec (build:<spec> for one). FUSEBUILD_MODE=fused|separate|reference|compare overrides each spec's `mode`.
+        """Build and validate every spec (build:<spec> for one). FUSEBUILD_MODE=fused|separate|reference|compare overrides each spec's `mode`; FUSEBUILD_SCHEDULER=tcp://host:8786 runs each task on a Dask cluster.
 
         Summary table at the end; in compare mode, a per-node table per artifact with the
         first node over tolerance marked. The mode is part of each validate task's key:
-        switching it rebuilds what that mode needs and revalidates. Every FUSEBUILD_*
-        setting is listed by `fusebuild --help`.
-        """
+        switching it rebuilds what that mode needs and revalidates. With FUSEBUILD_SCHEDULER
+        every task's action runs on that cluster's workers, placed by the resources they
+        offer, its data moving through FUSEBUILD_REMOTE_CACHE (docs/distributed.md). Every
+        FUSEBUILD_* setting is listed by `fusebuild --help`.
+        (The first line is long on purpose: `doit list` and `doit help build` show only that line.)
+        """  # noqa: E501
         by_spec = {}
         for a in self.project.artifacts:
             by_spec.setdefault(a.variant.spec, []).append(f"validate:{a.id}")

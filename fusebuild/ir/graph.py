@@ -7,6 +7,12 @@ topological order (a matmul's `epilogue:` list is sugar for elementwise nodes af
 nodes that consume its result (each intermediate used once, not a graph output) becomes
 one `Group` whose stored value is an expression tree over the accumulator (`Acc`) and
 other tensors (`Load`). Backends render groups; they never re-derive fusion.
+
+Dynamic dimensions (ir/symbols.py): a dimension may equal a dynamic parameter such as M,
+declared with a range [lo, hi]. `Tensor.symbols` names it per dimension (None: static) and
+`Tensor.shape` holds `hi` there; `Graph.ranges` holds the ranges (`Graph.dynamic` as a
+dict). `Graph.specialize({M: 77})` gives the static graph of one size, which is what a
+reference is computed on and what a static build of that size would be.
 """
 from __future__ import annotations
 
@@ -22,6 +28,17 @@ class Tensor:
     shape: tuple
     dtype: str
     layout: object = None  # layouts.Layout or None (row-major)
+    symbols: tuple = ()    # per dimension: the dynamic parameter it equals (shape holds its hi), else None
+
+    def __post_init__(self):
+        if len(self.symbols) != len(self.shape):
+            if self.symbols:
+                raise ValueError(f"tensor {self.name}: {len(self.symbols)} symbols for {len(self.shape)} dimensions")
+            object.__setattr__(self, "symbols", (None,) * len(self.shape))
+
+    @property
+    def dynamic(self) -> bool:
+        return any(s is not None for s in self.symbols)
 
     @property
     def memory_shape(self) -> tuple:
@@ -48,25 +65,51 @@ class Graph:
     inputs: tuple          # graph input names, in spec order
     nodes: tuple           # Node, topological order
     outputs: tuple
+    ranges: tuple = ()     # ((param, lo, hi), ...) of the dynamic parameters its tensors use, sorted
+
+    @property
+    def dynamic(self) -> dict:
+        """{param: (lo, hi)}: empty for a static graph."""
+        return {p: (lo, hi) for p, lo, hi in self.ranges}
+
+    def specialize(self, values: dict) -> Graph:
+        """The static graph at one value of each dynamic parameter (keys that are not
+        dynamic here are ignored). Raises ValueError for a missing or out-of-range value."""
+        for p, (lo, hi) in self.dynamic.items():
+            v = values.get(p)
+            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+                raise ValueError(f"{p}={v!r} is not in its range [{lo}, {hi}]")
+        tensors = {}
+        for name, t in self.tensors.items():
+            shape = tuple(values[s] if s is not None else n for n, s in zip(t.shape, t.symbols))
+            tensors[name] = Tensor(t.name, shape, t.dtype, t.layout)
+        return Graph(tensors, self.inputs, self.nodes, self.outputs)
 
     def consumers(self, name: str) -> list:
         return [n for n in self.nodes if name in n.inputs]
 
-    def subgraph(self, node: Node) -> "Graph":
+    def subgraph(self, node: Node) -> Graph:
         """The one-node graph used by separate/compare modes."""
         ins = tuple(dict.fromkeys(node.inputs))
         keep = {n: self.tensors[n] for n in (*ins, node.output)}
-        return Graph(keep, ins, (node,), (node.output,))
+        used = {s for t in keep.values() for s in t.symbols}
+        return Graph(keep, ins, (node,), (node.output,), tuple(r for r in self.ranges if r[0] in used))
 
     def canonical(self) -> dict:
         """Everything that defines the computation, as plain JSON data (for cache keys)."""
         def t(x: Tensor):
-            return {"shape": list(x.shape), "dtype": x.dtype,
-                    "layout": x.layout.canonical() if x.layout is not None else None}
-        return {"tensors": {k: t(v) for k, v in sorted(self.tensors.items())},
-                "inputs": list(self.inputs), "outputs": list(self.outputs),
-                "nodes": [{"op": n.op, "inputs": list(n.inputs), "output": n.output,
-                           "attrs": [list(a) for a in n.attrs]} for n in self.nodes]}
+            out = {"shape": list(x.shape), "dtype": x.dtype,
+                   "layout": x.layout.canonical() if x.layout is not None else None}
+            if x.dynamic:        # only then: static graphs keep the digests they always had
+                out["symbols"] = list(x.symbols)
+            return out
+        out = {"tensors": {k: t(v) for k, v in sorted(self.tensors.items())},
+               "inputs": list(self.inputs), "outputs": list(self.outputs),
+               "nodes": [{"op": n.op, "inputs": list(n.inputs), "output": n.output,
+                          "attrs": [list(a) for a in n.attrs]} for n in self.nodes]}
+        if self.ranges:
+            out["dynamic"] = {p: [lo, hi] for p, lo, hi in self.ranges}
+        return out
 
     def digest(self) -> str:
         return _digest(self.canonical())

@@ -17,8 +17,9 @@ Padding is not supported: tiles must divide the shape (a clear error says so).
 DMA limits (`DmaLimits`, `NPU_SHIM_DMA`) are those of mlir-aie's verifier of
 `aiex.npu.dma_memcpy_nd` (lib/Dialect/AIEX/IR/AIEXDialect.cpp, NpuDmaMemcpyNdOp::verify):
 at most 4 dimensions; counted in 32-bit words, the two innermost sizes <= 1023, the
-outermost (repeat) size <= 64, every stride <= 1M (0x100000); offsets, strides and the
-innermost transfer a multiple of 4 bytes. A spec whose targets carry limits is checked
+outermost (repeat) size <= 64, every stride <= 1M (0x100000); a stride of 0 (a repeat)
+only on the outermost dimension; offsets, strides and the innermost transfer a multiple
+of 4 bytes. A spec whose targets carry limits is checked
 when it loads (`check_dma`: the whole-tensor pattern of the layout after merging);
 each transfer a backend renders is checked again by `dma_ops`.
 """
@@ -142,7 +143,8 @@ def parse_layout(value, shape, operand: str) -> Layout:
         layout = col_major(shape)
     elif isinstance(value, dict) and set(value) == {"tiled"}:
         tile = value["tiled"]
-        if not (isinstance(tile, list) and len(tile) == 2 and all(isinstance(t, int) and not isinstance(t, bool) for t in tile)):
+        if not (isinstance(tile, list) and len(tile) == 2
+                and all(isinstance(t, int) and not isinstance(t, bool) for t in tile)):
             raise LayoutError(f"tiled: expects [r, s] integers, got {tile!r}")
         layout = tiled(shape, *tile)
     elif isinstance(value, dict) and set(value) == {"dims"}:
@@ -157,7 +159,8 @@ def parse_layout(value, shape, operand: str) -> Layout:
 def _parse_dims(dims, operand):
     ok = isinstance(dims, list) and all(
         isinstance(levels, list) and levels and all(
-            isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in p)
+            isinstance(p, list) and len(p) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in p)
             for p in levels) for levels in dims)
     if not ok:
         raise LayoutError(f"layout dims of '{operand}' must be a list per dimension of [stride, bound] pairs",
@@ -251,15 +254,26 @@ def whole_loops(layout: Layout) -> list:
 def dma_ops(offset: int, loops: list, elem_bytes: int, limits: DmaLimits, operand: str) -> list:
     """Fit one transfer (loops outer -> inner) into DMA ops of `limits.dims` dimensions.
 
-    Merges loops, factors an innermost size over the limit, and unrolls outer loops into
-    several ops when more dimensions are needed. Returns [(offset, sizes, strides)], each
+    Merges loops, factors an innermost size over the limit, splits an outermost loop over
+    the repeat limit into chunks, and unrolls outer loops into several ops when more
+    dimensions are needed or a repeat (stride 0) would sit inside another loop. Returns [(offset, sizes, strides)], each
     padded to `limits.dims` (outermost first). Raises LayoutError naming the rule broken.
     """
     loops = _factor(merge_loops(loops), elem_bytes, limits)
-    if len(loops) > limits.dims or (len(loops) == limits.dims and loops[0][0] > limits.repeat):
+    # a stride-0 loop (a repeat) is legal only as the outermost dimension: unroll what is outside it
+    repeat_inside = any(t == 0 and s > 1 for s, t in loops[1:])
+    outermost = len(loops) == limits.dims or loops[0][1] == 0      # a repeat is always placed outermost
+    if outermost and loops[0][0] > limits.repeat and not repeat_inside:
+        size, stride = loops[0]     # an outermost loop over the limit: chunks of `repeat` iterations
+        return [op for start in range(0, size, limits.repeat)
+                for op in dma_ops(offset + start * stride, [(min(limits.repeat, size - start), stride)] + loops[1:],
+                                  elem_bytes, limits, operand)]
+    if len(loops) > limits.dims or repeat_inside:
         size, stride = loops[0]
         return [op for v in range(size) for op in dma_ops(offset + v * stride, loops[1:], elem_bytes, limits, operand)]
-    loops = [(1, 0)] * (limits.dims - len(loops)) + loops
+    pad = [(1, 0)] * (limits.dims - len(loops))
+    # a repeat goes to the outermost dimension, the padding inside it
+    loops = loops[:1] + pad + loops[1:] if loops[0][1] == 0 and loops[0][0] > 1 else pad + loops
     _check_op(offset, loops, elem_bytes, limits, operand)
     return [(offset, [s for s, _ in loops], [t for _, t in loops])]
 
@@ -290,6 +304,9 @@ def _check_op(offset, loops, elem_bytes, limits, operand):
     (s3, _), (s1, t1), (s0, t0) = loops[0], loops[-2], loops[-1]
     if s3 > limits.repeat:
         fail(f"outermost (repeat) size {s3} > {limits.repeat}")
+    for size, stride in loops[1:]:
+        if size > 1 and stride == 0:
+            fail(f"stride 0 on an inner dimension (size {size}): only the outermost dimension repeats")
     if t1 and s1 > limits.inner_sizes:
         fail(f"size of dimension 1 is {s1} > {limits.inner_sizes}")
     if s0 * elem_bytes % wb:
@@ -317,7 +334,7 @@ def check_dma(layout: Layout, dtype: str, operand: str, limits: DmaLimits) -> No
         raise LayoutError(f"layout of '{operand}' needs {len(loops)} DMA dimensions after merging "
                           f"({[list(x) for x in loops]}), the {limits.name} has {limits.dims}",
                           valid=f"at most {limits.dims} (size, stride) levels that do not merge")
-    for i, (size, stride) in enumerate(loops):
+    for i, (_size, stride) in enumerate(loops):
         inner_unit = i == len(loops) - 1 and stride == 1
         if (stride * eb % limits.word_bytes and not inner_unit) or stride * eb // limits.word_bytes > limits.stride:
             raise LayoutError(f"layout of '{operand}' has stride {stride} ({stride * eb} bytes): the {limits.name} "

@@ -2,8 +2,9 @@
 
 Each op states its arity, its attributes (with types, defaults and allowed values), its
 shape rule, and its torch reference. Backends only add a macro per op to their own
-`ops.j2` (op -> text); tests/test_op_grid.py fails if one is missing. Elementwise ops are the epilogue vocabulary: any chain of
-them after a matmul is fused into the matmul's store (see graph.fuse).
+`ops.j2` (op -> text); tests/test_ir_ops.py fails if one is missing, and runs every op on
+every target that validates here. Elementwise ops are the epilogue vocabulary: any chain
+of them after a matmul is fused into the matmul's store (see graph.fuse).
 
 torch is imported lazily: loading specs and planning tasks must stay cheap.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Callable
+
 
 @dataclass(frozen=True)
 class AttrDef:

@@ -17,11 +17,13 @@ Which code each stage's result depends on:
             and the whole template folder (cache: which ones a render will load is
             known only after it ran)
   compile   the backend's folder; assemble: the same
-  validate  how an artifact is run and judged: run/ (stages, validate, modes), the IR
-            (host packing through layouts), backends/base.py (host buffers), the node
-            modes' plan (plan/artifacts.py: units and fallbacks) and the backend's folder
-            (its run(), loaders, emulator). tests/test_keys_validate.py edits each of these
-            in a built tree and checks that validate reruns and a warm cache misses.
+  validate  how an artifact is run and judged: run/ (stages, validate, modes), runtime/
+            (the loaders and the call path every run goes through, the manifest written
+            into the report), the IR (host packing through layouts), backends/base.py
+            (host buffers), the node modes' plan (plan/artifacts.py: units and fallbacks)
+            and the backend's folder (its run(), loaders, emulator). tests/test_keys_validate.py
+            edits each of these in a built tree and checks that validate reruns and a warm
+            cache misses.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from . import artifacts as A
 
 PKG = Path(__file__).resolve().parent.parent
 RENDER_CODE = ("ir", "backends/base.py", "backends/text.py", "backends/templating.py")
-VALIDATE_CODE = ("run", "ir", "backends/base.py", "status.py", "plan/artifacts.py")
+VALIDATE_CODE = ("run", "runtime", "ir", "backends/base.py", "status.py", "plan/artifacts.py")
 
 
 @functools.lru_cache(maxsize=None)
@@ -56,12 +58,18 @@ def file_hashes(folder, names) -> dict:
 
 def templates_digest(template_folder: str) -> str:
     """Every template file the backend's environment could load, in search order."""
+    return digest(templates_listing(template_folder))
+
+
+def templates_listing(template_folder: str) -> list:
+    """[["dir", shown folder], [file, sha256], ...] per search folder, in order (what a
+    cluster worker fetches to render with the coordinator's templates)."""
     parts = []
     for d in template_dirs(template_folder):
         shown = d.relative_to(ROOT) if d.is_relative_to(ROOT) else d    # same in every checkout
         parts.append(["dir", str(shown)])
         parts += [[str(p.relative_to(d)), file_sha256(p)] for p in sorted(Path(d).rglob("*")) if p.is_file()]
-    return digest(parts)
+    return parts
 
 
 @dataclass(frozen=True)
@@ -97,13 +105,16 @@ def validate(a, backend, toolchain) -> StageKey:
     """`backend` is None in reference mode (no artifact runs)."""
     v = a.variant
     fields = {"target": a.target, "graph": v.graph.digest(), "seed": v.seed, "tolerance": v.tolerance,
+              "hints": a.hints,      # validation.json records them: a hint change rewrites the record
               "mode": v.mode, "torch": package_version("torch"), "versions": dict(toolchain.versions),
               "available": toolchain.available, "reason": toolchain.reason,
               "code": code_digest(*VALIDATE_CODE, *((backend_folder(backend),) if backend else ()))}
+    if v.samples:                                  # a dynamic artifact: the sizes it is validated at
+        fields["samples"] = [dict(s) for s in v.samples]
 
-    def inputs():
-        name = backend.artifact_name if backend else None
-        return {str(u.dir.relative_to(a.dir)): file_hashes(u.dir, [name]) for u in A.units(a, backend)}
+    def inputs():     # every file assemble wrote: the report records their hashes (runtime manifest)
+        names = backend.artifact_files if backend else []
+        return {str(u.dir.relative_to(a.dir)): file_hashes(u.dir, names) for u in A.units(a, backend)}
     return StageKey("validate", fields, inputs, {"graph": v.graph.canonical})
 
 
@@ -114,6 +125,7 @@ def verdict(a, backend) -> str:
     machine without the device keeps a verdict whose key still matches (run/devices.py)."""
     v = a.variant
     return digest({"graph": v.graph.digest(), "seed": v.seed, "tolerance": v.tolerance, "mode": v.mode,
+                   "samples": [dict(s) for s in v.samples] if v.samples else None,
                    "code": code_digest(*VALIDATE_CODE, backend_folder(backend)),
                    "artifacts": {str(u.dir.relative_to(a.dir)): file_hashes(u.dir, backend.artifact_files)
                                  for u in A.units(a, backend)}})

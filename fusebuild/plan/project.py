@@ -26,8 +26,8 @@ def invocation_mode(env=None) -> str | None:
     if not mode:
         return None
     if mode not in MODES:
-        raise SpecError(f"unknown mode {mode!r}{did_you_mean(mode, MODES)}", path=f"environment variable {MODE_SETTING}",
-                        valid=one_of(MODES))
+        raise SpecError(f"unknown mode {mode!r}{did_you_mean(mode, MODES)}",
+                        path=f"environment variable {MODE_SETTING}", valid=one_of(MODES))
     return mode
 
 

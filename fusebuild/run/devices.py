@@ -2,10 +2,12 @@
 
 A tir-cuda artifact is built on a machine without a GPU (`built-not-validated`) and
 validated on one with (`fusebuild gpu-validate`). validation.json keeps each device's
-verdict under `validated_on`:
+verdict under `verdicts` (next to `validated_on`, the kind of device the report's own
+status comes from, runtime/targets.here):
 
-    "validated_on": {"NVIDIA H200": {"status": "pass", "ratio": 0.03, "max_abs": ...,
-                                     "verdict_key": "<sha256>", "validated_by": "...", "when": "..."}}
+    "verdicts": {"NVIDIA H200": {"status": "pass", "ratio": 0.03, "max_abs": ...,
+                                 "validated_on": {"kind": "cuda", "capability": "sm_90", ...},
+                                 "verdict_key": "<sha256>", "validated_by": "...", "when": "..."}}
 
 A build on a machine that cannot run the artifact rewrites the report's own status
 (`built-not-validated`: true of this machine) but keeps every device verdict whose
@@ -22,7 +24,8 @@ from ..fsutil import read_json
 from ..plan import keys
 from ..status import Status
 
-SHOWN = ("status", "max_abs", "max_rel", "ratio", "bound")
+KEY = "verdicts"
+SHOWN = ("status", "max_abs", "max_rel", "ratio", "bound", "validated_on")
 
 
 def entry(report: dict, key: str, validated_by: str) -> dict:
@@ -32,26 +35,26 @@ def entry(report: dict, key: str, validated_by: str) -> dict:
 
 
 def kept(a, backend) -> dict:
-    """{"validated_on": {...}} with the verdicts of the previous report still valid for `a`."""
-    old = (read_json(a.report) or {}).get("validated_on") or {}
+    """{"verdicts": {...}} with the verdicts of the previous report still valid for `a`."""
+    old = (read_json(a.report) or {}).get(KEY) or {}
     if not old or not isinstance(old, dict):
         return {}
     key = keys.verdict(a, backend)
     still = {dev: e for dev, e in old.items() if isinstance(e, dict) and e.get("verdict_key") == key}
-    return {"validated_on": still} if still else {}
+    return {KEY: still} if still else {}
 
 
 def record(a, backend, device, report: dict) -> dict:
-    """{"validated_on": ...}: the kept verdicts plus this run's, when it ran on a named device."""
-    out = kept(a, backend).get("validated_on", {})
+    """{"verdicts": ...}: the kept verdicts plus this run's, when it ran on a named device."""
+    out = kept(a, backend).get(KEY, {})
     if device is not None and device.name:
         out[device.name] = entry(report, keys.verdict(a, backend), "doit build")
-    return {"validated_on": out} if out else {}
+    return {KEY: out} if out else {}
 
 
 def failed_elsewhere(a, report: dict) -> str | None:
     """Why the build fails here if a kept verdict says the artifact fails on its device."""
-    bad = [(dev, e) for dev, e in (report.get("validated_on") or {}).items() if e.get("status") == Status.FAIL]
+    bad = [(dev, e) for dev, e in (report.get(KEY) or {}).items() if e.get("status") == Status.FAIL]
     if not bad:
         return None
     dev, e = bad[0]
@@ -61,5 +64,5 @@ def failed_elsewhere(a, report: dict) -> str | None:
 
 def shown(report: dict) -> str:
     """'pass on NVIDIA H200' (and others), or '' when no device verdict is kept."""
-    on = report.get("validated_on") or {}
+    on = report.get(KEY) or {}
     return "; ".join(f"{e.get('status')} on {dev}" for dev, e in sorted(on.items()) if isinstance(e, dict))

@@ -8,10 +8,10 @@ identical everywhere), computes the torch reference and its per-element error bo
 the GPU (validate.expected), runs the artifact through the ctypes loader (NaN-poisoned
 outputs) on both input sets, compares with validate.compare as `doit build` does, and
 rewrites each validation.json with status pass/fail, the GPU's name, and the GPU's verdict
-under `validated_on`. Exit code 1 if any artifact fails or is missing.
+under `verdicts`. Exit code 1 if any artifact fails or is missing.
 
 A later `doit build` on a machine without a GPU sets the report's own status back to
-built-not-validated (true of that machine) but keeps `validated_on` while the artifact and
+built-not-validated (true of that machine) but keeps `verdicts` while the artifact and
 the validating code are the same (run/devices.py); the summary shows "pass on <GPU>".
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 from ..fsutil import read_json, write_json
 from ..plan import keys
 from ..plan.project import Project
+from ..runtime.targets import here
 from ..status import Status
 from ..tables import table
 from . import devices
@@ -52,15 +53,16 @@ def validate_one(a, backend, gpu: str, device: str = "cuda") -> dict:
         status, reason, sets = Status.FAIL, f"run failed: {type(err).__name__}: {err}"[-2000:], {}
     else:
         status, reason = V.verdict(sets)
-    report.update(status=status, device=gpu, validated_by="fusebuild gpu-validate", torch_gpu=torch.__version__)
+    report.update(status=status, device=gpu, validated_on=here(TARGET) if device == "cuda" else {"kind": device},
+                  validated_by="fusebuild gpu-validate", torch_gpu=torch.__version__)
     if sets:
         report.update(outputs=sets[V.INPUT_SETS[0]],
                       input_sets={k: {"outputs": o, **V.worst(o)} for k, o in sets.items()}, **V.worst(sets))
     if reason:
         report["reason"] = reason
-    on = devices.kept(a, backend).get("validated_on", {})
+    on = devices.kept(a, backend).get(devices.KEY, {})
     on[gpu] = devices.entry(report, keys.verdict(a, backend), "fusebuild gpu-validate")
-    report["validated_on"] = on
+    report[devices.KEY] = on
     report.setdefault("timings", {})["gpu_validate"] = round(time.perf_counter() - start, 4)
     return report
 

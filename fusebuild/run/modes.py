@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 
 from ..fsutil import read_json
 from ..plan.artifacts import Artifact, node_steps, units
-from ..tables import fmt, table
 from ..plan.project import MODE_SETTING
+from ..tables import fmt, table
 from . import validate as V
 
 

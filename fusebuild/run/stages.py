@@ -10,10 +10,15 @@ Every stage first asks the artifact cache for its result under the stage's cache
 (plan/keys.py): a hit writes the outputs and skips the tool; a miss runs the tool and
 stores the outputs. A failed validation is never stored.
 
+Where each stage's tool ran is recorded too (`RAN_ON`): `local`, `cache` (restored, the
+tool did not run), or the Dask worker that ran it (FUSEBUILD_SCHEDULER; the executor in
+fusebuild/distributed sets it); validation.json names them under `worker`.
+
 Failures come back as doit TaskFailed with a short message, not a traceback.
 """
 from __future__ import annotations
 
+import contextvars
 import time
 import traceback
 
@@ -24,23 +29,34 @@ from ..backends.base import RenderJob
 from ..fsutil import read_json, staging, write_atomic, write_json
 from ..plan import keys
 from ..plan.artifacts import needs_toolchain, units
+from ..runtime import manifest
+from ..runtime.targets import TARGETS as RUNTIME_TARGETS
+from ..runtime.targets import here
 from ..status import Status
 from ..toolchains import package_version
-from . import devices, modes, validate as V
+from . import devices, modes
+from . import samples as S
+from . import validate as V
 
 STAGES = ("render", "compile", "assemble", "validate")
+RAN_ON = contextvars.ContextVar("fusebuild_ran_on", default="local")   # who ran the current stage's tool
 
 
 def _timed(stage: str):
     def wrap(fn):
         def action(project, a, *args):
             start = time.perf_counter()
+            token = RAN_ON.set("local")
             try:
                 result = fn(project, a, *args)
+                ran_on = RAN_ON.get()
             except Exception as err:  # toolchain errors: report them, keep the build going
                 tail = "".join(traceback.format_exception_only(type(err), err)).strip()
                 return TaskFailed(f"{stage} {a.id}: {tail[-4000:]}")
-            write_json(a.dir / ".stages" / f"{stage}.json", {"seconds": round(time.perf_counter() - start, 4)})
+            finally:
+                RAN_ON.reset(token)
+            write_json(a.dir / ".stages" / f"{stage}.json",
+                       {"seconds": round(time.perf_counter() - start, 4), "worker": ran_on})
             return result
         action.__name__ = f"{stage}_action"
         return action
@@ -58,6 +74,7 @@ def render(project, a):
     act = cache.Action("render", a.dir, keys.render(a, backend).cache_key(),
                        (*backend.source_files, ".stages/render.deps.json"))
     if act.restore():
+        RAN_ON.set("cache")
         return
     rendered = backend.render(render_job(project, a))
     for name, text in rendered.files.items():
@@ -72,6 +89,7 @@ def compile(project, a):
     act = cache.Action("compile", a.dir, keys.compile(a, backend, project.toolchain(a.target)).cache_key(),
                        backend.compiled_files)
     if act.restore():
+        RAN_ON.set("cache")
         return
     with staging(a.dir) as dest:
         backend.compile(a.dir, dest)
@@ -84,6 +102,7 @@ def assemble(project, a):
     act = cache.Action("assemble", a.dir, keys.assemble(a, backend, project.toolchain(a.target)).cache_key(),
                        tuple(backend.artifact_files))
     if act.restore():
+        RAN_ON.set("cache")
         return
     with staging(a.dir) as dest:
         backend.assemble(a.dir, dest)
@@ -93,8 +112,8 @@ def assemble(project, a):
 def validate(project, a):
     """Run the artifact on seeded inputs, compare with the torch reference, write the report.
     Returns TaskFailed iff the artifact ran and its numerics are wrong (or it crashed).
-    The status comes from V.verdict (an emulated run is `emulated`, never `pass`)."""
-    v = a.variant
+    The status comes from V.verdict (an emulated run is `emulated`, never `pass`); a
+    dynamic artifact is run at each of its sample sizes (run/samples.py)."""
     toolchain = project.toolchain(a.target)
     backend = project.backend(a.target) if needs_toolchain(a) else None
     report = _report_base(a, toolchain)
@@ -113,29 +132,31 @@ def validate(project, a):
     act = cache.Action("validate", a.dir, keys.validate(a, backend, toolchain).cache_key(), (a.report.name,))
     if act.restore():
         return None
+    report["worker"]["validate"] = RAN_ON.get()
     try:
-        sets, steps, ok = {}, [], True
-        for which, inputs in V.input_sets(v.graph, v.seed).items():
-            exp = V.expected(v.graph, inputs)
-            run = modes.execute(a, backend, inputs, which)
-            report.update(run.report)
-            steps += run.steps
-            ok = ok and run.ok
-            sets[which] = V.check_outputs(v.graph, run.outputs, exp, v.tolerance)
-        execution = backend.execution(a.dir) if backend else None
+        sampled = S.run_samples(a, backend)      # at each sample size (run/samples.py), on every input set
+        execution = sampled.execution
+        report.update(sampled.report)
     except Exception as err:
         report.update(status=Status.FAIL, reason=f"run failed: {type(err).__name__}: {err}"[-2000:])
         write_json(a.report, report)
         return TaskFailed(f"validate {a.id}: {report['reason']}")
-    status, reason = V.verdict(sets, ok, execution)
+    status, reason = V.verdict(sampled.sets, sampled.ok, execution)
+    steps = sampled.steps
     first = next((s for s in steps if not s["ok"]), None)
     for s in steps:
         s["first_bad"] = s is first
     if steps:
         report.update(steps=steps, first_bad_step=first["node"] if first else None)
-    report.update(status=status, outputs=sets[V.INPUT_SETS[0]],
-                  input_sets={k: {"outputs": per_output, **V.worst(per_output)} for k, per_output in sets.items()},
-                  **V.worst(sets))
+    report.update(status=status, outputs=sampled.sets[V.INPUT_SETS[0]],
+                  input_sets={k: {"outputs": o, **V.worst(o)} for k, o in sampled.sets.items()},
+                  **V.worst(sampled.sets))
+    if sampled.samples:
+        report.update(samples=sampled.samples, worst_sample=sampled.worst)
+        if status is Status.FAIL:
+            reason = f"at {_sizes(sampled.worst)}: {reason}"
+    if backend:
+        report["validated_on"] = here(a.target)
     if reason and status is not Status.FAIL:
         report["reason"] = reason
     if execution is not None:
@@ -154,6 +175,10 @@ def validate(project, a):
     if modes.hint(a):
         bad.append(modes.hint(a))
     return TaskFailed(f"validate {a.id}: FAIL " + "; ".join(bad))
+
+
+def _sizes(values: dict) -> str:
+    return ", ".join(f"{k}={n}" for k, n in values.items())
 
 
 def schedule_report(a, backend) -> dict:
@@ -178,7 +203,27 @@ def _report_base(a, toolchain) -> dict:
             timings[stage] = rec["seconds"]
     return {"spec": a.variant.spec, "variant": a.variant.name, "target": a.target, "mode": a.variant.mode,
             "params": a.variant.params, "seed": a.variant.seed, "status": None,
-            "toolchain": dict(toolchain.versions, torch=package_version("torch")), "timings": timings}
+            "toolchain": dict(toolchain.versions, torch=package_version("torch")), "timings": timings,
+            "runtime": _runtime_manifest(a), "worker": _workers(a)}
+
+
+def _runtime_manifest(a) -> dict:
+    """What fusebuild.load reads (runtime/manifest.py): signature, graph, key, tolerances, file hashes."""
+    g, v = a.variant.graph, a.variant
+    rules = {n: V.tolerance_rule(g, g.tensors[n].dtype, v.tolerance) for n in g.outputs}
+    files = RUNTIME_TARGETS[a.target].files if a.target in RUNTIME_TARGETS else ()
+    return manifest.block(v, a.target, a.dir, files, rules)
+
+
+def _workers(a) -> dict:
+    """stage -> where its tool ran for `a` (over its node artifacts in the node modes)."""
+    seen = {}
+    for u in units(a):
+        for stage in STAGES[:3]:
+            rec = read_json(u.dir / ".stages" / f"{stage}.json")
+            if rec:
+                seen.setdefault(stage, set()).add(rec.get("worker", "local"))
+    return {stage: ", ".join(sorted(w)) for stage, w in seen.items()}
 
 
 def _failed(message):

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 
 from ..ir.dtypes import eps
 from ..ir.ops import OPS
+from ..runtime.manifest import Tolerance
 from ..status import Status
 
 INPUT_SETS = ("linear", "wide")
@@ -171,6 +172,28 @@ def _mul(err, value):
     return None if err is None else err * value
 
 
+# --- the runtime's coarse rule ------------------------------------------------------------
+# Not what validation checks (that is each element against its own bound, above): the one
+# (atol, rtol) pair per output that fusebuild.load offers a user comparing their own runs
+# (runtime/manifest.Tolerance, recorded in each report's `runtime` block).
+
+def reduction_length(graph) -> int:
+    ks = [graph.tensors[n.inputs[0]].shape[-1] for n in graph.nodes if OPS[n.op].kind == "matmul"]
+    return max(ks, default=1)
+
+
+def tolerance_rule(graph, dtype: str, overrides: dict) -> Tolerance:
+    """The runtime's rule for an output of `dtype` (recorded in the artifact's manifest)."""
+    rtol = 4 * eps(dtype) + 64 * eps("float32") * math.sqrt(reduction_length(graph))
+    over = overrides.get(dtype, {})
+    return Tolerance(over.get("rtol", rtol), over.get("atol"), rtol)
+
+
+def tolerance(graph, dtype: str, overrides: dict, ref=None) -> tuple:
+    """(atol, rtol) of the runtime's rule for an output of `dtype` whose reference is `ref`."""
+    return tolerance_rule(graph, dtype, overrides).bounds(ref)
+
+
 # --- comparing --------------------------------------------------------------------------
 
 def compare(out, ref, bound=None, atol: float = 0.0, rtol: float = 0.0, show: int = 5) -> dict:
@@ -186,7 +209,7 @@ def compare(out, ref, bound=None, atol: float = 0.0, rtol: float = 0.0, show: in
     tiny = torch.finfo(ref.dtype).tiny if ref.dtype.is_floating_point else 0.0
     allowed = r.abs() * rtol + (atol + tiny)
     if bound is not None:
-        allowed = allowed + bound.to(o.device).double()
+        allowed = allowed + (bound.to(o.device).double() if hasattr(bound, "to") else float(bound))
     diff = (o - r).abs()
     bad = ~(diff <= allowed)                       # NaN compares False -> bad
     finite = torch.isfinite(diff)
@@ -244,9 +267,15 @@ def verdict(per_output: dict, steps_ok: bool = True, execution=None) -> tuple:
     flat = _flatten(per_output)
     ok = steps_ok and all(r["ok"] for r in flat.values())
     if not ok:
-        bad = [f"{n}: {r.get('error') or str(r.get('mismatches', '?')) + ' mismatches'}, max_abs "
-               f"{r.get('max_abs'):.3g} (allowed {r.get('bound', float('nan')):.3g}, ratio {r.get('ratio', float('nan')):.3g})"
-               if "error" not in r else f"{n}: {r['error']}" for n, r in flat.items() if not r["ok"]]
+        bad = []
+        for key, r in flat.items():
+            if r["ok"]:
+                continue
+            which, _, name = key.rpartition("/")
+            where = f" [{which} inputs]" if which else ""
+            bad.append(f"{name}: {r['error']}{where}" if "error" in r else
+                       f"{name}: {r.get('mismatches', '?')} mismatches, max_abs {r.get('max_abs'):.3g} (allowed "
+                       f"{r.get('bound', float('nan')):.3g}, ratio {r.get('ratio', float('nan')):.3g}){where}")
         return Status.FAIL, "; ".join(bad) if bad else "a compare step is over its bound"
     if execution is not None:
         return execution.status, execution.reason

@@ -18,6 +18,17 @@ class ExprError(ValueError):
     pass
 
 
+def names(expr) -> set:
+    """The parameter names an expression uses (empty for an integer or text that does not parse)."""
+    if not isinstance(expr, str):
+        return set()
+    try:
+        tree = ast.parse(expr.strip(), mode="eval")
+    except SyntaxError:
+        return set()
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
 def eval_int(expr, params: dict) -> int:
     """Evaluate one shape entry against integer parameters."""
     if isinstance(expr, bool):

@@ -27,7 +27,8 @@ def is_word(value) -> bool:
 SPEC_FIELDS = {
     "name": (True, str, "the operator's name (a plain identifier; its output folder)"),
     "description": (False, str, "one line for people"),
-    "params": (False, dict, "parameters; a list value expands into variants"),
+    "params": (False, dict, ("parameters; a list value expands into variants; {dynamic: [lo, hi]} is a size "
+                             "known at run time")),
     "inputs": (True, dict, "input tensors: {shape, dtype, layout}"),
     "graph": (True, list, "nodes: {op, inputs, output, <attributes>}"),
     "outputs": (True, list, "names of the tensors the operator returns"),

@@ -3,8 +3,13 @@
 Loading is pure: YAML in, frozen `Spec`/`Variant` data out, nothing rendered or run.
 Every check that can be done without a toolchain is done here (fields, names, ops,
 attributes, shapes, dtypes, layouts, graph order and cycles, and each target's declared
-facts: dtypes, schedule hints, DMA limits), so a bad spec fails before any task runs,
-with `file:line: field: message (valid: ...)`.
+facts: dtypes, schedule hints, DMA limits, and the limits each target declares through
+its `TargetInfo.load_check` hook), so a bad spec fails before any task runs, with
+`file:line: field: message (valid: ...)`.
+
+A dynamic parameter (`M: {dynamic: [1, 4096]}`, spec/dynamic.py) expands into one variant
+for the targets that compile symbolic shapes and one static variant per bucket for the
+others (see `_expansions`).
 
 Loading is bounded work whatever the file holds (spec/limits.py: file size, YAML depth and
 alias expansion, variants, expression size, tensor elements, graph size, fused chains),
@@ -22,13 +27,14 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import LayoutError, SpecError, did_you_mean, one_of, quote
-from ..ir import layouts
+from ..errors import FusebuildError, LayoutError, SpecError, did_you_mean, one_of, quote
+from ..ir import layouts, symbols
 from ..ir.dtypes import DTYPES
 from ..ir.graph import Call, Graph, Node, Tensor, fuse
 from ..ir.ops import OPS, ShapeError, broadcast, matmul_shape
-from .exprs import ExprError, eval_int
+from . import dynamic as D
 from . import limits
+from .exprs import ExprError, eval_int, names
 from .fields import DEFAULT_TARGETS, INPUT_FIELDS, MAX_NAME, MODES, NODE_FIELDS, SPEC_FIELDS, is_name, is_word
 from .yamlio import LDict, LList, load_yaml
 
@@ -45,6 +51,9 @@ class Variant:
     schedule: dict            # target -> hints
     mode: str
     path: str
+    dynamic: dict = field(default_factory=dict)   # param -> (lo, hi): one artifact takes it at run time
+    samples: tuple = ()                           # ({param: size}, ...) validation runs a dynamic artifact at
+    serves: dict = field(default_factory=dict)    # a bucket variant: param -> (lo, hi) of the sizes it serves
 
 
 @dataclass(frozen=True)
@@ -119,33 +128,55 @@ def _parse(text: str, ctx) -> Spec:
     name = doc["name"]
     ctx.name(name, doc.line_of("name"), "name")
     params = _params(doc.get("params", LDict()), ctx)
-    keys = list(params)
-    count = math.prod(len(v) for v in params.values())
+    static = [k for k in params if k not in ctx.dynamic]
+    count = math.prod(len(params[k]) for k in static) * (
+        1 + math.prod(len(d.buckets) for d in ctx.dynamic.values()) if ctx.dynamic else 1)
     if count > limits.MAX_VARIANTS:
         ctx.fail(f"the parameter lists expand to {count} variants", doc.line_of("params"), "params",
                  valid=f"at most {limits.MAX_VARIANTS} variants per spec")
     _check_scalars(doc, ctx)
     variants, seen = [], set()
-    for combo in itertools.product(*(params[k] for k in keys)):
-        values = dict(zip(keys, combo))
-        vname = variant_name(values)
-        ctx.at(doc.line_of("params"), "params")
-        if vname in seen:
-            ctx.fail(f"two variants are both named {quote(vname)}", doc.line_of("params"), "params",
-                     valid="distinct parameter values")
-        if len(vname.encode()) > limits.MAX_VARIANT_NAME_BYTES:
-            ctx.fail(f"the variant name {quote(vname)} is {len(vname.encode())} bytes, too long for a folder name",
-                     doc.line_of("params"), "params",
-                     valid=f"parameters whose variant name stays within {limits.MAX_VARIANT_NAME_BYTES} bytes")
-        seen.add(vname)
-        variants.append(_variant(doc, name, vname, values, ctx))
+    for combo in itertools.product(*(params[k] for k in static)):
+        made = []
+        for values, kind in _expansions(list(params), dict(zip(static, combo)), ctx.dynamic):
+            vname = variant_name(values)
+            ctx.at(doc.line_of("params"), "params")
+            if vname in seen:
+                ctx.fail(f"two variants are both named {quote(vname)}", doc.line_of("params"), "params",
+                         valid="distinct parameter values")
+            if len(vname.encode()) > limits.MAX_VARIANT_NAME_BYTES:
+                ctx.fail(f"the variant name {quote(vname)} is {len(vname.encode())} bytes, too long for a folder "
+                         "name", doc.line_of("params"), "params",
+                         valid=f"parameters whose variant name stays within {limits.MAX_VARIANT_NAME_BYTES} bytes")
+            seen.add(vname)
+            made += [v for v in [_variant(doc, name, vname, values, ctx, kind)] if v is not None]
+        if not made:
+            ctx.fail(f"no target matches the variant {quote(dict(zip(static, combo)))}", doc.line_of("targets"),
+                     "targets", valid="a target filter that matches every variant")
+        variants += made
     return Spec(name, ctx.path, doc.get("description", ""), tuple(variants))
 
 
 def variant_name(values: dict) -> str:
-    """M=128, N=1024, dtype=float32 -> M128_N1024_float32 (strings stand alone)."""
-    parts = [str(v) if isinstance(v, str) else f"{k}{v}" for k, v in values.items()]
+    """M=128, N=1024, dtype=float32 -> M128_N1024_float32 (strings stand alone); a dynamic
+    parameter's range (lo, hi) shows as M1to4096."""
+    parts = [str(v) if isinstance(v, str) else f"{k}{v[0]}to{v[1]}" if isinstance(v, tuple) else f"{k}{v}"
+             for k, v in values.items()]
     return "_".join(parts) or "default"
+
+
+def _expansions(order: list, base: dict, dyn: dict):
+    """(values, kind) of the variants one combination of static values expands into:
+    kind None without dynamic parameters; else "dynamic" (each dynamic parameter as its
+    range, for targets with TargetInfo.dynamic) and one "bucket" per combination of
+    bucket sizes (for the other targets)."""
+    if not dyn:
+        yield base, None
+        return
+    yield {k: base[k] if k in base else (dyn[k].lo, dyn[k].hi) for k in order}, "dynamic"
+    for sizes in itertools.product(*(dyn[k].buckets for k in dyn)):
+        chosen = dict(zip(dyn, sizes))
+        yield {k: base[k] if k in base else chosen[k] for k in order}, "bucket"
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -154,6 +185,8 @@ class _Ctx:
     def __init__(self, path, targets):
         self.path, self.params, self.targets = path, {}, targets
         self.line, self.field = 1, None          # where the loader is looking (for unexpected errors)
+        self.dynamic = {}                  # param -> spec.dynamic.Dynamic
+        self.kind = None                   # the variant being built: None | "dynamic" | "bucket"
 
     def at(self, line, field):
         self.line, self.field = line or self.line, field
@@ -180,7 +213,8 @@ def _isinstance(value, typ):
 def _tname(typ):
     if isinstance(typ, tuple):
         return " or ".join(_tname(t) for t in typ)
-    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", bool: "true/false"}.get(typ, typ.__name__)
+    names = {dict: "a mapping", list: "a list", str: "a string", int: "an integer", bool: "true/false"}
+    return names.get(typ, typ.__name__)
 
 
 def _params(raw: LDict, ctx) -> dict:
@@ -188,6 +222,10 @@ def _params(raw: LDict, ctx) -> dict:
     for key, value in raw.items():
         line = raw.line_of(key)
         ctx.name(key, line, "params")
+        if D.is_declaration(value):
+            ctx.dynamic[key] = D.parse(key, value, line, lambda m, ln, f, v: ctx.fail(m, ln, f, valid=v))
+            out[key] = None
+            continue
         values = list(value) if isinstance(value, list) else [value]
         if not values:
             ctx.fail("empty parameter list: it would expand to no variants", line, f"params.{key}",
@@ -205,6 +243,9 @@ def _subst(value, params, ctx, line, field):
     """`$name` -> the parameter's value."""
     if isinstance(value, str) and value.startswith("$"):
         key = value[1:]
+        if key in ctx.dynamic:
+            ctx.fail(f"dynamic parameter '{key}' can only be a whole dimension of a shape, not ${key}", line, field,
+                     valid="static parameters here; M as a shape entry: shape: [M, K]")
         if key not in params:
             ctx.fail(f"undefined parameter {quote(key)}{did_you_mean(key, params)}", line, field,
                      valid="parameters " + one_of(params) if params else "define it under params:")
@@ -228,17 +269,29 @@ def _dtype(value, params, ctx, line, field):
     return dtype
 
 
-def _shape(value, params, ctx, line, field):
+def _shape(value, params, ctx, line, field) -> tuple:
+    """(sizes, symbols): a dynamic parameter as a whole entry is a symbol (its size: hi)."""
     ctx.at(line, field)
     if not isinstance(value, list) or not value:
         ctx.fail(f"shape must be a non-empty list, got {quote(value)}", line, field, valid="e.g. [M, K]")
     if len(value) > limits.MAX_RANK:
         ctx.fail(f"{len(value)} dimensions", line, field, valid=f"at most {limits.MAX_RANK} dimensions")
-    dims = []
+    dims, syms = [], []
     for entry in value:
         if isinstance(entry, str) and len(entry) > limits.MAX_EXPR_CHARS:
             ctx.fail(f"a shape expression of {len(entry)} characters", line, field,
                      valid=f"expressions of at most {limits.MAX_EXPR_CHARS} characters")
+        whole = entry.strip() if isinstance(entry, str) else None
+        if whole in ctx.dynamic:
+            bound = params[whole]           # (lo, hi) in the dynamic variant, a bucket size otherwise
+            dims.append(bound[1] if isinstance(bound, tuple) else bound)
+            syms.append(whole if isinstance(bound, tuple) else None)
+            continue
+        inside = sorted(names(entry) & set(ctx.dynamic))
+        if inside:
+            ctx.fail(f"dynamic parameter {quote(inside[0])} is used inside the expression {quote(entry)}", line, field,
+                     valid=f"a dynamic parameter only as a whole dimension ([{inside[0]}, K]); "
+                           "expressions of static parameters")
         try:
             n = eval_int(entry, params)
         except ExprError as err:
@@ -246,14 +299,16 @@ def _shape(value, params, ctx, line, field):
         if n <= 0:
             ctx.fail(f"dimension {quote(entry)} evaluates to {quote(n)}", line, field, valid="positive sizes")
         dims.append(n)
+        syms.append(None)
     if math.prod(dims) > limits.MAX_ELEMENTS:
         ctx.fail(f"shape {quote(dims)} has {quote(math.prod(dims))} elements, beyond int32 index arithmetic", line,
                  field, valid=f"at most {limits.MAX_ELEMENTS} elements per tensor")
-    return tuple(dims)
+    return tuple(dims), tuple(syms)
 
 
-def _variant(doc: LDict, spec_name: str, vname: str, params: dict, ctx) -> Variant:
-    ctx.params = params
+def _variant(doc: LDict, spec_name: str, vname: str, params: dict, ctx, kind=None) -> Variant | None:
+    """One variant, or None when no target of its `kind` (see _expansions) builds it."""
+    ctx.params, ctx.kind = params, kind
     tensors: dict[str, Tensor] = {}
     inputs = doc["inputs"]
     if not inputs:
@@ -270,9 +325,12 @@ def _variant(doc: LDict, spec_name: str, vname: str, params: dict, ctx) -> Varia
         for key in ("shape", "dtype"):
             if key not in tdef:
                 ctx.fail(f"missing required field '{key}'", tdef.line, f"{field}.{key}")
-        shape = _shape(tdef["shape"], params, ctx, tdef.line_of("shape"), f"{field}.shape")
+        shape, syms = _shape(tdef["shape"], params, ctx, tdef.line_of("shape"), f"{field}.shape")
         dtype = _dtype(tdef["dtype"], params, ctx, tdef.line_of("dtype"), f"{field}.dtype")
         layout = None
+        if tdef.get("layout") is not None and ctx.dynamic and _uses_dynamic(tdef["shape"], ctx):
+            ctx.fail("an input with a dynamic dimension cannot have a layout (its tiling would depend on the size)",
+                     tdef.line_of("layout"), f"{field}.layout", valid="row_major for this input")
         if tdef.get("layout") is not None:
             ctx.at(tdef.line_of("layout"), f"{field}.layout")
             try:
@@ -282,16 +340,48 @@ def _variant(doc: LDict, spec_name: str, vname: str, params: dict, ctx) -> Varia
                 ctx.fail(err.message, tdef.line_of("layout"), f"{field}.layout", valid=err.valid, cls=LayoutError)
             if layout.is_row_major():
                 layout = None
-        tensors[tname] = Tensor(tname, shape, dtype, layout)
+        tensors[tname] = Tensor(tname, shape, dtype, layout, syms)
+    _check_dynamic_used(doc, inputs, ctx)
 
     nodes = _nodes(doc["graph"], tensors, ctx)
     outputs = _outputs(doc, tensors, nodes, ctx)
-    graph = Graph(tensors, tuple(inputs), tuple(nodes), tuple(outputs))
+    used = {s for t in tensors.values() for s in t.symbols if s is not None}
+    ranges = tuple((p, ctx.dynamic[p].lo, ctx.dynamic[p].hi) for p in sorted(used))
+    graph = Graph(tensors, tuple(inputs), tuple(nodes), tuple(outputs), ranges)
     _check_fused(graph, ctx)
     targets = _targets(doc, graph, ctx)
+    if not targets:
+        return None
     _check_target_layouts(inputs, tensors, targets, ctx)
+    schedule = _schedule(doc, targets, ctx)
+    _check_target_limits(doc, graph, targets, schedule, ctx)
+    dyn = {p: ctx.dynamic[p] for p in graph.dynamic}
     return Variant(spec_name, vname, params, graph, targets, doc.get("seed", 0),
-                   _tolerance(doc, ctx), _schedule(doc, targets, ctx), _mode(doc, ctx), ctx.path)
+                   _tolerance(doc, ctx), schedule, _mode(doc, ctx), ctx.path,
+                   dynamic=graph.dynamic, samples=_samples(dyn),
+                   serves={p: ctx.dynamic[p].serves(params[p]) for p in ctx.dynamic} if kind == "bucket" else {})
+
+
+def _uses_dynamic(shape, ctx) -> bool:
+    return isinstance(shape, list) and any(isinstance(e, str) and e.strip() in ctx.dynamic for e in shape)
+
+
+def _check_dynamic_used(doc, inputs, ctx):
+    """A dynamic parameter no input shape uses would make artifacts that ignore it."""
+    for p, dyn in ctx.dynamic.items():
+        if not any(isinstance(t, LDict) and isinstance(t.get("shape"), list)
+                   and p in [e.strip() for e in t["shape"] if isinstance(e, str)] for t in inputs.values()):
+            ctx.fail(f"dynamic parameter '{p}' is not a dimension of any input", dyn.line, f"params.{p}",
+                     valid="a dynamic parameter used as a whole dimension of an input shape, e.g. x: [M, K]")
+
+
+def _samples(dyn: dict) -> tuple:
+    """({param: size}, ...): every parameter's samples, taken side by side (the shorter
+    lists repeat their last size), so each size of each parameter is validated."""
+    if not dyn:
+        return ()
+    count = max(len(d.samples) for d in dyn.values())
+    return tuple({p: d.samples[min(i, len(d.samples) - 1)] for p, d in dyn.items()} for i in range(count))
 
 
 def _nodes(raw: LList, tensors: dict, ctx) -> list:
@@ -441,6 +531,7 @@ def _check_order(nodes, tensors, defined_by, ctx):
 
 def _infer(node: Node, tensors: dict, ctx) -> Tensor:
     ins = [tensors[i] for i in node.inputs]
+    syms = ()
     dtypes = {t.dtype for t in ins}
     if len(dtypes) > 1:
         ctx.fail(f"{node.op} mixes dtypes " + ", ".join(f"{t.name}:{t.dtype}" for t in ins), node.line, "inputs",
@@ -448,15 +539,18 @@ def _infer(node: Node, tensors: dict, ctx) -> Tensor:
     try:
         if OPS[node.op].kind == "matmul":
             shape = matmul_shape(ins[0].shape, ins[1].shape, node.attr, (node.inputs[0], node.inputs[1]))
+            syms = symbols.matmul(ins[0].shape, ins[0].symbols, ins[1].shape, ins[1].symbols,
+                                  node.attr.get("transpose_b"), (node.inputs[0], node.inputs[1]))
         elif len(ins) == 2:
             shape = broadcast(ins[0].shape, ins[1].shape)
-            if shape != ins[0].shape and shape != ins[1].shape:
+            syms = symbols.broadcast(ins[0].shape, ins[0].symbols, ins[1].shape, ins[1].symbols)
+            if (shape, syms) not in ((ins[0].shape, ins[0].symbols), (ins[1].shape, ins[1].symbols)):
                 raise ShapeError(f"broadcasting {list(ins[0].shape)} with {list(ins[1].shape)} grows both operands")
         else:
-            shape = ins[0].shape
+            shape, syms = ins[0].shape, ins[0].symbols
     except ShapeError as err:
         ctx.fail(f"shape mismatch in {node.op} -> {node.output}: {err}", node.line, "inputs")
-    return Tensor(node.output, shape, ins[0].dtype)
+    return Tensor(node.output, shape, ins[0].dtype, None, syms)
 
 
 def _check_fused(graph, ctx):
@@ -514,21 +608,23 @@ def _targets(doc, graph, ctx) -> tuple:
     chosen = []
     for t in raw:
         tline = raw.line_of(t) if isinstance(raw, LDict) else line
-        if isinstance(raw, LDict) and not _matches(raw[t], ctx, tline, f"targets.{t}"):
-            continue
         info = TARGETS[t]
+        if isinstance(raw, LDict) and not _matches(raw[t], ctx, tline, f"targets.{t}", info):
+            continue
+        if ctx.kind is not None and (ctx.kind == "dynamic") != info.dynamic:
+            continue                        # the other kind of variant builds this target
         bad = sorted({x.dtype for x in graph.tensors.values()} - set(info.dtypes))
         if bad:
             ctx.fail(f"target {t} does not support dtype {bad[0]} (variant with {ctx.params})", tline, "targets",
                      valid=f"{t} dtypes: {one_of(info.dtypes)}; restrict it with targets: {{{t}: {{dtype: [...]}}}}")
         chosen.append(t)
-    if not chosen:
+    if not chosen and ctx.kind is None:
         ctx.fail(f"no target matches the variant {ctx.params}", line, "targets",
                  valid="a target filter that matches every variant")
     return tuple(chosen)
 
 
-def _matches(where, ctx, line, field) -> bool:
+def _matches(where, ctx, line, field, info) -> bool:
     if where is None:
         return True
     if not isinstance(where, LDict):
@@ -539,6 +635,13 @@ def _matches(where, ctx, line, field) -> bool:
             ctx.fail(f"filter on undefined parameter {quote(key)}{did_you_mean(key, ctx.params)}", where.line_of(key),
                      f"{field}.{key}" if is_name(key) else field, valid="parameters " + one_of(ctx.params))
         allowed = allowed if isinstance(allowed, list) else [allowed]
+        if ctx.kind == "dynamic" and key in ctx.dynamic:
+            if info.dynamic:
+                d = ctx.dynamic[key]
+                ctx.fail(f"{info.name} builds one artifact for every {key} in [{d.lo}, {d.hi}]: a filter on "
+                         f"{key} only applies to targets that expand it into buckets", where.line_of(key),
+                         f"{field}.{key}", valid=f"no {key} filter for {info.name}, or narrow the range of {key}")
+            return False                    # a bucket variant decides
         if ctx.params[key] not in allowed:
             return False
     return True
@@ -557,6 +660,46 @@ def _check_target_layouts(inputs, tensors, targets, ctx):
             except LayoutError as err:
                 ctx.fail(f"{err.message} (target {t})", inputs[name].line_of("layout"), f"inputs.{name}.layout",
                          valid=err.valid, cls=LayoutError)
+
+
+def _check_target_limits(doc, graph, targets, schedule, ctx):
+    """Each target's load-time check (TargetInfo.load_check: mlir-aie, does a tiling fit the
+    device? tir-cpu, can it schedule this graph?), so `check` reports what a build would hit.
+    A raised FusebuildError points at the target's hints (else its `targets` line); a
+    returned problem at the hint, input or node it names (_limit_where)."""
+    # node modes render each node alone: check those designs too
+    graphs = [graph] + ([graph.subgraph(n) for n in graph.nodes] if doc.get("mode") in ("separate", "compare") else [])
+    for t in targets:
+        try:
+            problems = [p for g in graphs for p in ctx.targets[t].check(g, schedule.get(t, {}))]
+        except FusebuildError as err:
+            raw = doc.get("schedule", LDict())
+            line = raw.line_of(t) if t in raw else doc.line_of("targets")
+            ctx.fail(f"target {t} (variant {ctx.params}): {err.message}", line,
+                     f"schedule.{t}" if t in raw else "targets", valid=err.valid)
+        for problem in problems:
+            line, field = _limit_where(doc, graph, t, problem)
+            ctx.fail(f"target {t} (variant {ctx.params}): {getattr(problem, 'message', problem)}", line, field,
+                     valid=getattr(problem, "valid", None) or None)
+
+
+def _limit_where(doc, graph, target, problem) -> tuple:
+    """(line, field) a limit problem points at: the hint, input or node it names, else the target."""
+    hint, tensor, node = (getattr(problem, k, None) for k in ("hint", "input", "node"))
+    sched = doc.get("schedule", LDict())
+    if hint and isinstance(sched.get(target), LDict) and hint in sched[target]:
+        return sched[target].line_of(hint), f"schedule.{target}.{hint}"
+    if tensor and tensor in doc["inputs"]:
+        tdef = doc["inputs"][tensor]
+        key = "layout" if isinstance(tdef, LDict) and "layout" in tdef else "shape"
+        return (tdef.line_of(key) if isinstance(tdef, LDict) else doc["inputs"].line_of(tensor),
+                f"inputs.{tensor}.{key}")
+    found = [n.line for n in graph.nodes if n.output == node]
+    for i, entry in enumerate(doc["graph"]):
+        if found and isinstance(entry, LDict) and entry.line_of("op") == found[0]:
+            return found[0], f"graph[{i}]"
+    raw = doc.get("targets")
+    return (raw.line_of(target) if isinstance(raw, LDict) else doc.line_of("targets")), "targets"
 
 
 def _tolerance(doc, ctx) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..ir.dtypes import DTYPES
 from ..ir.ops import OPS
 from . import limits
+from .dynamic import FIELDS as DYNAMIC_FIELDS
 from .fields import INPUT_FIELDS, MODES, NODE_FIELDS, SPEC_FIELDS
 
 NAME = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 64}
@@ -61,18 +62,29 @@ def _node() -> dict:
     return {"oneOf": variants}
 
 
+def _dynamic_param() -> dict:
+    """`M: {dynamic: [lo, hi], buckets: [...], validate: [...]}` (spec/dynamic.py)."""
+    size = {"type": "integer", "minimum": 1}
+    return {"type": "object", "additionalProperties": False, "required": ["dynamic"],
+            "properties": {k: {"type": "array", "items": size, "minItems": 2 if k == "dynamic" else 1,
+                               **({"maxItems": 2} if k == "dynamic" else {}), "description": what}
+                           for k, what in DYNAMIC_FIELDS.items()}}
+
+
 def spec_schema(targets: dict) -> dict:
     """The schema for specs, given the target table (name -> TargetInfo)."""
     dims = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]}
     param_value = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": r"^[A-Za-z0-9_]+$"}]}
     tensor = {"type": "object", "additionalProperties": False, "required": ["shape", "dtype"],
-              "properties": {"shape": {"type": "array", "items": dims, "minItems": 1, "description": INPUT_FIELDS["shape"]},
+              "properties": {"shape": {"type": "array", "items": dims, "minItems": 1,
+                                       "description": INPUT_FIELDS["shape"]},
                              "dtype": _dtype(), "layout": {"description": INPUT_FIELDS["layout"]}}}
     filters = {"oneOf": [{"type": "null"}, {"type": "object", "additionalProperties": _one_or_list(param_value)}]}
     props = {
         "name": NAME,
         "description": {"type": "string"},
-        "params": {"type": "object", "propertyNames": NAME, "additionalProperties": _one_or_list(param_value)},
+        "params": {"type": "object", "propertyNames": NAME,
+                   "additionalProperties": {"oneOf": [*_one_or_list(param_value)["oneOf"], _dynamic_param()]}},
         "inputs": {"type": "object", "propertyNames": NAME, "additionalProperties": tensor, "minProperties": 1},
         "graph": {"type": "array", "items": _node(), "minItems": 1},
         "outputs": {"type": "array", "items": NAME, "minItems": 1},

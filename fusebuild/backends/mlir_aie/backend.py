@@ -1,33 +1,37 @@
-"""mlir-aie backend: render an IRON-style MLIR-AIE design, check it, compile it where
-mlir-aie is installed, and validate it (on an NPU where there is one, else emulated).
+"""mlir-aie backend: render an IRON-style MLIR-AIE design and its kernel sources, check the
+design against mlir-aie's rules, compile where Peano / aiecc are installed, and validate
+(on an NPU where there is one, else emulated).
 
 Files in the build folder:
-  design.mlir        rendered design (templates/aie/), one for the whole graph
-  design.check.json  compile: the strict structural check of design.mlir (aieparse)
-  aiecc/             compile, only where `aiecc` is on PATH: final.xclbin, insts.bin
-  artifact.json      assemble: what exists and which steps ran or did not, and why
+  design.mlir        rendered design (templates/aie/), one for the whole graph, written for
+                     mlir-aie v1.3.1 (version.py)
+  kernels.cc         every kernel the design links, rendered (templates/aie/kernels/)
+  design.check.json  compile: the rules check (rules.py) and which compile steps ran
+  kernels.o          compile, only where Peano (PEANO_INSTALL_DIR) is found
+  aiecc/             compile, only where `aiecc` is on PATH and kernels.o exists
+  artifact.json      assemble: the pinned mlir-aie version, files, steps and their state
 
-What runs where (docs/npu.md): render, check and emulation run everywhere; aiecc only
-where it is on PATH; the NPU run needs an NPU (/dev/accel) and XRT. Validation is then
-reported as `emulated` with the reason, never `pass`, unless the NPU ran it.
+Render, rules check and emulation run everywhere. Validation is reported `emulated`
+(never `pass`) with the reason, unless the NPU ran it; each step says ran / pass /
+not-run: <why>.
 """
 from __future__ import annotations
 
-import hashlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from ...fsutil import read_json, write_json
+from ...hashing import sha256
 from ...status import Status
 from ...toolchains import package_version
-from ..base import Backend as Base, Execution, Rendered, Toolchain, host_buffers, host_outputs
+from ..base import Backend as Base
+from ..base import Execution, Rendered, Toolchain, host_buffers, host_outputs
 from ..templating import make_env, used_templates
-from ..text import header
-from . import aieparse
-from .design import build_design
+from . import aieparse, rules
+from .version import KERNEL_OBJECT, MLIR_AIE, aiecc_command, peano_command
 
-EMULATOR_VERSION = "1"     # bump when emulate.py's semantics change (part of the cache key)
 XRT_ROOTS = ("/opt/xilinx/xrt",)
 
 
@@ -35,106 +39,114 @@ def find_aiecc():
     return shutil.which("aiecc") or shutil.which("aiecc.py")
 
 
-def aiecc_flags(help_text: str) -> list:
-    """Flags that make xclbin + NPU instructions, for the driver whose --help we read.
-    The older Python driver spells them --aie-generate-*, the newer C++ one --get-*."""
-    if "--aie-generate-xclbin" in help_text:
-        return ["--aie-generate-xclbin", "--aie-generate-npu-insts", "--no-compile-host",
-                "--xclbin-name=final.xclbin", "--npu-insts-name=insts.bin"]
-    if "--get-xclbin" in help_text:
-        return ["--get-xclbin", "--get-npu-insts", "--xclbin-name=final.xclbin", "--npu-insts-name=insts.bin"]
-    raise RuntimeError("aiecc --help names neither --aie-generate-xclbin nor --get-xclbin: unknown driver")
+def find_peano():
+    """The llvm-aie (Peano) install named by PEANO_INSTALL_DIR, if it has clang++."""
+    root = os.environ.get("PEANO_INSTALL_DIR", "")
+    return root if root and (Path(root) / "bin" / "clang++").exists() else None
 
 
 def npu_device():
     """(True, '') when an NPU and XRT are present, else (False, why)."""
     accel = sorted(Path("/dev/accel").glob("accel*")) if Path("/dev/accel").is_dir() else []
-    xrt = [r for r in XRT_ROOTS if Path(r).is_dir()]
     if not accel:
         return False, "no NPU device (/dev/accel/accel* absent)"
-    if not xrt:
+    if not any(Path(r).is_dir() for r in XRT_ROOTS):
         return False, "no XRT (/opt/xilinx/xrt absent)"
     return True, ""
 
 
+def _version(tool) -> str:
+    try:
+        out = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=60)
+        text = (out.stdout + out.stderr).strip()
+        return text.splitlines()[0] if text else "?"
+    except (OSError, subprocess.SubprocessError) as err:
+        return f"broken: {err}"
+
+
 class Backend(Base):
-    source_files = ("design.mlir",)
+    source_files = ("design.mlir", "kernels.cc")
     compiled_files = ("design.check.json",)
     artifact_name = "artifact.json"
     template_folder = "aie"
 
     def toolchain(self) -> Toolchain:
-        aiecc = find_aiecc()
-        version = "absent"
-        if aiecc:
-            try:
-                out = subprocess.run([aiecc, "--version"], capture_output=True, text=True, timeout=60)
-                version = (out.stdout + out.stderr).strip().splitlines()[0] if (out.stdout + out.stderr).strip() else "?"
-            except (OSError, subprocess.SubprocessError) as err:
-                version = f"broken: {err}"
+        aiecc, peano = find_aiecc(), find_peano()
         ok, why = npu_device()
-        # always available: render, check and emulation need only Python and torch
-        return Toolchain(True, {"mlir-aie": version, "aie-emulator": EMULATOR_VERSION,
-                                "npu": "present" if ok else why, "torch": package_version("torch")})
+        # always available: render, rules check and emulation need only Python and torch
+        return Toolchain(True, {"mlir-aie-target": MLIR_AIE, "aiecc": _version(aiecc) if aiecc else "absent",
+                                "peano": _version(f"{peano}/bin/clang++") if peano else "absent",
+                                "npu": "present" if ok else why,
+                                "torch": package_version("torch")})
 
-    # --- render -------------------------------------------------------------------------
+    # --- render -------------------------------------------------------------------------------
     def render(self, job) -> Rendered:
-        ctx = build_design(job.graph, job.hints)
+        from .design import context
+        from .fit import fit
+        from .kernelsrc import kernel_context
 
-        def counts(body):
-            found = set()
+        graph = job.graph
+        _, tiling, plan = fit(graph, job.hints)
+        ctx = context(plan, graph)
+        env = make_env(self.template_folder, counts=_loop_counts)
+        design = env.get_template("design.mlir.j2").render(**ctx)
+        kernels = env.get_template("kernels/kernels.cc.j2").render(**kernel_context(plan, graph))
+        return Rendered({"design.mlir": design, "kernels.cc": kernels}, used_templates(env))
 
-            def walk(b):
-                for s in b:
-                    if s["op"] == "for":
-                        found.add(s["count"])
-                        walk(s["body"])
-            walk(body)
-            return sorted(found - {0, 1})
-
-        env = make_env(self.template_folder, counts=counts)
-        text = env.get_template("design.mlir.j2").render(**header(job, self.name), **ctx)
-        return Rendered({"design.mlir": text}, used_templates(env))
-
-    # --- compile: strict check here, aiecc where it exists --------------------------------
+    # --- compile: rules check here, Peano and aiecc where they exist -------------------------
     def compile(self, build_dir, dest):
         build_dir, dest = Path(build_dir), Path(dest)
         path = build_dir / "design.mlir"
         text = path.read_text()
-        summary = aieparse.check(aieparse.parse(text, str(path)), str(path))
-        steps = {"structural-check": "pass"}
-        aiecc = find_aiecc()
+        design = aieparse.parse(text, str(path))
+        summary = rules.check(design, str(path))
+        steps = {"render": f"ran: design.mlir + kernels.cc for mlir-aie {MLIR_AIE}", "rules-check": "pass"}
+        peano, aiecc = find_peano(), find_aiecc()
+        work = dest / "build"          # tool outputs; only made when a tool runs
+        shutil.rmtree(build_dir / "build", ignore_errors=True)
+        if peano is None:
+            steps["kernel-compile"] = "not-run: no Peano (llvm-aie): set PEANO_INSTALL_DIR to an llvm-aie install"
+        else:
+            work.mkdir()
+            shutil.copy(build_dir / "kernels.cc", work / "kernels.cc")
+            mlir_aie = str(Path(aiecc).resolve().parent.parent) if aiecc else os.environ.get("MLIR_AIE_INSTALL_DIR", "")
+            self._run(peano_command(peano, mlir_aie, design.device, "kernels.cc", KERNEL_OBJECT), work, "Peano")
+            steps["kernel-compile"] = f"ran: {KERNEL_OBJECT} (Peano {_version(peano + '/bin/clang++')})"
         if aiecc is None:
             steps["aiecc"] = "not-run: aiecc (mlir-aie) is not on PATH; mlir-aie is not installable here"
+        elif peano is None:
+            steps["aiecc"] = "not-run: the cores link kernels.o, which needs Peano"
         else:
-            help_text = subprocess.run([aiecc, "--help"], capture_output=True, text=True, timeout=120).stdout
-            work = dest / "aiecc"
-            work.mkdir()
             shutil.copy(path, work / "design.mlir")
-            proc = subprocess.run([aiecc, *aiecc_flags(help_text), "design.mlir"], cwd=work, capture_output=True,
-                                  text=True, timeout=3600)
-            if proc.returncode:
-                raise RuntimeError(f"aiecc failed ({proc.returncode}): {(proc.stdout + proc.stderr)[-3000:]}")
+            self._run(aiecc_command(aiecc, peano, "design.mlir"), work, "aiecc")
             steps["aiecc"] = "ran: final.xclbin + insts.bin"
-        write_json(dest / "design.check.json", dict(summary, steps=steps,
-                                                    design_sha256=hashlib.sha256(text.encode()).hexdigest()))
+        write_json(dest / "design.check.json", dict(summary, steps=steps, mlir_aie=MLIR_AIE,
+                                                    design_sha256=_sha(text),
+                                                    kernels_sha256=_sha((build_dir / "kernels.cc").read_text())))
+
+    @staticmethod
+    def _run(cmd, cwd, what):
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=3600)
+        if proc.returncode:
+            raise RuntimeError(f"{what} failed ({proc.returncode}): {' '.join(cmd)}\n"
+                               f"{(proc.stdout + proc.stderr)[-3000:]}")
 
     def assemble(self, build_dir, dest):
         check = read_json(Path(build_dir) / "design.check.json")
-        xclbin = Path(build_dir) / "aiecc" / "final.xclbin"
+        xclbin = Path(build_dir) / "build" / "final.xclbin"
         write_json(Path(dest) / self.artifact_name, {
-            "design": "design.mlir", "design_sha256": check["design_sha256"],
-            "xclbin": str(xclbin.relative_to(build_dir)) if xclbin.exists() else None,
-            "steps": check["steps"]})
+            "mlir_aie": check["mlir_aie"], "design": "design.mlir", "kernels": "kernels.cc",
+            "design_sha256": check["design_sha256"], "kernels_sha256": check["kernels_sha256"],
+            "xclbin": str(xclbin.relative_to(build_dir)) if xclbin.exists() else None, "steps": check["steps"]})
 
-    # --- run: on the NPU where possible, else emulated from the rendered text ------------
+    # --- run: on the NPU where possible, else emulated from the rendered text ----------------
     def run(self, build_dir, graph, inputs: dict) -> dict:
         from .emulate import emulate
 
         build_dir = Path(build_dir)
-        text = (build_dir / "design.mlir").read_text()
-        design = aieparse.parse(text, str(build_dir / "design.mlir"))
-        aieparse.check(design, str(build_dir / "design.mlir"))
+        path = build_dir / "design.mlir"
+        design = aieparse.parse(path.read_text(), str(path))
+        rules.check(design, str(path))       # the emulator refuses whatever the checker refuses
         buffers = host_buffers(graph, inputs)
         names = list(graph.inputs) + list(graph.outputs)
         if [ssa for ssa, _ in design.args] != [f"%arg{i}" for i in range(len(names))]:
@@ -155,5 +167,20 @@ class Backend(Base):
             steps["npu-run"] = f"not-run: {why}"
         else:
             steps["npu-run"] = "not-run: running xclbins through XRT is not implemented in fusebuild yet"
-        steps["emulation"] = "ran: runtime-sequence DMA patterns parsed from design.mlir, tiles run with torch"
+        steps["emulation"] = ("ran: design.mlir parsed and rules-checked again, its DMA patterns and links executed "
+                              "on host buffers, its kernels run with the kernels' arithmetic (numerics.py)")
+        steps["mlir-aie"] = f"design written for mlir-aie {manifest.get('mlir_aie', MLIR_AIE)}"
         return Execution(Status.EMULATED, "validated by emulating design.mlir on the host; " + steps["npu-run"], steps)
+
+
+def _sha(text) -> str:
+    return sha256(text.encode())
+
+
+def _loop_counts(body) -> list:
+    """The loop trip counts of a core body that need an index constant (not 0 or 1)."""
+    found = set()
+    for s in aieparse.walk(body):
+        if s["op"] == "for":
+            found.add(s["count"])
+    return sorted(found - {0, 1})

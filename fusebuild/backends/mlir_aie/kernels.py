@@ -1,41 +1,105 @@
-"""Per-tile kernel functions of the AIE designs: one naming rule, read both ways.
+"""Per-tile kernels of the AIE designs: one naming rule, written by the planner and read back
+by the emulator and by the kernel-source renderer.
 
-A design calls `func.func private` kernels by name; the name says what the kernel
-computes (and nothing else: shapes and blocking come from the memref types of the
-call). The renderer writes names with `kernel_name`; the emulator reads them back with
-`parse_kernel` and runs the op's torch reference from ops.OPS.
+A design calls `func.func private` kernels by name; the name says everything the
+kernel computes (shapes included), so the emulator can run a design from its text
+alone, and the renderer of `kernels.cc` (kernelsrc.py) writes exactly one C++
+function per name. All tiles are row-major in local memory; `acc` is the core's fp32
+accumulator (m x n).
 
-  zero_<dt>_<m>x<n>                          out = 0
-  matmul_<dt>_<m>x<k>x<n>                     c += a @ b        (b tile k x n)
-  matmul_bt_<dt>_<m>x<k>x<n>                  c += a @ b^T      (b tile n x k)
-  <op>[_<attr value>]_<dt>_<m>x<n>            out = op(in...)   (elementwise ops)
+  zero_f32_<m>x<n>(acc)                           acc = 0
+  matmul[_bt]_<dt>_<m>x<k>x<n>[_p<P>](a, b, acc)  acc += a @ b     (b is n x k with _bt, else k x n;
+                                                                     a is P panels of m x k/P)
+  store_<dt>_<m>x<n>(acc, out)                    out = round_to_nearest_even(acc)
+  <op>[_exact|_tanh]_<dt>_<m>x<n>(acc)            acc = op(acc)       relu silu gelu sigmoid
+  <op>_<dt>_<m>x<n>_<kind><offset>(acc, obj)      acc = op(acc, x)    add sub rsub mul; x read from
+                                                  obj at offset: row (n values), col (m), scalar (1),
+                                                  pair (an m x n tile)
+  ew_<op>[_exact|_tanh]_<dt>_<r>x<c>[_<k0>_<k1>](in0[, in1], out)
+                                                  out = op(in0[, in1]) on an r x c tile; operand kinds
+                                                  full | row | col | scalar
+
+`<dt>` (f32 | bf16) is the design's data type: it selects the arithmetic the kernel
+and the emulator use (numerics.py).
 """
 from __future__ import annotations
 
 import re
 
-from ...ir.dtypes import DTYPES
-
-DT = {name: d.short for name, d in DTYPES.items()}
+DT = {"float32": "f32", "bfloat16": "bf16"}
 DT_BACK = {v: k for k, v in DT.items()}
-_RE = re.compile(r"^(?P<op>[a-z]+(?:_bt)?)(?:_(?P<attr>exact|tanh))?_(?P<dt>f32|bf16|f16)_(?P<dims>\d+(?:x\d+)+)$")
+UNARY = ("relu", "silu", "gelu", "sigmoid")
+BINARY = ("add", "sub", "rsub", "mul")
 
 
-def kernel_name(op: str, dtype: str, dims, attrs: dict | None = None) -> str:
-    attr = attrs.get("approximate") if attrs else None
-    return f"{op}{'_' + attr if attr else ''}_{DT[dtype]}_{'x'.join(str(d) for d in dims)}"
+def memref(n: int, dtype: str) -> str:
+    return f"memref<{n}x{DT.get(dtype, dtype)}>"
 
 
-def parse_kernel(name: str) -> dict:
-    """'matmul_bt_f32_16x32x64' -> {op: matmul, transpose_b: True, attrs: {}, dtype: float32}."""
-    m = _RE.match(name)
-    if not m:
-        raise ValueError(f"'{name}' is not a fusebuild AIE kernel name")
-    op, attrs = m["op"], {}
-    if m["attr"]:
-        attrs["approximate"] = m["attr"]
-    transpose_b = op == "matmul_bt"
-    if transpose_b:
-        op = "matmul"
-    return {"op": op, "transpose_b": transpose_b, "attrs": attrs, "dtype": DT_BACK[m["dt"]],
-            "dims": [int(d) for d in m["dims"].split("x")]}
+def _approx(attrs) -> str:
+    a = dict(attrs).get("approximate")
+    return f"_{a}" if a else ""
+
+
+def zero(m, n) -> str:
+    return f"zero_f32_{m}x{n}"
+
+
+def matmul(dtype, m, k, n, tb, panels=1) -> str:
+    return f"matmul{'_bt' if tb else ''}_{DT[dtype]}_{m}x{k}x{n}" + (f"_p{panels}" if panels > 1 else "")
+
+
+def store(dtype, m, n) -> str:
+    return f"store_{DT[dtype]}_{m}x{n}"
+
+
+def epilogue(op, attrs, dtype, m, n, kind="", offset=0) -> str:
+    base = f"{op}{_approx(attrs)}_{DT[dtype]}_{m}x{n}"
+    return f"{base}_{kind}{offset}" if kind else base
+
+
+def elementwise(op, attrs, dtype, r, c, kinds=()) -> str:
+    base = f"ew_{op}{_approx(attrs)}_{DT[dtype]}_{r}x{c}"
+    return base + ("_" + "_".join(kinds) if len(kinds) > 1 else "")
+
+
+_DIMS = r"(?P<dims>\d+(?:x\d+)+)"
+_PATTERNS = [
+    ("zero", re.compile(rf"^zero_f32_{_DIMS}$")),
+    ("matmul", re.compile(rf"^matmul(?P<bt>_bt)?_(?P<dt>f32|bf16)_{_DIMS}(?:_p(?P<panels>\d+))?$")),
+    ("store", re.compile(rf"^store_(?P<dt>f32|bf16)_{_DIMS}$")),
+    ("ew", re.compile(rf"^ew_(?P<op>[a-z]+)(?:_(?P<approx>exact|tanh))?_(?P<dt>f32|bf16)_{_DIMS}"
+                      rf"(?:_(?P<k0>full|row|col|scalar)_(?P<k1>full|row|col|scalar))?$")),
+    ("epilogue", re.compile(rf"^(?P<op>[a-z]+)(?:_(?P<approx>exact|tanh))?_(?P<dt>f32|bf16)_{_DIMS}"
+                            rf"(?:_(?P<kind>row|col|scalar|pair)(?P<offset>\d+))?$")),
+]
+
+
+def parse(name: str) -> dict:
+    """'matmul_bt_bf16_16x64x32_p4' -> {kind: matmul, dtype: bfloat16, dims: [16, 64, 32], tb: True, panels: 4}."""
+    for kind, rx in _PATTERNS:
+        m = rx.match(name)
+        if not m:
+            continue
+        g = m.groupdict()
+        out = {"kind": kind, "dims": [int(x) for x in g["dims"].split("x")],
+               "dtype": DT_BACK.get(g.get("dt") or "f32")}
+        if kind == "matmul":
+            out.update(tb=bool(g["bt"]), panels=int(g["panels"] or 1))
+        if kind in ("ew", "epilogue"):
+            op = g["op"]
+            arity = 1 if op in UNARY else 2 if op in BINARY else 0
+            if not arity or (kind == "ew" and op == "rsub"):
+                break
+            out.update(op=op, attrs={"approximate": g["approx"]} if g["approx"] else {})
+            if kind == "epilogue":
+                if (arity == 2) != bool(g["kind"]):
+                    break
+                out.update(operand=g["kind"], offset=int(g["offset"] or 0))
+            else:
+                kinds = [g["k0"], g["k1"]] if g["k0"] else ["full"]
+                if len(kinds) != arity:
+                    break
+                out.update(kinds=kinds)
+        return out
+    raise ValueError(f"'{name}' is not a fusebuild AIE kernel name")

@@ -9,7 +9,8 @@ Files in the build folder:
   kernel.hal.mlir    IREE output after codegen (`--compile-to=executable-targets`):
                      host program + compiled dispatch executables        (compile)
   executables.mlir   the source of every dispatch executable, one per dispatch (compile)
-  kernel.vmfb        the loadable module: VM bytecode + executables     (assemble)
+  kernel.vmfb        the loadable module: VM bytecode + executables     (assemble;
+                     runtime/mlir_cpu.py loads it)
 """
 from __future__ import annotations
 
@@ -20,14 +21,14 @@ from pathlib import Path
 
 from ...errors import ToolchainError
 from ...toolchains import cpu_key, package_version
-from ..base import Backend as Base, Rendered, Toolchain, host_buffers
+from ..base import Backend as Base
+from ..base import Rendered, Toolchain
 from ..templating import make_env, used_templates
 from .render import MlirRenderer
 
 # The flags that define the code; their text is part of the compile cache key.
 COMPILE_FLAGS = ("--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu",
                  "--iree-llvmcpu-target-cpu=host")
-DRIVER = "local-task"
 COMPILE_TIMEOUT = 600          # seconds per iree-compile: a runaway compile fails its task, named
 
 
@@ -53,7 +54,7 @@ class Backend(Base):
     def compile(self, build_dir, dest):
         """MLIR -> IREE's executable-targets phase: dispatches formed and code-generated."""
         build_dir, dest = Path(build_dir), Path(dest)
-        dumps = Path(tempfile.mkdtemp(dir=dest, prefix=".dispatches-"))
+        dumps = Path(tempfile.mkdtemp(dir=dest, prefix=".dispatches-")).resolve()
         try:
             _iree_compile(build_dir / "kernel.mlir", dest / "kernel.hal.mlir", "--compile-to=executable-targets",
                           f"--iree-hal-dump-executable-sources-to={dumps}")
@@ -68,17 +69,9 @@ class Backend(Base):
                       "--compile-from=executable-targets")
 
     def run(self, build_dir, graph, inputs: dict) -> dict:
-        import numpy as np
-        import torch
-        import iree.runtime as rt
-
-        ctx = rt.SystemContext(config=rt.Config(DRIVER))
-        ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, (Path(build_dir) / self.artifact_name).read_bytes()))
-        buffers = host_buffers(graph, inputs)
-        results = ctx.modules.module["main"](*[buffers[n].numpy() for n in graph.inputs])
-        if len(graph.outputs) == 1:
-            results = (results,)
-        return {n: torch.from_numpy(np.array(r.to_host())) for n, r in zip(graph.outputs, results)}
+        """Through the runtime (runtime/mlir_cpu.py): validation runs what fusebuild.load runs."""
+        from ...runtime.call import run
+        return run(self.name, build_dir, graph, inputs)
 
 
 def _iree_compile(src: Path, out: Path, *flags):
@@ -86,9 +79,11 @@ def _iree_compile(src: Path, out: Path, *flags):
     which doit has replaced by a text capture); its diagnostics become the error."""
     from iree.compiler.tools.binaries import find_tool
 
-    cmd = [find_tool("iree-compile"), str(src), *COMPILE_FLAGS, *flags, "-o", str(out)]
+    # run in the source's folder and name it by its file name: IREE embeds the input path
+    # in the .vmfb, and an artifact must not depend on where its build folder is
+    cmd = [find_tool("iree-compile"), src.name, *COMPILE_FLAGS, *flags, "-o", str(Path(out).resolve())]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT, cwd=src.parent)
     except subprocess.TimeoutExpired:
         raise ToolchainError(f"iree-compile did not finish in {COMPILE_TIMEOUT} s", path=str(src)) from None
     if proc.returncode != 0:

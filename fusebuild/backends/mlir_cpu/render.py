@@ -6,6 +6,11 @@ maps) followed by one `linalg.generic` holding the whole epilogue, or a lone
 generic at all. An input with a layout arrives as a flat buffer and is unpacked
 (expand_shape, transpose, collapse_shape) from the same ir.layouts.Layout the other
 backends use.
+
+A dynamic dimension (ir/symbols.py) is `?` in its tensor type; its size is read once at
+the top of `main` from the first input that has it (`%dim_M = tensor.dim %x, %c0`) and
+passed to every `tensor.empty` of that shape, so one module takes any M (IREE compiles
+dynamic shapes).
 """
 from __future__ import annotations
 
@@ -19,12 +24,22 @@ def elem(dtype: str) -> str:
     return DTYPES[dtype].short
 
 
-def ttype(shape, dtype) -> str:
-    return f"tensor<{'x'.join(str(s) for s in shape)}x{elem(dtype)}>"
+def ttype(shape, dtype, symbols=()) -> str:
+    dims = [str(n) if not symbols or symbols[d] is None else "?" for d, n in enumerate(shape)]
+    return f"tensor<{'x'.join(dims)}x{elem(dtype)}>"
 
 
 def vtype(x) -> str:
-    return ttype(x.shape, x.dtype)
+    return ttype(x.shape, x.dtype, x.symbols)
+
+
+def size_var(param: str) -> str:
+    return f"%dim_{param}"
+
+
+def empty_sizes(symbols) -> str:
+    """The dynamic sizes `tensor.empty` needs, in dimension order: `%dim_M`."""
+    return ", ".join(size_var(s) for s in symbols if s is not None)
 
 
 class GenericBody:
@@ -68,14 +83,15 @@ class MlirRenderer:
         out = self.t[g.output]
         dims = [f"d{i}" for i in range(len(out.shape))]
         item = {"out": g.output, "type": vtype(out), "elem": elem(out.dtype), "dims": ", ".join(dims),
-                "comment": group_comment(g)}
+                "comment": group_comment(g), "sizes": empty_sizes(out.symbols)}
         body = GenericBody(dims, self.ops, elem(out.dtype))
         acc = None
         if g.matmul is not None:
             a, b = g.matmul.inputs
             acc_dtype = g.matmul.attr["acc_dtype"]
             item.update(template="gemm.j2", a=f"%{a}", a_type=vtype(self.t[a]), b=f"%{b}", b_type=vtype(self.t[b]),
-                        acc=f"%{g.output}_acc", acc_type=ttype(out.shape, acc_dtype), acc_elem=elem(acc_dtype),
+                        acc=f"%{g.output}_acc", acc_type=ttype(out.shape, acc_dtype, out.symbols),
+                        acc_elem=elem(acc_dtype),
                         b_map="(d0, d1, d2) -> (d1, d2)" if g.matmul.attr["transpose_b"] else
                               "(d0, d1, d2) -> (d2, d1)")
 
@@ -87,14 +103,56 @@ class MlirRenderer:
         item["epilogue"] = None if not body.body and g.matmul is not None else body.context(result)
         return item
 
-    def context(self) -> dict:
+    def sizes(self) -> list:
+        """Where each dynamic size is read from: the first input with that dimension."""
+        out = []
+        for p in self.g.dynamic:
+            name, d = next((n, self.t[n].symbols.index(p)) for n in self.g.inputs if p in self.t[n].symbols)
+            out.append({"var": size_var(p), "tensor": f"%{name}", "dim": d, "type": vtype(self.t[name]),
+                        "param": p, "range": list(self.g.dynamic[p])})
+        return out
+
+    def function(self, name="main", private=False) -> dict:
+        """The context of one func.func (templates/mlir/function.j2) computing the graph."""
         g, t = self.g, self.t
-        return dict(header(self.job, "mlir-cpu"),
-                    args=[f"%{n}_packed: {ttype(t[n].memory_shape, t[n].dtype)}" if t[n].layout is not None
-                          else f"%{n}: {vtype(t[n])}" for n in g.inputs],
-                    results=[vtype(t[n]) for n in g.outputs], returns=[f"%{n}" for n in g.outputs],
-                    unpacks=[unpack(n, t[n]) for n in g.inputs if t[n].layout is not None],
-                    groups=[self.group(grp) for grp in fuse(g)])
+        return {"name": name, "visibility": "private " if private else "",
+                "args": [f"%{n}_packed: {ttype(t[n].memory_shape, t[n].dtype)}" if t[n].layout is not None
+                         else f"%{n}: {vtype(t[n])}" for n in g.inputs],
+                "results": [vtype(t[n]) for n in g.outputs], "returns": [f"%{n}" for n in g.outputs],
+                "unpacks": [unpack(n, t[n]) for n in g.inputs if t[n].layout is not None],
+                "sizes": self.sizes(), "groups": [self.group(grp) for grp in fuse(g)]}
+
+    def context(self) -> dict:
+        """One function `main`; for a dynamic M whose graph is row-wise, `main` splits M
+        into powers of two and calls the graph compiled at each (rows.py)."""
+        from .rows import row_param, split_main
+        param = row_param(self.g)
+        if param is None:
+            return dict(header(self.job, "mlir-cpu"), functions=[self.function()], rows=None)
+        funcs, rows = split_main(self.job, param, type(self), self.ops)
+        return dict(header(self.job, "mlir-cpu"), functions=funcs, rows=rows)
+
+def _levels(x) -> tuple:
+    """(levels, levels by decreasing stride): (stride, bound, dimension, level) of a layout."""
+    levels = [(stride, bound, d, j) for d, lv in enumerate(x.layout.dims)
+              for j, (stride, bound) in enumerate(lv) if bound > 1]
+    for d in range(x.layout.rank):
+        if not any(lv[2] == d for lv in levels):
+            levels.append((0, 1, d, 0))            # a dimension of size 1 still needs a place
+    return levels, sorted(levels, key=lambda lv: -lv[0])
+
+
+def mixed_radix_problem(name, x):
+    """(message, valid) if the layout of input `name` is not a mixed-radix split of its
+    buffer (what `unpack` can render), else None. Pure: the load-time check uses it too."""
+    radix = 1
+    for stride, bound, _, _ in reversed(_levels(x)[1]):
+        if bound > 1 and stride != radix:
+            return ((f"mlir-cpu renders layouts whose tile levels are a mixed-radix split of the buffer; the layout "
+                     f"of '{name}' ({x.layout.form}) is not"),
+                    "row_major, col_major, {tiled: [r, s]}, or dims with strides that are products of inner bounds")
+        radix *= bound
+    return None
 
 
 def unpack(name, x) -> dict:
@@ -103,20 +161,10 @@ def unpack(name, x) -> dict:
     each tensor dimension's levels are adjacent (outer to inner), and collapsed back.
     This is the packing view of ir.layouts.Layout; IREE cannot tile the equivalent
     floordiv/mod indexing map."""
-    levels = [(stride, bound, d, j) for d, lv in enumerate(x.layout.dims)
-              for j, (stride, bound) in enumerate(lv) if bound > 1]
-    for d in range(x.layout.rank):
-        if not any(lv[2] == d for lv in levels):
-            levels.append((0, 1, d, 0))            # a dimension of size 1 still needs a place
-    by_stride = sorted(levels, key=lambda lv: -lv[0])
-    radix = 1
-    for stride, bound, _, _ in reversed(by_stride):
-        if bound > 1 and stride != radix:
-            raise ToolchainError(f"mlir-cpu renders layouts whose tile levels are a mixed-radix split of the "
-                                 f"buffer; the layout of '{name}' ({x.layout.form}) is not",
-                                 valid="row_major, col_major, {tiled: [r, s]}, or dims with strides that are "
-                                       "products of inner bounds")
-        radix *= bound
+    problem = mixed_radix_problem(name, x)
+    if problem:
+        raise ToolchainError(problem[0], valid=problem[1])
+    levels, by_stride = _levels(x)
     logical = sorted(levels, key=lambda lv: (lv[2], lv[1] == 1 and lv[0] == 0, lv[3]))
     expanded = [lv[1] for lv in by_stride]
     groups, k = [], 0

@@ -2,11 +2,12 @@
 
 Files in the build folder:
   kernel.py      rendered TVMScript (unscheduled, readable), from templates/tir/ (render.py)
-  plan.json      what the scheduler needs: GEMM groups (block names, M/N/K), hints
+  plan.json      what the scheduler needs: GEMM groups (block names, M/N/K, a dynamic M), hints,
+                 and a dynamic kernel's rows/tiles dispatch
   scheduled.py   the scheduled TIR, printed back (readable; what was compiled)
   schedule.json  the schedule each GEMM got: resolved tiles, path, and why any hint was reduced
   kernel.o       LLVM object (compile)
-  kernel.so      shared library loadable by tvm.runtime (assemble)
+  kernel.so      shared library loadable by TVM's runtime (assemble; runtime/tir_cpu.py loads it)
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from pathlib import Path
 from ...errors import ToolchainError
 from ...fsutil import read_json
 from ...toolchains import cpu_key, package_version
-from ..base import Backend as Base, Rendered, Toolchain, host_buffers, host_outputs
+from ..base import Backend as Base
+from ..base import Rendered, Toolchain
 from ..templating import make_env, used_templates
 from .render import TirRenderer
 
@@ -36,7 +38,8 @@ class Backend(Base):
         tvm = package_version("apache-tvm")
         if tvm is None:
             return Toolchain.missing("apache-tvm is not installed")
-        return Toolchain(True, {"apache-tvm": tvm, "llvm-host": cpu_key()})
+        # the schedule sizes its parallel tiles by the host's cores (hint `threads` unset): in every key
+        return Toolchain(True, {"apache-tvm": tvm, "llvm-host": cpu_key(), "host-cores": str(os.cpu_count() or 1)})
 
     def render(self, job) -> Rendered:
         env = make_env(self.template_folder)
@@ -46,6 +49,7 @@ class Backend(Base):
 
     def compile(self, build_dir, dest):
         import tvm
+
         from .schedule import GemmSchedule, host_target, schedule
 
         build_dir, dest = Path(build_dir), Path(dest)
@@ -53,9 +57,12 @@ class Backend(Base):
         plan = json.loads((build_dir / "plan.json").read_text())
         hints = dict(plan["hints"])
         threads = hints.pop("threads", None) or os.cpu_count() or 1
-        gemms = [GemmSchedule(g["matmul_block"], g["epilogue_block"], g["m"], g["n"], g["k"],
-                              g["transpose_b"], hints) for g in plan["gemms"]]
-        mod, record = schedule(func, gemms, plan["elementwise_blocks"], threads)
+        def gemms(side, rows=False):
+            return [GemmSchedule(g["matmul_block"], g["epilogue_block"], g["m"], g["n"], g["k"], g["transpose_b"],
+                                 hints, g.get("m_dynamic"), rows) for g in side["gemms"]]
+        rows = plan.get("rows")
+        mod, record = schedule(func, gemms(plan), plan["elementwise_blocks"], threads,
+                               (gemms(rows, True), rows["elementwise_blocks"]) if rows else None)
         (dest / "scheduled.py").write_text(mod.script())
         (dest / "schedule.json").write_text(json.dumps(dict(record, threads=threads), indent=1) + "\n")
         tvm.compile(mod, target=host_target()).mod.write_to_file(str(dest / "kernel.o"))
@@ -73,12 +80,9 @@ class Backend(Base):
             raise ToolchainError(f"the linker exited {proc.returncode}: {(proc.stdout + proc.stderr)[-2000:]}")
 
     def run(self, build_dir, graph, inputs: dict) -> dict:
-        import tvm
-
-        main = tvm.runtime.load_module(str(Path(build_dir) / self.artifact_name))["main"]
-        buffers = host_buffers(graph, inputs)
-        main(*[tvm.runtime.from_dlpack(b) for b in buffers.values()])
-        return host_outputs(graph, buffers)
+        """Through the runtime (runtime/tir_cpu.py): validation runs what fusebuild.load runs."""
+        from ...runtime.call import run
+        return run(self.name, build_dir, graph, inputs)
 
     def schedule(self, build_dir) -> dict:
         return read_json(Path(build_dir) / "schedule.json", {})

@@ -6,30 +6,64 @@ reduction block into `<out>_acc`, then a `<out>_epilogue` block storing the epil
 expression) or an elementwise block `<out>_ew`. An input with a layout is first copied
 into a row-major scratch buffer by its own elementwise block: the GEMM schedule packs B
 itself and needs an einsum-shaped matmul block (flat index arithmetic inside it is not one).
+For the same reason a matmul whose two operands are one tensor (x @ x^T) reads B from a
+copy: a block reading one buffer at two indices has one merged read region, which is
+not an einsum.
 
-`plan` is what the scheduler needs (block names, M/N/K, hints); it goes to plan.json.
+Dynamic sizes (ir/symbols.py): a dimension equal to a dynamic parameter M is the
+symbolic `dim_M` (`dim_M = T.int32()`; buffers with it are `T.match_buffer`ed from
+handles), so one compiled function takes any M. When the range of M straddles the
+GEMV threshold (micro_m: the static rule's `M < micro_m` decode path), the body is
+rendered twice under `if dim_M < micro_m: ... else: ...`: a rows branch (blocks and
+scratch named `*_rows`, scheduled as GEMV) and a tiles branch (scheduled as tiled GEMM):
+the dispatch a static build makes at compile time happens at run time.
+
+`plan` is what the scheduler needs (block names, M/N/K, which M is dynamic, the branch
+of each block, hints); it goes to plan.json.
 """
 from __future__ import annotations
 
 from ...ir.graph import broadcast_index, fold, fuse
-from ..text import group_comment, header, shape_tuple
+from ..text import group_comment, header
+
+
+def size_var(param: str) -> str:
+    """The TVMScript variable of a dynamic parameter (prefixed: a param named `i` or `T`
+    must not shadow loop variables or the TVMScript module)."""
+    return f"dim_{param}"
 
 
 class TirRenderer:
     def __init__(self, job, opmacros):
         self.job, self.g, self.t = job, job.graph, job.graph.tensors
         self.ops = opmacros
-        self.allocs = [self.t[g.output] for g in fuse(self.g) if g.output not in self.g.outputs]
+        self.args = [self.t[n] for n in self.g.inputs] + [self.t[n] for n in self.g.outputs]
         self.unpacked = {n: _fresh(f"{n}_rm", self.t) for n in self.g.inputs if self.t[n].layout is not None}
-        self.groups, self.gemms, self.ew_blocks = [], [], []
+        self.taken = set(self.t)
+        self.allocs, self.groups, self.gemms, self.ew_blocks = [], [], [], []
+        self.suffix, self.scratch = "", {}
 
-    # --- text of one buffer access ----------------------------------------------------
+    # --- names ---------------------------------------------------------------------------
+    def name(self, tensor: str) -> str:
+        """A tensor's buffer in the branch being rendered (scratch is per branch)."""
+        return self.scratch.get(tensor, tensor)
+
+    def new_scratch(self, base: str, shape, dtype, symbols=(), kind="acc") -> str:
+        """Allocate a scratch buffer of `kind` (declared in the order intermediates, copies,
+        accumulators); an intermediate tensor is named as itself in the first branch."""
+        name = base if kind == "tensor" and not self.suffix else _fresh(base + self.suffix, self.taken)
+        self.taken.add(name)
+        self.allocs.append({"name": name, "shape": _shape(shape, symbols), "dtype": dtype,
+                            "order": ("tensor", "copy", "acc").index(kind)})
+        return name
+
+    # --- text of one buffer access -------------------------------------------------------
     def access(self, name, idx, raw=False) -> str:
         x = self.t[name]
         if name in self.unpacked and not raw:
-            return f"{self.unpacked[name]}[{', '.join(idx)}]"
+            return f"{self.name(self.unpacked[name])}[{', '.join(idx)}]"
         if x.layout is None:
-            return f"{name}[{', '.join(idx)}]"
+            return f"{self.name(name)}[{', '.join(idx)}]"
         terms = [_term(i, div, bound, stride) for d, i in enumerate(idx)
                  for div, bound, stride in x.layout.offset_terms(d)]
         return f"{name}[{' + '.join(terms)}]"
@@ -43,64 +77,132 @@ class TirRenderer:
             return str(getattr(self.ops, op)(*args, dt=dtype, **attrs))
         return fold(group.expr, lambda: f"{acc}[vi, vj]", load, call)
 
-    # --- blocks -------------------------------------------------------------------------
-    def unpack_block(self, name, logical):
+    # --- blocks --------------------------------------------------------------------------
+    def copy_block(self, name, logical, raw, comment):
+        """An elementwise copy of input/tensor `name` into scratch (`logical`: its base name)."""
         x = self.t[name]
-        self.allocs.append(type(x)(logical, x.shape, x.dtype))
+        out = self.new_scratch(logical, x.shape, x.dtype, x.symbols, "copy")
         vars_ = [f"v{d}" for d in range(len(x.shape))]
-        self.groups.append(_elementwise(logical, x.shape, f"{logical}[{', '.join(vars_)}]",
-                                        self.access(name, vars_, raw=True),
-                                        f"{name}: {x.layout.form} layout -> row-major copy"))
-        self.ew_blocks.append(f"{logical}_ew")
+        self.groups.append(_elementwise(out, _extents(x), f"{out}[{', '.join(vars_)}]",
+                                        self.access(name, vars_, raw=raw), comment))
+        self.ew_blocks.append(f"{out}_ew")
+        return out
 
     def gemm_block(self, g):
         out, mm = self.t[g.output], g.matmul
         a, b = mm.inputs
         m, n = self.t[mm.output].shape
         k = self.t[a].shape[1]
-        acc, dt, tb = f"{g.output}_acc", mm.attr["acc_dtype"], mm.attr["transpose_b"]
+        sym = self.t[mm.output].symbols[0]
+        b_text = None
+        if a == b:
+            b_copy = self.copy_block(a, f"{a}_b", False, f"{a} read as B from a copy ({mm.output} = {a} @ {a}^T)")
+            b_text = f"{b_copy}[{'vj, vk' if mm.attr['transpose_b'] else 'vk, vj'}]"
+        block = f"{g.output}{self.suffix}"
+        dt, tb = mm.attr["acc_dtype"], mm.attr["transpose_b"]
+        acc = self.new_scratch(f"{g.output}_acc", (m, n), dt, (sym, None))
         store = self.store_expr(g, ["vi", "vj"], dt, acc)
         if out.dtype != dt:
             store = f'T.Cast("{out.dtype}", {store})'
-        self.groups.append({"template": "gemm.j2", "out": g.output, "store_to": self.access(g.output, ["vi", "vj"]),
-                            "store": store, "comment": group_comment(g), "m": m, "n": n, "k": k, "acc": acc,
-                            "acc_dtype": dt, "a": self.access(a, ["vi", "vk"]),
-                            "b": self.access(b, ["vj", "vk"] if tb else ["vk", "vj"])})
-        self.allocs.append(type(out)(acc, (m, n), dt))
-        self.gemms.append({"matmul_block": f"{g.output}_matmul", "epilogue_block": f"{g.output}_epilogue",
-                           "m": m, "n": n, "k": k, "transpose_b": tb})
+        if g.output not in self.g.outputs:
+            self.scratch[g.output] = self.new_scratch(g.output, out.shape, out.dtype, out.symbols, "tensor")
+        self.groups.append({"template": "gemm.j2", "out": block, "store_to": self.access(g.output, ["vi", "vj"]),
+                            "store": store, "comment": group_comment(g), "m": _size(m, sym), "n": n, "k": k,
+                            "acc": acc, "acc_dtype": dt, "a": self.access(a, ["vi", "vk"]),
+                            "b": b_text or self.access(b, ["vj", "vk"] if tb else ["vk", "vj"])})
+        self.gemms.append({"matmul_block": f"{block}_matmul", "epilogue_block": f"{block}_epilogue",
+                           "m": m, "n": n, "k": k, "transpose_b": tb, **({"m_dynamic": sym} if sym else {})})
 
     def elementwise_block(self, g):
         out = self.t[g.output]
+        if g.output not in self.g.outputs:
+            self.scratch[g.output] = self.new_scratch(g.output, out.shape, out.dtype, out.symbols, "tensor")
         out_vars = [f"v{d}" for d in range(len(out.shape))]
         store = self.store_expr(g, out_vars, out.dtype, None)
-        self.groups.append(_elementwise(g.output, out.shape, self.access(g.output, out_vars), store,
+        block = f"{g.output}{self.suffix}"
+        self.groups.append(_elementwise(block, _extents(out), self.access(g.output, out_vars), store,
                                         group_comment(g)))
-        self.ew_blocks.append(f"{g.output}_ew")
+        self.ew_blocks.append(f"{block}_ew")
+
+    def branch(self, suffix: str) -> dict:
+        """Render every group once, scratch and block names carrying `suffix`."""
+        self.suffix, self.scratch = suffix, {}
+        self.groups, self.gemms, self.ew_blocks = [], [], []
+        for name, logical in self.unpacked.items():
+            x = self.t[name]
+            self.scratch[logical] = self.copy_block(name, logical, True,
+                                                    f"{name}: {x.layout.form} layout -> row-major copy")
+        for g in fuse(self.g):
+            (self.gemm_block if g.matmul is not None else self.elementwise_block)(g)
+        return {"groups": self.groups, "gemms": self.gemms, "elementwise_blocks": self.ew_blocks}
 
     def context(self) -> tuple:
         """(template context, scheduler plan)."""
-        for name, logical in self.unpacked.items():
-            self.unpack_block(name, logical)
-        for g in fuse(self.g):
-            (self.gemm_block if g.matmul is not None else self.elementwise_block)(g)
-        args = [self.t[n] for n in self.g.inputs] + [self.t[n] for n in self.g.outputs]
-        ctx = dict(header(self.job, "tir-cpu"), args=[_decl(x) for x in args],
-                   allocs=[_decl(x) for x in self.allocs], groups=self.groups)
-        plan = {"gemms": self.gemms, "elementwise_blocks": self.ew_blocks, "hints": self.job.hints,
-                "args": [x.name for x in args]}
+        rows_below = self.rows_threshold()
+        extra = {}
+        if rows_below is not None:
+            param, below = rows_below
+            lo, hi = self.g.dynamic[param]
+            rows = self.branch("_rows") if lo < below else None
+            tiles = self.branch("") if hi >= below else None
+            if rows and tiles:
+                branches = [dict(rows, keyword="if", cond=f"{size_var(param)} < {below}", indent=4),
+                            dict(tiles, keyword="else", cond=None, indent=4)]
+            else:
+                branches = [dict(rows or tiles, keyword=None, cond=None, indent=0)]
+            extra["rows"] = {"param": param, "below": below, "gemms": rows["gemms"] if rows else [],
+                            "elementwise_blocks": rows["elementwise_blocks"] if rows else []}
+            tiles = tiles or {"gemms": [], "elementwise_blocks": []}
+        else:
+            tiles = self.branch("")
+            branches = [dict(tiles, keyword=None, cond=None, indent=0)]
+        plan = {"gemms": tiles["gemms"], "elementwise_blocks": tiles["elementwise_blocks"], "hints": self.job.hints,
+                "args": [x.name for x in self.args], **extra}
+        if self.g.dynamic:
+            plan["dynamic"] = {p: list(r) for p, r in self.g.dynamic.items()}
+        dyn = list(self.g.dynamic)
+        ctx = dict(header(self.job, "tir-cpu"), args=[_decl(x) for x in self.args],
+                   allocs=sorted(self.allocs, key=lambda b: b["order"]),
+                   branches=branches, size_vars=[size_var(p) for p in dyn],
+                   dynamic=[{"var": size_var(p), "lo": lo, "hi": hi, "param": p}
+                            for p, (lo, hi) in self.g.dynamic.items()])
         return ctx, plan
+
+    def rows_threshold(self):
+        """(param, micro_m) when a GEMM with a (N, K) weight has a dynamic M: below micro_m
+        the static rule would take the GEMV path, so the kernel dispatches at run time."""
+        for mm in (n for n in self.g.nodes if n.op == "matmul"):
+            sym = self.t[mm.output].symbols[0]
+            if sym is not None and mm.attr["transpose_b"]:
+                return sym, int(self.job.hints["micro_m"])
+        return None
+
+
+def _size(n, sym) -> str:
+    return size_var(sym) if sym is not None else str(n)
+
+
+def _shape(shape, symbols=()) -> str:
+    """(128, dim_M) / (256,): a Python tuple literal, dynamic dimensions by their variable."""
+    symbols = symbols or (None,) * len(shape)
+    return "(" + ", ".join(_size(n, s) for n, s in zip(shape, symbols)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _extents(x) -> list:
+    return [_size(n, s) for n, s in zip(x.shape, x.symbols)]
 
 
 def _decl(x) -> dict:
-    return {"name": x.name, "shape": shape_tuple(x.memory_shape), "dtype": x.dtype}
+    shape = x.memory_shape if x.layout is not None else x.shape
+    return {"name": x.name, "shape": _shape(shape, x.symbols if x.layout is None else ()), "dtype": x.dtype,
+            "dynamic": x.layout is None and x.dynamic}
 
 
-def _elementwise(out: str, shape, store_to: str, store: str, comment: str) -> dict:
-    loops = [f"i{d}" for d in range(len(shape))]
+def _elementwise(out: str, extents: list, store_to: str, store: str, comment: str) -> dict:
+    loops = [f"i{d}" for d in range(len(extents))]
     return {"template": "elementwise.j2", "out": out, "store_to": store_to, "store": store, "comment": comment,
-            "loops": loops, "extents": [str(s) for s in shape],
-            "axes": list(zip([f"v{d}" for d in range(len(shape))], loops, shape))}
+            "loops": loops, "extents": extents, "axes": list(zip([f"v{d}" for d in range(len(extents))], loops,
+                                                                 extents))}
 
 
 def _fresh(name: str, taken) -> str:

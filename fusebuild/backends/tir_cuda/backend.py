@@ -32,7 +32,8 @@ from pathlib import Path
 from ...errors import FusebuildError
 from ...fsutil import read_json
 from ...ir.graph import broadcast_index, fold, fuse
-from ..base import Backend as Base, Device, Rendered, Toolchain
+from ..base import Backend as Base
+from ..base import Device, Rendered, Toolchain
 from ..templating import make_env, used_templates
 from ..text import graph_lines, header, shape_tuple
 from .env import TILELANG
@@ -190,6 +191,7 @@ class Backend(Base):
 
     def run(self, build_dir, graph, inputs: dict) -> dict:
         import torch
+
         from .loader import Artifact
 
         art = Artifact(Path(build_dir) / "kernel.json")

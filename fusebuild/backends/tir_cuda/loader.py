@@ -61,7 +61,8 @@ class Artifact:
     def bind(self, *tensors, stream=None):
         """A zero-argument launcher with the pointers resolved once (hot loops, benchmarks)."""
         args = [ctypes.c_void_p(p) for p in self._pointers(tensors)]
-        call, err, name, dev, cur = self.lib.call, self.lib.get_last_error, self.name, self.device, torch.cuda.current_stream
+        call, err, name = self.lib.call, self.lib.get_last_error, self.name
+        dev, cur = self.device, torch.cuda.current_stream
 
         def launch():   # the stream is looked up per call, so CUDA-graph capture on a side stream works
             s = stream.cuda_stream if stream is not None else cur(dev).cuda_stream

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from ...errors import FusebuildError
 
+
 class TileError(FusebuildError):
     """A tile configuration that does not fit a GEMM's shape."""
 

@@ -17,12 +17,17 @@ Chained groups (SwiGLU) are scheduled one by one; an epilogue reading an earlier
 group's output gets that read hidden from the dependence check
 (common.hide_cross_group_reads). The returned record says, per GEMM, which rule ran
 and the tiles it used, with every reduction of a hint and its reason.
+
+A dynamic M (a symbolic `dim_M`) takes the same rules: the GEMM rule pads M to whole
+micro tiles with rows past M reading row M-1 (gemm.py), and a kernel whose M straddles
+micro_m is a rows/tiles dispatch whose two sides are scheduled apart (dispatch.py).
 """
 from __future__ import annotations
 
+import tvm
 from tvm import s_tir, tirx
 
-from . import elementwise, gemm, gemv
+from . import dispatch, elementwise, gemm, gemv
 from .common import GemmSchedule, hide_cross_group_reads
 from .fast_math import prepare
 from .target import host_target
@@ -31,13 +36,32 @@ __all__ = ["GemmSchedule", "host_target", "schedule"]
 
 
 def is_gemv(g: GemmSchedule) -> bool:
+    if g.m_dynamic is not None:
+        return g.rows and g.transpose_b
     return g.transpose_b and g.m < g.hint("micro_m")
 
 
-def schedule(func: tirx.PrimFunc, gemms: list, elementwise_blocks: list, threads: int) -> tuple:
-    """Schedule fusebuild's rendered `main` for the host CPU: (module for tvm.compile, record)."""
-    fast = {g.epilogue_block for g in gemms if g.epilogue_block} | set(elementwise_blocks)
-    sch = s_tir.Schedule(prepare(func, fast))
+def schedule(func: tirx.PrimFunc, gemms: list, elementwise_blocks: list, threads: int, rows=None) -> tuple:
+    """Schedule fusebuild's rendered `main` for the host CPU: (module for tvm.compile, record).
+
+    `rows`: (gemms, elementwise blocks) of the rows side of a dynamic kernel's dispatch,
+    `gemms`/`elementwise_blocks` then being its tiles side. A side is empty when the range
+    of M lies on one side of micro_m; the kernel is then the other side alone."""
+    sides = [side for side in (rows, (gemms, elementwise_blocks)) if side and side[0]]
+    fast = {g.epilogue_block for side in sides for g in side[0] if g.epilogue_block}
+    func = prepare(func, fast | {b for side in sides for b in side[1]})
+    if len(sides) < 2:
+        return _schedule(func, *(sides[0] if sides else (gemms, elementwise_blocks)), threads)
+    cond, rows_func, tiles_func = dispatch.split(func)
+    rows_mod, rows_record = _schedule(rows_func, *rows, threads)
+    tiles_mod, record = _schedule(tiles_func, gemms, elementwise_blocks, threads)
+    for key in record:
+        record[key].update(rows_record[key])
+    return tvm.IRModule({"main": dispatch.join(cond, rows_mod["main"], tiles_mod["main"])}), record
+
+
+def _schedule(func: tirx.PrimFunc, gemms: list, elementwise_blocks: list, threads: int) -> tuple:
+    sch = s_tir.Schedule(func)
     for g in gemms:
         if not is_gemv(g):
             gemm.pad(sch, g)

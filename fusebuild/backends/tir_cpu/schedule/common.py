@@ -21,6 +21,8 @@ class GemmSchedule:
     k: int
     transpose_b: bool
     hints: dict = field(default_factory=dict, hash=False)
+    m_dynamic: str | None = None   # the dynamic parameter M is (then `m` is its maximum), else None
+    rows: bool = False             # the rows side of a dynamic kernel's dispatch: M < micro_m
 
     def hint(self, name: str) -> int:
         """The spec's value, else the declared default (hints.py)."""
@@ -77,8 +79,31 @@ def parallel_copy(sch, block, threads: int):
         sch.parallel(loops[0])
 
 
+def block_regions(stmt, reads=False, writes=False) -> list:
+    """The read and/or write regions of every block under `stmt` (rendered kernels access
+    buffers only inside blocks)."""
+    found = []
+
+    def walk(s):
+        if isinstance(s, tirx.SeqStmt):
+            for x in s.seq:
+                walk(x)
+        elif isinstance(s, tirx.For):
+            walk(s.body)
+        elif isinstance(s, tirx.IfThenElse):
+            walk(s.then_case)
+            if s.else_case is not None:
+                walk(s.else_case)
+        elif isinstance(s, s_tir.SBlockRealize):
+            found.extend([*(s.block.reads if reads else ()), *(s.block.writes if writes else ())])
+            walk(s.block.body)
+    walk(stmt)
+    return found
+
+
 def hide_cross_group_reads(func: tirx.PrimFunc, gemms: list) -> tirx.PrimFunc:
-    """Hide epilogue reads of intermediates written by *earlier* groups (SwiGLU: h = g * h_acc).
+    """Hide epilogue reads of tensors written by *earlier* groups (SwiGLU: h = g * h_acc; or
+    an earlier group's graph output read back: y = h @ w + h).
 
     reverse_compute_at insists every producer of the epilogue sit under the target
     loop, which an earlier group's output never does.  Hiding that read from the
@@ -87,13 +112,13 @@ def hide_cross_group_reads(func: tirx.PrimFunc, gemms: list) -> tirx.PrimFunc:
     schedule is rebuilt afterwards because the dependence graph is computed once.)
     """
     sch = s_tir.Schedule(func)
-    scratch = {b.name for b in sch.mod["main"].body.block.alloc_buffers}
+    written = {buf(r).name for r in block_regions(func.body, writes=True)}   # scratch, and outputs read back
     for g in gemms:
         if not g.epilogue_block:
             continue
         ep = sch.get_sblock(g.epilogue_block)
         acc = buf(sch.get(sch.get_sblock(g.matmul_block)).writes[0]).name
-        hide = [i for i, r in enumerate(sch.get(ep).reads) if buf(r).name in scratch - {acc}]
+        hide = [i for i, r in enumerate(sch.get(ep).reads) if buf(r).name in written - {acc}]
         if hide:
             sch.unsafe_hide_buffer_access(ep, "read", hide)
     return sch.mod["main"]

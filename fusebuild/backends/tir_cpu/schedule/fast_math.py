@@ -92,6 +92,9 @@ def _rewrite_stmt(s, blocks: set[str]):
     """Walk the rendered loop nests and apply _rewrite_expr to the stores of `blocks`."""
     if isinstance(s, tirx.SeqStmt):
         return tirx.SeqStmt([_rewrite_stmt(x, blocks) for x in s.seq])
+    if isinstance(s, tirx.IfThenElse):      # a dynamic kernel's rows/tiles dispatch
+        return tirx.IfThenElse(s.condition, _rewrite_stmt(s.then_case, blocks),
+                               _rewrite_stmt(s.else_case, blocks) if s.else_case is not None else None)
     if isinstance(s, tirx.For):
         return tirx.For(s.loop_var, s.min, s.extent, s.kind, _rewrite_stmt(s.body, blocks),
                         s.thread_binding, s.annotations, s.step)

@@ -15,6 +15,11 @@
   tiles are fused and run ``parallel``.
 * Ragged shapes.  M and N are padded (``pad_einsum``) to whole micro tiles, so the
   micro kernel never carries a predicate.
+* Dynamic M.  A symbolic M is always padded to whole micro tiles, but the padded rows
+  read row M-1 of A instead of a zero-filled copy (``clamp_rows``): no copy of A, no
+  predicate in the micro kernel, and the extra rows are never stored (the epilogue
+  covers rows < M). Cache tiles are ``tile_m`` rows (M is unknown, so no divisor search
+  and no reduction for parallelism); the last one is predicated at tile level.
 
 Every reduction of a hint (to whole vectors, under the stack limit, for enough
 parallel tiles) is recorded with its reason in the returned record.
@@ -22,15 +27,25 @@ parallel tiles) is recorded with its reason in the returned record.
 from __future__ import annotations
 
 import tvm
-from tvm import s_tir
+from tvm import s_tir, tirx
 
-from .common import (_STACK_LIMIT, GemmSchedule, attach, buf, ceil_to, largest_divisor_at_most, out_dtype,
-                     parallel_copy, try_get, vectorize_epilogue)
+from .common import (
+    _STACK_LIMIT,
+    GemmSchedule,
+    attach,
+    buf,
+    ceil_to,
+    largest_divisor_at_most,
+    out_dtype,
+    parallel_copy,
+    try_get,
+    vectorize_epilogue,
+)
 from .target import vector_lanes
 
 
 def micro_tile(sch: s_tir.Schedule, g: GemmSchedule, notes: list | None = None):
-    """(micro_m, micro_n, padded M, padded N, vector lanes); reductions are noted."""
+    """(micro_m, micro_n, padded M (None if M is dynamic), padded N, vector lanes); reductions are noted."""
     notes = [] if notes is None else notes
     dtype = out_dtype(sch, sch.get_sblock(g.matmul_block))
     lanes = vector_lanes(dtype)
@@ -43,6 +58,8 @@ def micro_tile(sch: s_tir.Schedule, g: GemmSchedule, notes: list | None = None):
         mr -= 1  # keep the register tile under the stack-allocation limit
     if mr != want_m:
         notes.append(f"micro_m {want_m} -> {mr}: the {mr + 1}x{nr} register tile would pass TVM's 1 KiB stack limit")
+    if g.m_dynamic is not None:
+        return mr, nr, None, ceil_to(g.n, nr), lanes
     if g.m < mr:  # tiny M on a (K, N) weight: shrink the micro tile instead of padding
         notes.append(f"micro_m {mr} -> {g.m}: M is {g.m}")
         mr = g.m
@@ -54,9 +71,33 @@ def pad(sch: s_tir.Schedule, g: GemmSchedule):
     mr, nr, mp, np_, _ = micro_tile(sch, g)
     if (mp, np_) != (g.m, g.n):
         mm = sch.get_sblock(g.matmul_block)
+        a = buf(sch.get(mm).reads[0]).name
         sch.pad_einsum(mm, [mr, nr, 1])
         # The epilogue reads the padded accumulator directly (no unpad copy).
         sch.compute_inline(sch.get_sblock(buf(sch.get(mm).writes[0]).name))
+        a_pad = try_get(sch, f"{a}_pad") if g.m_dynamic is not None else None
+        if a_pad is not None:
+            clamp_rows(sch, a_pad)
+            sch.compute_inline(sch.get_sblock(f"{a}_pad"))
+
+
+def clamp_rows(sch: s_tir.Schedule, block):
+    """Rewrite pad_einsum's copy `A_pad[i, k] = if_then_else(i < M, A[i, k], 0)` into
+    `A_pad[i, k] = A[min(i, M - 1), k]`, so inlining it leaves the matmul reading A in
+    place: rows past M repeat row M-1 (finite values, results never stored)."""
+    b = sch.get(block)
+    store = b.body
+    value = store.value
+    load = value.args[1] if isinstance(value, tvm.ir.Call) and len(value.args) == 3 else None
+    if load is None or not hasattr(load, "source"):
+        return                                           # not the expected copy: keep the zero fill
+    rows = load.source.shape[0]
+    idx = [tirx.Min(load.indices[0], rows - 1), *load.indices[1:]]
+    read = tirx.BufferRegion(load.source, [tvm.ir.Range.from_min_extent(i, 1) for i in idx])
+    new = s_tir.SBlock(b.iter_vars, [read], b.writes, b.name_hint,
+                       tirx.BufferStore(store.buffer, tirx.BufferLoad(load.source, idx), store.indices),
+                       b.init, b.alloc_buffers, b.match_buffers, b.annotations)
+    sch.state.replace(sch.get_sref(block), new)
 
 
 def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
@@ -75,19 +116,13 @@ def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
     else:
         sch.transform_layout(mm, ("read", 1), lambda k, j: (j // nr, k, j % nr))
 
-    tm = mr * largest_divisor_at_most(mp // mr, max(1, g.hint("tile_m") // mr))
-    tn = nr * largest_divisor_at_most(np_ // nr, max(1, g.hint("tile_n") // nr))
-    for name, got in (("tile_m", tm), ("tile_n", tn)):
-        if got != g.hint(name):
-            notes.append(f"{name} {g.hint(name)} -> {got}: whole micro tiles dividing the padded "
-                         f"{'M' if name == 'tile_m' else 'N'} ({mp if name == 'tile_m' else np_})")
-    first_tm = tm
-    while threads > 1 and (mp // tm) * (np_ // tn) < 4 * threads and tm > mr:  # enough parallel tiles
-        tm = mr * largest_divisor_at_most(mp // mr, max(1, tm // mr // 2))
-    if tm != first_tm:
-        notes.append(f"tile_m {first_tm} -> {tm}: at least 4 parallel tiles per thread ({threads} threads)")
+    tm, tn = _cache_tile(g, mr, nr, mp, np_, threads, notes)
     i, j, k = sch.get_loops(mm)
-    i0, i1, i2 = sch.split(i, [None, tm // mr, mr])
+    if mp is None:       # dynamic M: whole micro tiles (exact), then tiles of them (the last one predicated)
+        i01, i2 = sch.split(i, [None, mr])
+        i0, i1 = sch.split(i01, [None, tm // mr])
+    else:
+        i0, i1, i2 = sch.split(i, [None, tm // mr, mr])
     j0, j1, j2 = sch.split(j, [None, tn // nr, nr])
     sch.reorder(i0, j0, j1, i1, k, i2, j2)  # B panel (j1) reused by all row blocks (i1)
     if g.epilogue_block:  # epilogue on the register tile
@@ -107,4 +142,27 @@ def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
     if x_pad is not None:
         parallel_copy(sch, x_pad, threads)
     return {"path": "gemm", "tile_m": tm, "tile_n": tn, "micro_m": mr, "micro_n": nr,
-            "padded": [mp, np_], "notes": notes}
+            "padded": [mp if mp is not None else f"ceil({g.m_dynamic}/{mr})*{mr}", np_], "notes": notes}
+
+
+def _cache_tile(g: GemmSchedule, mr, nr, mp, np_, threads, notes) -> tuple:
+    """(tile_m, tile_n): whole micro tiles dividing the padded sizes, tile_m halved while
+    there are fewer than 4 tiles per thread; with a dynamic M, tile_m whole micro tiles."""
+    tn = nr * largest_divisor_at_most(np_ // nr, max(1, g.hint("tile_n") // nr))
+    if mp is None:
+        tm = mr * max(1, g.hint("tile_m") // mr)
+        if tm != g.hint("tile_m"):
+            notes.append(f"tile_m {g.hint('tile_m')} -> {tm}: whole micro tiles")
+        notes.append(f"M is dynamic ({g.m_dynamic}): tile_m stays {tm} (a static build fits it to M)")
+    else:
+        tm = mr * largest_divisor_at_most(mp // mr, max(1, g.hint("tile_m") // mr))
+    for name, got in (("tile_m", tm), ("tile_n", tn)):
+        if got != g.hint(name) and (name == "tile_n" or mp is not None):
+            notes.append(f"{name} {g.hint(name)} -> {got}: whole micro tiles dividing the padded "
+                         f"{'M' if name == 'tile_m' else 'N'} ({mp if name == 'tile_m' else np_})")
+    first_tm = tm
+    while mp is not None and threads > 1 and (mp // tm) * (np_ // tn) < 4 * threads and tm > mr:
+        tm = mr * largest_divisor_at_most(mp // mr, max(1, tm // mr // 2))   # enough parallel tiles
+    if tm != first_tm:
+        notes.append(f"tile_m {first_tm} -> {tm}: at least 4 parallel tiles per thread ({threads} threads)")
+    return tm, tn

@@ -1,4 +1,4 @@
-"""The GEMV rule: B is (N, K) and M < micro_m (decode, M=1).
+"""The GEMV rule: B is (N, K) and M < micro_m (decode, M=1; a dynamic M's rows side).
 
 Packing would cost as much as the product, so the kernel reduces along the contiguous
 K with SIMD-wide vectors instead (``rfactor`` over the lanes, 4 rows of B in flight for
@@ -42,5 +42,6 @@ def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
     if threads > 1:
         sch.parallel(outer)
     sch.decompose_reduction(rf if rf is not None else mm, red)
+    m = f"M={g.m}" if g.m_dynamic is None else "M (dynamic, at run time)"
     return {"path": "gemv", "lanes": lanes, "rows": rows,
-            "notes": [f"M={g.m} < micro_m={g.hint('micro_m')} with an (N, K) weight: tile hints do not apply"]}
+            "notes": [f"{m} < micro_m={g.hint('micro_m')} with an (N, K) weight: tile hints do not apply"]}

@@ -1,0 +1,101 @@
+"""mlir-cpu's dynamic M as row splits: `main` runs the graph compiled at powers of two.
+
+IREE compiles dynamic shapes, but its code for a dynamic-M GEMM ran 1.6-1.8x slower than
+for the same static GEMM here (1024^3, IREE 3.13: masked tiles, fewer FMAs per
+instruction). A graph whose every dynamic dimension is the rows of its tensors (`row_param`)
+is row-wise: output rows depend only on the same input rows. Its `main` then takes any M,
+writes M in binary (M = sum of powers of two <= hi), and for each set bit slices those rows
+of every row input (`tensor.extract_slice`, static size), calls the graph compiled at that
+static size (a private function: IREE's static code), and inserts the rows into the outputs
+(`scf.if` per bit; offsets accumulate). Outputs of one type start from distinct values (see
+`split_main`: IREE would otherwise alias them). M = 1 or 1024 is one call of the static code;
+any other M is at most log2(hi) + 1 calls. Other dynamic graphs keep `?` dimensions.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from .render import elem, size_var, ttype, vtype
+
+
+def row_param(graph):
+    """The one dynamic parameter if every dynamic dimension is dimension 0 and every output has it; else None."""
+    if len(graph.dynamic) != 1:
+        return None
+    (param,) = graph.dynamic
+    for t in graph.tensors.values():
+        if any(s is not None for s in t.symbols[1:]):
+            return None
+    if not all(graph.tensors[o].symbols[0] == param for o in graph.outputs):
+        return None
+    return param
+
+
+def powers(hi: int) -> list:
+    """Powers of two <= hi, largest first: the parts any M <= hi splits into."""
+    out, p = [], 1
+    while p <= hi:
+        out.append(p)
+        p *= 2
+    return out[::-1]
+
+
+def split_main(job, param, renderer, opmacros) -> tuple:
+    """(private functions, the context of rows.j2's `main`)."""
+    g, t = job.graph, job.graph.tensors
+    lo, hi = g.dynamic[param]
+    sizes = powers(hi)
+    funcs = [renderer(dataclasses.replace(job, graph=g.specialize({param: n})), opmacros)
+             .function(f"main_rows{n}", private=True) for n in sizes]
+    rows_in = [n for n in g.inputs if t[n].symbols[0] == param]
+    source = rows_in[0]
+    var = size_var(param)
+    outputs = []
+    for o in g.outputs:
+        # IREE 3.13 merges identical `tensor.empty` ops and then writes two outputs of one type
+        # into one buffer (the first output came back holding the second's rows): each further
+        # output of an already-seen type starts from a fill with a value of its own instead.
+        same = sum(1 for p in outputs if p["type"] == vtype(t[o]))
+        outputs.append({"name": o, "type": vtype(t[o]), "first": f"%{o}_0", "fill": f"{float(same)}" if same else None,
+                        "elem": elem(t[o].dtype)})
+    parts, current, off = [], [o["first"] for o in outputs], "%c0"
+    for i, n in enumerate(sizes):
+        nxt = [f"%{o}_{i + 1}" for o in g.outputs]
+        new_off = f"%off_{i + 1}"
+        then, args = [], []
+        for name in g.inputs:
+            x = t[name]
+            if name in rows_in:
+                static = ttype((n, *x.shape[1:]), x.dtype)
+                then.append(f"%{name}_r{n} = tensor.extract_slice %{name}{_region(off, n, x.shape)} : "
+                            f"{vtype(x)} to {static}")
+                args.append((f"%{name}_r{n}", static))
+            else:
+                args.append((f"%{name}", vtype(x) if x.layout is None else ttype(x.memory_shape, x.dtype)))
+        results = [ttype((n, *t[o].shape[1:]), t[o].dtype) for o in g.outputs]
+        call = f"%part{n}" + (f":{len(results)}" if len(results) > 1 else "")
+        then.append(f"{call} = func.call @main_rows{n}({', '.join(a for a, _ in args)}) : "
+                    f"({', '.join(ty for _, ty in args)}) -> ({', '.join(results)})")
+        for j, o in enumerate(g.outputs):
+            value = f"%part{n}" + (f"#{j}" if len(results) > 1 else "")
+            then.append(f"%{o}_put{n} = tensor.insert_slice {value} into {current[j]}{_region(off, n, t[o].shape)} : "
+                        f"{results[j]} into {vtype(t[o])}")
+        then.append(f"%off_next{n} = arith.addi {off}, %c{n} : index")
+        parts.append({"size": n, "then": then, "results": nxt + [new_off],
+                      "types": [o["type"] for o in outputs] + ["index"],
+                      "yield_then": [f"%{o}_put{n}" for o in g.outputs] + [f"%off_next{n}"],
+                      "yield_else": current + [off]})
+        current, off = nxt, new_off
+    rows = {"param": param, "lo": lo, "hi": hi, "sizes": sizes, "var": var, "source": f"%{source}",
+            "source_type": vtype(t[source]), "outputs": outputs, "parts": parts, "returns": current,
+            "args": [f"%{n}: {vtype(t[n])}" if t[n].layout is None
+                     else f"%{n}_packed: {ttype(t[n].memory_shape, t[n].dtype)}" for n in g.inputs],
+            "results": [o["type"] for o in outputs]}
+    return funcs, rows
+
+
+def _region(off: str, rows: int, shape) -> str:
+    """`[off, 0, ...] [rows, d1, ...] [1, ...]`: `rows` rows from `off`, whole other dimensions."""
+    rest = shape[1:]
+    return (f"[{', '.join([off] + ['0'] * len(rest))}] [{', '.join(str(d) for d in (rows, *rest))}] "
+            f"[{', '.join(['1'] * (1 + len(rest)))}]")

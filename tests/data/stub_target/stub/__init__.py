@@ -1,0 +1,1 @@
+"""The example target of docs/architecture.md's "add a target" recipe (tests only)."""
