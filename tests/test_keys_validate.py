@@ -1,10 +1,11 @@
 """The validate key covers the code that runs and judges an artifact (issue 15, item 3).
 
 A copy of fusebuild is built once; then each file that runs an artifact gets a real bug
-planted (host packing in backends/base.py, layouts.py's pack, tir-cpu's run(), the
-reference in run/validate.py). After each edit, validate must rerun in the built tree and
-fail, and a fresh checkout sharing the now warm cache must fail too (the cache must not
-serve the pass it stored before the edit). Reverting the edit passes again.
+planted (host packing in runtime/call.py, layouts.py's offsets, tir-cpu's run(), the
+reference in run/validate.py) or, for backends/base.py (its host buffers serve the
+emulated target only), a comment. After each edit, validate must rerun in the built tree
+(and fail, for a bug), and a fresh checkout sharing the now warm cache must get the same
+verdict from a cache miss, never the pass stored before the edit. Reverting passes again.
 """
 from __future__ import annotations
 
@@ -34,16 +35,16 @@ targets: [tir-cpu]
 """
 ARTIFACT = "out/keyed/M8_N16_K32/tir-cpu"
 
-# file -> (text, planted bug): each changes what validation sees, nothing it renders
+# file -> (text, edit, planted bug?): a bug changes what validation sees (never what is
+# rendered); a comment only changes the code, so only the key can notice it
 EDITS = {
-    "backends/base.py": ("buffers[name] = t.layout.pack(x) if t.layout is not None else x",
-                         "buffers[name] = x.reshape(-1) if t.layout is not None else x"),
-    "ir/layouts.py": ("flat[torch.as_tensor(self.offsets())] = tensor.reshape(-1)",
-                      "flat[torch.as_tensor(self.offsets())] = tensor.reshape(-1).flip(0)"),
-    "backends/tir_cpu/backend.py": ("        return host_outputs(graph, buffers)",
-                                    "        return {k: v * 1.001 for k, v in host_outputs(graph, buffers).items()}"),
-    "run/validate.py": ("            values[node.output] = out\n",
-                        "            values[node.output] = out * 1.001\n"),
+    "runtime/call.py": ("    flat[index] = t.reshape(-1)\n", "    flat[index] = t.reshape(-1).flip(0)\n", True),
+    "ir/layouts.py": ("        return total.reshape(-1)\n", "        return total.reshape(-1).flip(0)\n", True),
+    "backends/tir_cpu/backend.py": ("        return run(self.name, build_dir, graph, inputs)\n",
+                                    "        return {k: x * 1.001 for k, x in run(self.name, build_dir, graph, inputs).items()}\n",
+                                    True),
+    "run/validate.py": ("            values[node.output] = out\n", "            values[node.output] = out * 1.001\n", True),
+    "backends/base.py": ('"""What every backend implements', '# edited\n"""What every backend implements', False),
 }
 
 
@@ -68,25 +69,30 @@ def status(root: Path) -> str:
     return json.loads((root / ARTIFACT / "validation.json").read_text())["status"]
 
 
+def cache_outcome(root: Path) -> str:
+    return json.loads((root / ARTIFACT / ".stages/validate.cache.json").read_text())["outcome"]
+
+
 def test_editing_the_code_that_runs_an_artifact_reruns_validate(tmp_path):
     code, cache = checkout(tmp_path / "built"), tmp_path / "cache"
     first = doit(code, code, cache)
     assert first.code == 0 and status(code) == "pass", first.text
-    for i, (rel, (old, new)) in enumerate(EDITS.items()):
+    for i, (rel, (old, new, bug)) in enumerate(EDITS.items()):
         path = code / "fusebuild" / rel
         text = path.read_text()
-        assert text.count(old) == 1, f"{rel} changed: re-plant the bug"
+        assert text.count(old) == 1, f"{rel} changed: re-plant the edit"
         path.write_text(text.replace(old, new))
         try:
             again = doit(code, code, cache)                         # the built tree
             assert "validate:keyed/M8_N16_K32/tir-cpu" in again.ran, (rel, again.text)
-            assert again.code != 0 and status(code) == "fail", (rel, again.text)
+            assert status(code) == ("fail" if bug else "pass"), (rel, again.text)
             fresh = tmp_path / f"fresh{i}"                          # another checkout, warm cache
             (fresh / "specs").mkdir(parents=True)
             shutil.copy(code / "dodo.py", fresh / "dodo.py")
             shutil.copy(code / "specs/keyed.yaml", fresh / "specs/keyed.yaml")
             warm = doit(fresh, code, cache)
-            assert warm.code != 0 and status(fresh) == "fail", (rel, warm.text)
+            assert status(fresh) == ("fail" if bug else "pass"), (rel, warm.text)
+            assert bug or cache_outcome(fresh) == "miss", (rel, warm.text)  # never the pass stored before
         finally:
             path.write_text(text)
         back = doit(code, code, cache)

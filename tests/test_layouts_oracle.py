@@ -72,6 +72,9 @@ def test_pack_and_unpack_match_the_oracle(what, shape, spec, oracle):
     want = pack_by_oracle(t, oracle)
     assert torch.equal(layout.pack(t), want), what
     assert torch.equal(layout.unpack(want), t), what
+    from fusebuild.runtime.call import pack, unpack          # what validation and fusebuild.load use
+    assert torch.equal(pack(t, layout.dims), want), what
+    assert torch.equal(unpack(want, layout.dims, shape), t), what
     for i, j in itertools.product(range(shape[0]), range(shape[1])):
         assert layout.offset((i, j)) == oracle(i, j, *shape)
 

@@ -123,6 +123,5 @@ def test_compare_mode_builds_and_tabulates_on_mlir_aie(project):
     assert result.code == 0, result.text
     rows = [ln for ln in result.text.splitlines() if re.match(r"(linear|wide) +\d ", ln)]
     assert len(rows) == 10, result.text
-    assert all("fused with its producer gate" in ln for ln in rows if re.match(r"\w+ +2 +act ", ln))
-    assert all("fused with its producer up" in ln for ln in rows if re.match(r"\w+ +3 +h ", ln))
+    assert all(" on target " in ln for ln in rows), result.text        # mlir-aie builds every node alone
     assert all(ln.rstrip().endswith(" ok") for ln in rows), result.text

@@ -63,6 +63,7 @@ def failed_elsewhere(a, report: dict) -> str | None:
 
 
 def shown(report: dict) -> str:
-    """'pass on NVIDIA H200' (and others), or '' when no device verdict is kept."""
+    """'pass on NVIDIA H200' (and others), or '' when no device verdict is kept (the summary
+    shows 'pass on NVIDIA H200 (not run here)')."""
     on = report.get(KEY) or {}
     return "; ".join(f"{e.get('status')} on {dev}" for dev, e in sorted(on.items()) if isinstance(e, dict))

@@ -27,11 +27,13 @@ the machine epsilon of dtype d (one ulp at 1; ir/dtypes.py) and |.| element-wise
                      through, E_A |B| + |A| E_B + E_A E_B; third: rounding to C's dtype.
   add, sub           E = E_a + E_b + eps(out) |r|
   mul                E = |b| E_a + |a| E_b + E_a E_b + eps(out) |r|
-  unary f            E = L_f E_x + C_FN eps(float32) (|f(x)| + L_f |x|) + eps(out) |f(x)|
+  unary f            E = L_f E_x + c (|f(x)| + L_f |x|) + eps(out) |f(x)|
                      L_f: f's largest slope (relu 1, sigmoid 1/4, silu 1.1, gelu 1.13), so the
-                     input's error is carried; second term: evaluating f in float32 (targets
-                     approximate exp/erf/tanh to a few ulps; an argument rounded by one ulp
-                     moves f by |f'(x)| |x| eps); third: rounding to the output dtype.
+                     input's error is carried; second term: evaluating f (targets approximate
+                     exp/erf/tanh to a few ulps; an argument rounded by one ulp moves f by
+                     |f'(x)| |x| eps), with c = max(C_FN eps(float32), C_FN16 eps(out)): a few
+                     float32 ulps, or a few ulps of a 16-bit output that a target evaluates f
+                     in (the NPU's vector unit computes bf16); third: rounding to the output dtype.
 Broadcast operands broadcast their bound. An output passes where
       |out - R| <= E + TINY + atol + rtol |R|
 TINY: the output dtype's smallest normal number (a subnormal result may be flushed to zero);
@@ -62,6 +64,7 @@ INPUT_SETS = ("linear", "wide")
 WIDE = 8.0                     # scale of non-weight inputs in the wide set
 C_DOT = 2.0                    # the artifact's and the reference's summation rounding
 C_FN = 64.0                    # ulps of float32 allowed for evaluating exp/erf/tanh
+C_FN16 = 4.0                   # ulps of a 16-bit output dtype, when the target evaluates f in it
 SLOPE = {"relu": 1.0, "sigmoid": 0.25, "silu": 1.0998, "gelu": 1.1289}   # max |f'|; gelu: both forms
 
 
@@ -158,7 +161,8 @@ def node_bound(node, args: list, arg_bounds: list, out):
         return (carried if carried is not None else 0.0) + rounding
     (x,), (ex,) = a, e
     slope = SLOPE[node.op]
-    fn = C_FN * eps("float32") * (r + slope * x)
+    dtype = str(out.dtype).removeprefix("torch.")
+    fn = max(C_FN * eps("float32"), C_FN16 * eps(dtype)) * (r + slope * x)
     return (slope * ex if ex is not None else 0.0) + fn + rounding
 
 
