@@ -9,5 +9,5 @@ class Backend(TirCpu):
         return Device(False, "no stub device here", "fusebuild gpu-validate")
 
     def run(self, build_dir, graph, inputs: dict) -> dict:
-        from fusebuild.runtime.call import run      # the runtime knows the artifact as tir-cpu's
+        from fusebuild.runtime.call import run  # the runtime knows the artifact as tir-cpu's
         return run("tir-cpu", build_dir, graph, inputs)

@@ -41,9 +41,11 @@ EDITS = {
     "runtime/call.py": ("    flat[index] = t.reshape(-1)\n", "    flat[index] = t.reshape(-1).flip(0)\n", True),
     "ir/layouts.py": ("        return total.reshape(-1)\n", "        return total.reshape(-1).flip(0)\n", True),
     "backends/tir_cpu/backend.py": ("        return run(self.name, build_dir, graph, inputs)\n",
-                                    "        return {k: x * 1.001 for k, x in run(self.name, build_dir, graph, inputs).items()}\n",
+                                    "        return {k: x * 1.001 for k, x in "
+                                    "run(self.name, build_dir, graph, inputs).items()}\n",
                                     True),
-    "run/validate.py": ("            values[node.output] = out\n", "            values[node.output] = out * 1.001\n", True),
+    "run/validate.py": ("            values[node.output] = out\n",
+                        "            values[node.output] = out * 1.001\n", True),
     "backends/base.py": ('"""What every backend implements', '# edited\n"""What every backend implements', False),
 }
 

@@ -72,7 +72,7 @@ def test_pack_and_unpack_match_the_oracle(what, shape, spec, oracle):
     want = pack_by_oracle(t, oracle)
     assert torch.equal(layout.pack(t), want), what
     assert torch.equal(layout.unpack(want), t), what
-    from fusebuild.runtime.call import pack, unpack          # what validation and fusebuild.load use
+    from fusebuild.runtime.call import pack, unpack  # what validation and fusebuild.load use
     assert torch.equal(pack(t, layout.dims), want), what
     assert torch.equal(unpack(want, layout.dims, shape), t), what
     for i, j in itertools.product(range(shape[0]), range(shape[1])):
@@ -119,7 +119,7 @@ def usable(target):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", [pytest.param(t, marks=pytest.mark.skipif(not usable(t), reason=f"{t}: no toolchain"))
+@pytest.mark.parametrize("target", [pytest.param(t, marks=pytest.mark.skipif(not usable(t), reason=f"{t}: none"))
                                     for t in ("tir-cpu", "mlir-cpu")])
 @pytest.mark.parametrize("layout,oracle", [("{tiled: [3, 5]}", oracle_tiled(3, 5)),
                                            (str(col_tiles_dims(12, 10, 3, 5)), oracle_col_tiles(3, 5))],

@@ -76,8 +76,8 @@ def no_lone_elementwise(graph):
 def test_a_node_no_pair_can_build_runs_as_its_torch_reference_marked_not_on_target():
     def only_matmul(graph):
         return None if [n.op for n in graph.nodes] == ["matmul"] else "only lone matmuls"
-    run = modes.execute(swiglu("mlir-cpu"), Torchy(refuse=only_matmul), V.make_inputs(swiglu("mlir-cpu").variant.graph, 0),
-                        "linear")
+    a = swiglu("mlir-cpu")
+    run = modes.execute(a, Torchy(refuse=only_matmul), V.make_inputs(a.variant.graph, 0), "linear")
     rows = {s["node"]: s for s in run.steps}
     assert rows["act"]["ran"] == "torch reference, not on target: only lone matmuls"
     assert rows["act"]["not_on_target"] and rows["gate"]["ran"] == "on target"

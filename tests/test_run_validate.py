@@ -169,7 +169,8 @@ GELU_TANH = {"gelu": lambda a, attrs: torch.nn.functional.gelu(a[0], approximate
 SIGMOID_CLAMPED = {"sigmoid": lambda a, attrs: torch.sigmoid(a[0].clamp(-6, 6))}
 
 
-@pytest.mark.parametrize("op,bug", [("gelu", GELU_TANH), ("sigmoid", SIGMOID_CLAMPED)], ids=["gelu-tanh", "sigmoid-clamp"])
+@pytest.mark.parametrize("op,bug", [("gelu", GELU_TANH), ("sigmoid", SIGMOID_CLAMPED)],
+                         ids=["gelu-tanh", "sigmoid-clamp"])
 def test_planted_activation_bugs_fail_float32(op, bug):
     g = graph(ACT, OP=op, DT="float32", KS=512)
     caught = {}

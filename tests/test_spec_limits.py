@@ -42,7 +42,8 @@ HOSTILE = [
      "an integer literal of 5000 digits", "integers of at most 20 digits"),
     ("YAML nested 500 deep", GOOD + "description: " + "[" * 500 + "]" * 500 + "\n", 13, None,
      "values nested more than 32 deep", "at most 32 levels of mappings and lists"),
-    ("30,000-term shape expression", GOOD.replace("x: {shape: [M, K]", "x: {shape: ['" + "+".join(["M"] * 30000) + "', K]"),
+    ("30,000-term shape expression",
+     GOOD.replace("x: {shape: [M, K]", "x: {shape: ['" + "+".join(["M"] * 30000) + "', K]"),
      7, "inputs.x.shape", "a shape expression of 59999 characters", "expressions of at most 256 characters"),
     ("3,000 nodes listed last-first", chain_last_first(3000), 5, "graph",
      "the graph has more than 256 nodes (epilogue steps count as nodes)", "at most 256 nodes"),
@@ -77,7 +78,8 @@ HOSTILE = [
     ("fused chain too deep to render", GOOD.replace("epilogue: [{add: b}, silu]", "epilogue: [{add: b}, "
                                                     + ", ".join(["{gelu: {approximate: tanh}}"] * 10) + "]"),
      11, "graph", "the elementwise chain fused into 'y' is 11 ops deep and renders 19531250 operand reads",
-     "at most 64 ops and 4096 reads per fused store: split the chain (an intermediate that is also an output is not fused)"),
+     "at most 64 ops and 4096 reads per fused store: split the chain "
+     "(an intermediate that is also an output is not fused)"),
     ("trailing newline in a name", GOOD.replace("name: op", 'name: "t\\n"'), 1, "name",
      "'t\\n' is not a plain name (it could escape out/ or break generated code)",
      "letters, digits and _ , not starting with a digit"),
@@ -178,7 +180,7 @@ def test_a_fifo_is_not_read(tmp_path):
 
 def test_one_bad_spec_never_takes_the_others_down(tmp_path):
     """load_specs: every hostile file above beside a good one; each gets its own error."""
-    for i, (what, text, *_rest) in enumerate(HOSTILE):
+    for i, (_what, text, *_rest) in enumerate(HOSTILE):
         (tmp_path / f"h{i:02d}.yaml").write_text(text.replace("name: op", f"name: op{i}"))
     (tmp_path / "good.yaml").write_text(GOOD.replace("name: op", "name: good"))
     (tmp_path / "good.yml").write_text(GOOD.replace("name: op", "name: good").replace("op: matmul", "op: [x]"))
@@ -201,7 +203,7 @@ def test_task_names_of_broken_specs_are_unique_and_printable():
 
 def test_check_never_prints_a_traceback_nor_a_raw_escape(tmp_path):
     paths = []
-    for i, (what, text, *_rest) in enumerate(HOSTILE):
+    for i, (_what, text, *_rest) in enumerate(HOSTILE):
         paths.append(tmp_path / f"h{i:02d}.yaml")
         paths[-1].write_text(text)
     esc = tmp_path / "esc.yaml"

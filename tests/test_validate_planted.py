@@ -40,14 +40,17 @@ GELU_TANH = {
     "tir-cpu": ("tir", "ops.j2", '{%- if approximate == "tanh" -%}', "{%- if true -%}"),
     "mlir-cpu": ("mlir", "ops.j2", '{% if approximate == "tanh" %}', "{% if true %}"),
     # mlir-aie's emulator runs each kernel by its name: call the tanh kernel instead
-    "mlir-aie": ("aie", "core.j2", "func.call @{{ s.func }}", "func.call @{{ s.func | replace('gelu_exact', 'gelu_tanh') }}"),
+    "mlir-aie": ("aie", "core.j2", "func.call @{{ s.func }}",
+                 "func.call @{{ s.func | replace('gelu_exact', 'gelu_tanh') }}"),
 }
 SIGMOID_CLAMP = {
     "tir-cpu": ("tir", "ops.j2", "{% macro sigmoid(a, dt) %}T.sigmoid({{ a }}){% endmacro %}",
-                "{% macro sigmoid(a, dt) %}T.sigmoid(T.max(T.min({{ a }}, T.{{ dt }}(6)), T.{{ dt }}(-6))){% endmacro %}"),
+                "{% macro sigmoid(a, dt) %}"
+                "T.sigmoid(T.max(T.min({{ a }}, T.{{ dt }}(6)), T.{{ dt }}(-6))){% endmacro %}"),
     "mlir-cpu": ("mlir", "ops.j2", "{% macro sigmoid(r, a, ty) %}\n{{ _sigmoid(r, a, ty) }}",
                  ("{% macro sigmoid(r, a, ty) %}\n{{ r }}_six = arith.constant 6.0 : {{ ty }}\n"
-                  "{{ r }}_msix = arith.constant -6.0 : {{ ty }}\n{{ r }}_lo = arith.minimumf {{ a }}, {{ r }}_six : {{ ty }}\n"
+                  "{{ r }}_msix = arith.constant -6.0 : {{ ty }}\n"
+                  "{{ r }}_lo = arith.minimumf {{ a }}, {{ r }}_six : {{ ty }}\n"
                   "{{ r }}_cl = arith.maximumf {{ r }}_lo, {{ r }}_msix : {{ ty }}\n{{ _sigmoid(r, r ~ '_cl', ty) }}")),
 }
 

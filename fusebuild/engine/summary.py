@@ -20,7 +20,6 @@ from ..run.modes import step_table
 from ..tables import clip, fmt, table
 from .outcomes import artifact_reports, reason_line
 
-
 # statuses of artifacts that a missing toolchain or device kept from running: one line per
 # (target, status, reason) instead of one row per artifact
 COLLAPSED = ("not-run", "built-not-validated")

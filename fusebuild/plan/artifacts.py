@@ -92,7 +92,8 @@ def units(a: Artifact, backend=None) -> list:
 class NodeStep:
     node: object               # ir.graph.Node
     unit: NodeArtifact | None  # what runs it on the target; None: its torch reference
-    fallback: str = ""         # "" (built alone), "fused with its producer <p>", or "torch reference, not on target: <why>"
+    fallback: str = ""         # "" (built alone), "fused with its producer <p>",
+    #                            or "torch reference, not on target: <why>"
     producer: object = None    # the producer Node fused into the unit, if any
 
 

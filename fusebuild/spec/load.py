@@ -579,7 +579,8 @@ def _outputs(doc, tensors, nodes, ctx):
         ctx.fail("a spec needs at least one output", line, "outputs")
     for o in outs:
         if not isinstance(o, str):
-            ctx.fail(f"an output is a tensor name, got {quote(o)}", line, "outputs", valid="node outputs: " + _few(produced))
+            ctx.fail(f"an output is a tensor name, got {quote(o)}", line, "outputs",
+                     valid="node outputs: " + _few(produced))
     if len(set(outs)) != len(outs):
         ctx.fail("duplicate names in outputs", line, "outputs")
     for o in outs:
@@ -723,8 +724,9 @@ def _tolerance(doc, ctx) -> dict:
                 ctx.fail(f"{key} must be a number, got {quote(v)}", tol.line_of(key), f"tolerance.{dtype}.{key}",
                          valid=valid)
             if not (math.isfinite(v) and 0 <= v <= caps[key]):
-                ctx.fail(f"{key} {quote(v)} is not allowed: it would pass outputs that are plainly wrong"
-                         if math.isfinite(v) and v > caps[key] else f"{key} {quote(v)} is not a finite, non-negative number",
+                absurd = math.isfinite(v) and v > caps[key]
+                ctx.fail(f"{key} {quote(v)} is not allowed: it would pass outputs that are plainly wrong" if absurd
+                         else f"{key} {quote(v)} is not a finite, non-negative number",
                          tol.line_of(key), f"tolerance.{dtype}.{key}", valid=valid)
         out[dtype] = {k: float(v) for k, v in tol.items()}
     return out

@@ -111,7 +111,8 @@ def _mapping(loader, node):
         if not isinstance(key, (str, int, float, bool)) or key is None:
             raise SpecError(f"a mapping key must be a plain name, got {quote(key)}", line=key_node.start_mark.line + 1)
         if key in out:
-            raise SpecError(f"duplicate key {quote(key)}", line=key_node.start_mark.line + 1, field=str(key) if len(str(key)) <= 64 else quote(key),
+            raise SpecError(f"duplicate key {quote(key)}", line=key_node.start_mark.line + 1,
+                            field=str(key) if len(str(key)) <= 64 else quote(key),
                             valid="each key once per mapping")
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = key_node.start_mark.line + 1

@@ -24,7 +24,6 @@ from ..base import Rendered, Toolchain
 from ..templating import make_env, used_templates
 from .render import TirRenderer
 
-
 LINK_TIMEOUT = 300          # seconds for the linker: a hung one fails its task, named
 
 
