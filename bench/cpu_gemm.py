@@ -9,6 +9,12 @@ torch's `F.silu(F.linear(x, w, b))` on the same inputs, same threads, interleave
 of many runs. The goal for the dynamic artifacts: within 10% of the static ones.
 
     python bench/cpu_gemm.py            # writes bench/results/cpu_gemm.{json,md}
+    BENCH_NAME=cpu_gemm_loaded python bench/cpu_gemm.py   # ... bench/results/cpu_gemm_loaded.{json,md}
+
+The build uses the committed tuning records (tuning/records.jsonl: winners for this CPU and
+these toolchain versions, `fusebuild tune`; FUSEBUILD_TUNING=off for none), and each row
+says which schedule the static artifacts ran (tuned on <device>, <date> | default). The
+CPU's fp32 peak is stated from its flags and clock, and measured (bench/cpu_peak.py).
 
 Numbers are for the machine it runs on; the JSON records which, and its load average
 before and after the run (`/proc/loadavg`: a shared machine's numbers are noisy).
@@ -27,6 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+NAME = os.environ.get("BENCH_NAME", "cpu_gemm")        # results file stem
 os.environ.setdefault("TVM_NUM_THREADS", str(THREADS))
 os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 
@@ -60,7 +67,9 @@ def build(work: Path) -> dict:
     (work / "dodo.py").write_text((REPO / "dodo.py").read_text())
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "doit", "build"], cwd=work, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+                          env=dict(os.environ, PYTHONPATH=str(REPO),
+                                   FUSEBUILD_TUNING=os.environ.get("FUSEBUILD_TUNING",
+                                                                   str(REPO / "tuning" / "records.jsonl"))))
     print(proc.stdout[-2000:])
     if proc.returncode != 0:
         sys.exit(f"build failed:\n{proc.stdout}\n{proc.stderr}")
@@ -113,6 +122,7 @@ def main():
 
     torch.set_num_threads(THREADS)
     work = Path(tempfile.mkdtemp(prefix="fusebuild-bench-"))
+    from cpu_peak import peak
     load_before = loadavg()
     meta = build(work)
     rows = []
@@ -146,7 +156,8 @@ def main():
                      **{f"{t}_dynamic_vs_static": med[f"{t} dynamic"] / med[f"{t} static"] for t in TARGETS},
                      "compile_seconds": {f"{t} {kind}": r["timings"].get("compile")
                                          for (kind, t), r in reports.items()},
-                     "dynamic_validated_at": [s["M"] for s in reports[("dynamic", "tir-cpu")]["samples"]]})
+                     "dynamic_validated_at": [s["M"] for s in reports[("dynamic", "tir-cpu")]["samples"]],
+                     "schedule": {t: _schedule(reports[("static", t)]) for t in TARGETS}})
     result = {"benchmark": "gemm_bias_silu float32: tir-cpu and mlir-cpu (static and dynamic M) vs torch "
                            "F.silu(F.linear(x, w, b))",
               "threads": THREADS, "env": {k: os.environ.get(k) for k in ("TVM_NUM_THREADS", "OMP_NUM_THREADS")},
@@ -154,10 +165,13 @@ def main():
               "cpu": _cpu(), "torch": torch.__version__, "tvm": tvm.__version__,
               "date": time.strftime("%Y-%m-%d"), "loadavg_before": load_before, "loadavg_after": loadavg(),
               "method": "median over 5 interleaved rounds of the median of 20 (200 at M=1) calls; random inputs",
-              **meta, "rows": rows}
+              **meta, "rows": rows, "peak": peak()}
+    pk = result["peak"]["formula"]["peak_gflops"]
+    for r in rows:
+        r["tir_cpu_of_peak"] = r["tir-cpu static_gflops"] / pk if pk else None
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "cpu_gemm.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / f"{NAME}.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"# gemm_bias_silu float32 on the CPU ({THREADS} threads, {result['cpu']})", "",
              (f"torch {result['torch']}, apache-tvm {result['tvm']}, {result['date']}. "
               "Median of interleaved runs; speed vs torch = torch time / target time (>1: faster than torch). "
@@ -174,8 +188,21 @@ def main():
                      f"{r['mlir-cpu_dynamic_vs_static']:.2f} | {r['torch_ms']:.3f} | "
                      f"{r['tir-cpu static_gflops']:.1f} | {r['mlir-cpu static_gflops']:.1f} | "
                      f"{r['tir_cpu_vs_torch']:.2f}x | {r['mlir_cpu_vs_torch']:.2f}x |")
-    (out / "cpu_gemm.md").write_text("\n".join(lines) + "\n")
+    f, m = result["peak"]["formula"], result["peak"]["measured"]
+    lines += ["", (f"fp32 peak (formula): {f['formula']} = {f['peak_gflops']} GFLOP/s ({f['fma_units_assumption']}; "
+                   f"clock from {f['clock_source']}). Measured FMA-loop peak: {m.get('gflops', '?')} GFLOP/s "
+                   f"({m.get('method', m.get('error', ''))}). tir-cpu (static) of the formula's peak: "
+                   + ", ".join(f"{r['M']}x{r['N']}x{r['K']} {r['tir_cpu_of_peak']:.0%}" for r in rows)
+                   + ". Schedules (static tir-cpu / mlir-cpu): "
+                   + "; ".join(f"{r['M']}x{r['N']}x{r['K']}: {r['schedule']['tir-cpu']} / {r['schedule']['mlir-cpu']}"
+                               for r in rows) + ".")]
+    (out / f"{NAME}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _schedule(report: dict) -> str:
+    s = report.get("schedule") or {}
+    return f"tuned on {s['tuned_on']}" if s.get("source") == "tuned" else s.get("source", "?")
 
 
 def _cpu() -> str:

@@ -84,6 +84,11 @@ def cmd_workers(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from .tune.command import main
+    return main(args.rest)
+
+
 # name -> (one line of help, handler, how to declare its arguments)
 COMMANDS = {
     "check": ("load and check specs without building (file:line errors)", cmd_check,
@@ -104,6 +109,8 @@ COMMANDS = {
                      lambda p: p.add_argument("rest", nargs=argparse.REMAINDER)),
     "export": ("export DEST [SPEC...]: copy built artifacts + manifests into a folder fusebuild.load reads",
                cmd_export, lambda p: p.add_argument("rest", nargs=argparse.REMAINDER)),
+    "tune": ("search each artifact's hints space, measure, record the winner (fusebuild tune --help)", cmd_tune,
+             lambda p: p.add_argument("rest", nargs=argparse.REMAINDER)),
 }
 
 
@@ -122,8 +129,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    # env, gpu-validate and export have parsers of their own: hand them everything after the name
-    if argv and argv[0] in ("env", "gpu-validate", "export"):
+    # env, gpu-validate, export and tune have parsers of their own: hand them everything after the name
+    if argv and argv[0] in ("env", "gpu-validate", "export", "tune"):
         args = argparse.Namespace(command=argv[0], rest=argv[1:], handler=COMMANDS[argv[0]][1])
     else:
         args = parser().parse_args(argv)

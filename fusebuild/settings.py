@@ -35,6 +35,10 @@ SETTINGS = {s.name: s for s in [
             "(needs FUSEBUILD_REMOTE_CACHE; docs/distributed.md)"),
     Setting("FUSEBUILD_SCHEDULER_WAIT", "30", "seconds to wait for the scheduler, or for a worker with a resource "
             "a task needs, before saying so"),
+    Setting("FUSEBUILD_TUNING", "tuning/records.jsonl", "tuning records a build takes its winners from and "
+            "`fusebuild tune` appends to; off: builds use no tuned schedules (docs/tuning.md)"),
+    Setting("FUSEBUILD_TUNE_GPU", "NVIDIA H200", "GPU whose tuning records tir-cuda builds use when set; "
+            "unset: the local GPU, else this default"),
 ]}
 
 

@@ -69,6 +69,13 @@ def swiglu_artifact(mode: str, target="mlir-cpu", out=Path("out")):
     return Artifact(dataclasses.replace(v, mode=mode), target, out)
 
 
+def swiglu_spec(ms, E, H, name="s", schedule="") -> str:
+    """The Llama MLP (gate/up, SiLU * up, down) as bench/gpu_bench.py writes it: bf16, tir-cuda."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from gpu_bench import SWIGLU_SPEC
+    return SWIGLU_SPEC.format(name=name, ms=list(ms), E=E, H=H) + schedule
+
+
 class Project:
     """A folder with specs/ and a dodo.py, where `doit` runs as a user would run it."""
 
@@ -144,13 +151,32 @@ def variants(spec, target=None) -> list:
 
 
 def render(spec, target, index=0, hints=None):
-    """Render variant `index` of `spec` for `target` with its spec hints (or `hints`):
-    a backends.base.Rendered (files, templates)."""
+    """Render variant `index` of `spec` (a path, YAML text, a Variant, or a bare Graph) for
+    `target` with its spec hints (or `hints`): a backends.base.Rendered (files, templates)."""
     from fusebuild.backends import TARGETS, get_backend
     from fusebuild.backends.base import RenderJob
-    v = spec if hasattr(spec, "graph") else variants(spec, target)[index]
-    given = v.schedule.get(target, {}) if hints is None else hints
-    return get_backend(target).render(RenderJob(v.graph, TARGETS[target].hints.resolve(given), v.spec, v.name))
+    from fusebuild.ir.graph import Graph
+    if isinstance(spec, Graph):
+        graph, given, names = spec, hints or {}, ("t", "v")
+    else:
+        v = spec if hasattr(spec, "graph") else variants(spec, target)[index]
+        graph, given, names = v.graph, v.schedule.get(target, {}) if hints is None else hints, (v.spec, v.name)
+    return get_backend(target).render(RenderJob(graph, TARGETS[target].hints.resolve(given), *names))
+
+
+def dynamic_rows(graph, lo: int, hi: int):
+    """`graph` with its GEMMs' rows (M) made dynamic over [lo, hi]: what a spec with
+    `M: {dynamic: [lo, hi]}` loads into (tensors hold M = hi)."""
+    import dataclasses
+
+    weights = {n.inputs[1] for n in graph.nodes if n.op == "matmul"}
+    m = graph.tensors[graph.nodes[0].inputs[0]].shape[0]
+    tensors = {}
+    for name, t in graph.tensors.items():
+        if name not in weights and len(t.shape) == 2 and t.shape[0] == m:      # the rows of x and what follows
+            t = dataclasses.replace(t, shape=(hi, t.shape[1]), symbols=("M", None))
+        tensors[name] = t
+    return dataclasses.replace(graph, tensors=tensors, ranges=(("M", lo, hi),))
 
 
 # --- render -> compile -> assemble -> run -> compare: the one compare-with-torch helper ----

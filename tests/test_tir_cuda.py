@@ -2,13 +2,15 @@
 cache keys, and one real cross-build (slow). No GPU is needed or used here."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO, render as render_spec
+from conftest import REPO, dynamic_rows, swiglu_spec
+from conftest import render as render_spec
 from fusebuild.plan import keys
 from fusebuild.plan.artifacts import Artifact
 from fusebuild.backends import get_backend
@@ -16,6 +18,7 @@ from fusebuild.backends.tir_cuda.env import TILELANG
 from fusebuild.backends.tir_cuda.backend import UnsupportedGraph
 from fusebuild.backends.tir_cuda.tiles import TileError
 from fusebuild.envs import MANIFEST
+from fusebuild.errors import SpecError
 from fusebuild.spec import load_spec, parse_spec
 
 CUDA = get_backend("tir-cuda")
@@ -43,7 +46,8 @@ def variant(text, i=0):
 def render(text, i=0, what="kernel.py"):
     v = variant(text, i)
     r = render_spec(v, "tir-cuda")
-    return r.files[what] if what else (r.files, r.templates)
+    files, deps = r.files, r.templates
+    return files[what] if what else (files, deps)
 
 
 def gemm(M=1024, N=512, K=1024, act="silu", extra=""):
@@ -51,10 +55,10 @@ def gemm(M=1024, N=512, K=1024, act="silu", extra=""):
 
 
 def test_bias_silu_large_m_golden_lines():
-    files, deps = render(gemm(), what=None)
+    files, deps = render(gemm(M=4096, N=1024), what=None)
     src = files["kernel.py"]
-    assert '    t_bias: T.Tensor((512,), "bfloat16"),  # input bias' in src
-    assert "    with T.Kernel(2, 8, 1, threads=256) as (bx, by, bz):" in src
+    assert '    t_bias: T.Tensor((1024,), "bfloat16"),  # input bias' in src
+    assert "    with T.Kernel(4, 32, 1, threads=256) as (bx, by, bz):" in src
     assert '        T.use_swizzle(10, order="row")' in src
     assert "        T.copy(t_bias[bx * 256], S_bias)" in src
     assert "            T.gemm(A_s, B_s, C_l, transpose_B=True, policy=T.GemmWarpPolicy.Square)" in src
@@ -71,16 +75,33 @@ def test_bias_silu_large_m_golden_lines():
     ("gelu", f"C_l[i, j] = (T.float32(0.5) * {SILU} * (T.float32(1) + T.erf({SILU} * T.float32(0.7071067811865476))))"),
 ])
 def test_epilogue_variants(act, line):
-    assert line in render(gemm(act=act))
+    assert line in render(gemm(M=4096, act=act))
 
 
-def test_small_m_is_swap_ab_with_split_k_and_epilogue_in_the_reduce():
-    src = render(gemm(M=1))
-    assert "            T.copy(t_w[bx * 64, bz * 512 + k * 128], A_s)" in src
-    assert "                ws_part_y[bz, by * 16 + j, bx * 64 + i] = C_l[i, j]" in src
-    assert '    ws_part_y: T.Tensor((2, 16, 512), "float32"),' in src
+def test_decode_is_swap_ab_with_split_k_guards_and_the_epilogue_in_the_reduce():
+    src = render(gemm(M=1, N=4096, K=4096))
+    assert "    with T.Kernel(64, 1, 2, threads=128) as (bx, by, bz):" in src
+    assert "        T.annotate_min_blocks_per_sm(2)\n        T.annotate_producer_reg_dealloc(24)\n" in src
+    assert "            T.copy(t_w[bx * 64, bz * 2048 + k * 64], W_s)" in src
+    assert "            T.copy(t_x[by * 16, bz * 2048 + k * 64], X_s)" in src
+    assert "            T.gemm(W_s, X_s, C_l, transpose_B=True" in src
+    assert "            if by * 16 + j < 1:\n                ws_part_y[bz, by * 16 + j, bx * 64 + i] = C_l[i, j]" in src
+    assert '    ws_part_y: T.Tensor((2, 1, 4096), "float32"),' in src
+    assert "    with T.Kernel(16, 1, threads=128) as (rx, ry):" in src
     assert ('t_y[ry * 1 + i, rx * 256 + j] = T.cast(((R_l[i, j] + T.cast(t_bias[rx * 256 + j], "float32")) * '
             in src)
+
+
+def test_tails_are_ceil_divided_and_guarded():
+    """77 x 1000 x 333: no dimension divides a tile; odd K turns TileLang's async copies off."""
+    files, _ = render(gemm(M=77, N=1000, K=333), what=None)
+    src, plan = files["kernel.py"], json.loads(files["plan.json"])
+    assert "    with T.Kernel(16, 2, 1, threads=128) as (bx, by, bz):" in src     # 1000/64, 77/64 rounded up
+    assert "        for k in T.Pipelined(6, num_stages=4):" in src                 # 333/64 rounded up
+    assert plan["pass_configs"] == {"tl.enable_async_copy": False, "tirx.use_async_copy": False}
+    assert "pass_configs" not in json.loads(render(gemm(M=77, N=1000, K=334), what="plan.json"))
+    dec = render(gemm(M=7, N=1000, K=333))
+    assert "            if by * 16 + j < 7 and bx * 64 + i < 1000:" in dec
 
 
 def test_epilogue_is_rendered_from_the_expression_tree():
@@ -104,8 +125,9 @@ schedule: {tir-cuda: {block_m: 128, block_n: 128, split_k: 1, threads: 256}}
 
 
 def test_swiglu_renders_one_dual_accumulator_kernel_and_the_down_gemm():
-    v = [v for v in load_spec(REPO / "specs" / "swiglu_prefill.yaml").variants if "tir-cuda" in v.targets][0]
-    files = render_spec(v, "tir-cuda", hints={}).files
+    v = [v for v in load_spec(REPO / "specs" / "swiglu_prefill.yaml").variants
+         if "tir-cuda" in v.targets and v.params["M"] == 256][0]
+    files, _ = render_spec(v, "tir-cuda", hints={}).files, None
     src = files["kernel.py"]
     assert src.count("with T.Kernel(") == 3            # dual gate/up, down (split-K), its reduce
     assert "            T.gemm(A_s, B1_s, C1_l, transpose_B=True" in src
@@ -113,19 +135,81 @@ def test_swiglu_renders_one_dual_accumulator_kernel_and_the_down_gemm():
     assert src.count("T.copy(t_x[") == 1                 # x tile loaded once for both GEMMs
     assert ("            C2_l[i, j] = ((C1_l[i, j] * T.fast_rcp(T.float32(1) + T.__exp(T.float32(0) - C1_l[i, j])))"
             " * C2_l[i, j])") in src
-    assert "        T.copy(C_s, ws_h[by * 64, bx * 128])" in src
-    assert "T.copy(ws_h_in[by * 64, bz * 1024 + k * 64], A_s)" in src
+    assert "        T.copy(C_s, ws_h[by * 128, bx * 64])" in src
+    assert "T.copy(ws_h_in[by * 64, bz * 512 + k * 64], A_s)" in src
     params = json.loads(files["plan.json"])["params"]
     assert [(p["name"], p["role"]) for p in params] == [
         ("t_x", "input"), ("t_wg", "input"), ("t_wu", "input"), ("t_wd", "input"), ("ws_h", "workspace"),
         ("ws_h_in", "alias"), ("ws_part_y", "workspace"), ("t_y", "output")]
 
 
+def test_swiglu_decode_is_a_swap_ab_dual_kernel():
+    text = swiglu_spec([1], 2048, 8192)
+    src = render(text)
+    assert "            T.copy(t_wg[bx * 64, k * 64], W1_s)\n            T.copy(t_wu[bx * 64, k * 64], W2_s)\n" in src
+    assert "            T.gemm(W1_s, X_s, C1_l, transpose_B=True" in src and src.count("T.copy(t_x[") == 1
+    assert "                ws_h[by * 16 + j, bx * 64 + i] = T.cast(((C1_l[i, j] * T.fast_rcp(" in src
+
+
+def test_rendered_source_holds_no_spec_path_or_free_text():
+    v = variant(gemm(extra="description: 'drop table; {{ evil }}'\n"))
+    files, _ = render_spec(dataclasses.replace(v, spec="secret_name", name="SECRET_VARIANT"), "tir-cuda", hints={}).files, None
+    for text in files.values():
+        assert "secret_name" not in text and "SECRET_VARIANT" not in text and "evil" not in text
+
+
+
+
+def test_dynamic_m_renders_one_prim_func_per_bucket_with_a_symbolic_m():
+    v = variant(gemm(M=300, N=1024, K=1024, act="relu"))
+    files, _ = render_spec(dynamic_rows(v.graph, 1, 4096), "tir-cuda").files, None
+    src, plan = files["kernel.py"], json.loads(files["plan.json"])
+    assert '\nM = T.dynamic("M")\n' in src
+    assert '    t_x: T.Tensor((M, 1024), "bfloat16"),  # input x' in src
+    assert '    t_y: T.Tensor((M, 1024), "bfloat16"),  # output y' in src
+    assert plan["dynamic"] == {"M": [1, 4096]}
+    parts = [(p["name"], p["lo"], p["hi"]) for p in plan["parts"]]
+    assert parts[:3] == [("m1_16", 1, 16), ("m17_32", 17, 32), ("m33_64", 33, 64)] and parts[-1][2] == 4096
+    assert [f"def {name}(" in src for name, _, _ in parts] == [True] * len(parts)
+    assert "    with T.Kernel(16, T.ceildiv(M, 16), " in src            # 1024 / 64 W rows, M / 16 x rows
+    assert "            if by * 16 + j < M:" in src
+    # at every M the dynamic artifact runs the static artifact's tiles
+    for m in (1, 17, 64, 65, 300, 1024, 1025, 4096):
+        static = json.loads(render(gemm(M=m, N=1024, K=1024, act="relu"), what="plan.json"))["launches"]
+        part = next(p for p in plan["parts"] if p["lo"] <= m <= p["hi"])
+        assert [r["config"] for r in plan["launches"] if r["part"] == part["name"]] == [r["config"] for r in static]
+
+
+def test_dynamic_m_marks_workspaces_and_row_operands():
+    text = """\
+name: r
+params: {M: [64], N: 512, K: 8192}
+inputs:
+  x: {shape: [M, K], dtype: bfloat16}
+  w: {shape: [N, K], dtype: bfloat16}
+  r: {shape: [M, N], dtype: bfloat16}
+  b: {shape: [N], dtype: bfloat16}
+graph:
+  - {op: matmul, inputs: [x, w], output: y, transpose_b: true, epilogue: [{add: r}, {add: b}]}
+outputs: [y]
+targets: [tir-cuda]
+"""
+    files, _ = render_spec(dynamic_rows(variant(text).graph, 1, 2048), "tir-cuda").files, None
+    shapes = {p["name"]: p["shape"] for p in json.loads(files["plan.json"])["params"]}
+    assert shapes == {"t_x": ["M", 8192], "t_w": [512, 8192], "t_r": ["M", 512], "t_b": [512],
+                      "ws_part_y": [shapes["ws_part_y"][0], "M", 512], "t_y": ["M", 512]}
+    g = dynamic_rows(variant(text).graph, 1, 2048)
+    with pytest.raises(UnsupportedGraph, match="tir-cuda takes only M at run time"):
+        render_spec(dataclasses.replace(g, ranges=g.ranges + (("N", 1, 2),)), "tir-cuda")
+
+
 def test_hints_override_tiles_and_bad_ones_say_why():
-    src = render(gemm(extra="schedule: {tir-cuda: {block_n: 128, stages: 4}}"))
-    assert "with T.Kernel(4, 8, 1, threads=256)" in src and "num_stages=4" in src
-    with pytest.raises(TileError, match=r"N=512 is not a multiple of the weight tile 224"):
-        render(gemm(extra="schedule: {tir-cuda: {block_n: 224}}"))
+    src = render(gemm(M=4096, extra="schedule: {tir-cuda: {block_n: 128, stages: 4}}"))
+    assert "with T.Kernel(4, 32, 1, threads=256)" in src and "num_stages=4" in src
+    with pytest.raises(SpecError, match=r"block_n=200: the wgmma N side is 16..256 in steps of 16"):
+        variant(gemm(extra="schedule: {tir-cuda: {block_n: 200}}"))
+    with pytest.raises(TileError, match=r"block_n=200: the wgmma N side"):   # render checks too (specs made elsewhere)
+        render_spec(variant(gemm()), "tir-cuda", hints={"block_n": 200})
 
 
 @pytest.mark.parametrize("graph,why", [
@@ -137,8 +221,8 @@ def test_hints_override_tiles_and_bad_ones_say_why():
 def test_unsupported_graphs_are_refused(graph, why):
     text = ("name: u\ninputs:\n  x: {shape: [64, 64], dtype: bfloat16}\n  w: {shape: [64, 64], dtype: bfloat16}\n"
             f"graph:\n{graph}\noutputs: [y]\ntargets: [tir-cuda]\n")
-    with pytest.raises(UnsupportedGraph, match="tir-cuda cannot render this graph") as info:
-        render(text)
+    with pytest.raises(SpecError, match="tir-cuda cannot render this graph") as info:
+        variant(text)                       # refused when the spec loads (`fusebuild check` says so)
     assert why in str(info.value) and "valid:" in str(info.value)
 
 
@@ -155,6 +239,15 @@ def test_shipped_specs_have_cuda_variants_and_cpu_targets_keep_float32():
         for v in vs:
             if "tir-cuda" in v.targets:
                 render_spec(v, "tir-cuda")   # every one renders
+
+
+def test_random_shapes_all_render():
+    rnd = __import__("random").Random(3)
+    for _ in range(40):
+        m, n, k = rnd.randint(1, 3000), rnd.randint(1, 9000), rnd.randint(1, 9000)
+        render(gemm(M=m, N=n, K=k, act=rnd.choice(["relu", "silu", "gelu"])))
+    for m, e, h in ((1, 2048, 8192), (32, 2048, 8192), (3, 1000, 333), (70, 1000, 333), (4099, 100, 7)):
+        render(swiglu_spec([m], e, h))
 
 
 # --- toolchain env, statuses, keys --------------------------------------------------------
@@ -217,8 +310,8 @@ needs_env = pytest.mark.skipif(not CUDA.toolchain().available,
                                reason="tilelang env or nvcc missing: python -m fusebuild env create tilelang")
 
 
-@pytest.mark.e2e
 @pytest.mark.slow
+@pytest.mark.e2e
 @needs_env
 def test_build_without_gpu_is_built_not_validated_never_pass(project):
     project.spec("g", gemm(M=128, N=256, K=512))
@@ -235,7 +328,7 @@ def test_build_without_gpu_is_built_not_validated_never_pass(project):
 @needs_env
 def test_compile_and_assemble_a_small_kernel(tmp_path):
     v = variant(gemm(M=128, N=256, K=512))
-    files = render_spec(v, "tir-cuda", hints={}).files
+    files, _ = render_spec(v, "tir-cuda", hints={"split_k": 2}).files, None
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     CUDA.compile(tmp_path, tmp_path)

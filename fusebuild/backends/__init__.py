@@ -87,12 +87,11 @@ TARGETS = {t.name: t for t in [
                # a worker has one, else emulation (what a machine without them does today)
                resources={"compile": ({"aiecc": 1}, {}), "assemble": ({"aiecc": 1}, {}),
                           "validate": ({"NPU": 1}, {})}),
-    # load_check: "fusebuild.backends.tir_cuda.program:check" once the cuda branch lands (it runs
-    # tiles.check_hints per launch and returns problems with .hint); dynamic=True once its symbolic-M
-    # kernels land (until then a dynamic M is expanded into buckets).
+    # one artifact for a dynamic M: one prim_func per M bucket, the .so's call dispatches by M
     TargetInfo("tir-cuda", "fusebuild.backends.tir_cuda.backend", ("bfloat16", "float16"), TIR_CUDA_HINTS,
                "TileLang tile-level TIR for NVIDIA Hopper (sm_90a), lowered in the `tilelang` toolchain env, "
-               "nvcc; built here, run where a CUDA device is", load_check="", dynamic=False,
+               "nvcc; built here, run where a CUDA device is",
+               load_check="fusebuild.backends.tir_cuda.program:check", dynamic=True,
                resources={"compile": ({"tilelang": 1},), "assemble": ({"tilelang": 1},), "validate": ({"GPU": 1},)}),
 ]}
 

@@ -6,6 +6,12 @@ what it means. The spec loader checks a spec's `schedule:` block against the dec
 (unknown names, out-of-range values: one error each, with what would be valid); the
 backend reads the resolved values (declared defaults filled in); the JSON schema and
 `docs/architecture.md` show the same table. `tune` lists the values a tuner may try.
+
+A tuner searches the product of every hint's `tune` values; `Rule`s are the constraints
+between hints, declared next to them: each says why one combination cannot run (or is
+not worth building). `effective`, if a backend declares it, says what its schedule makes
+of a combination, so combinations it reduces to the same kernel are built once.
+fusebuild/tune/space.py reads all three.
 """
 from __future__ import annotations
 
@@ -47,8 +53,21 @@ class Hint:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """A constraint between hints: `check(config, problem)` -> why `config` is left out of a
+    tuning space (None: allowed). `config` holds the resolved hints (absent: unset); `problem`
+    is a tune.space.Problem (GEMM shapes, dtype, vector lanes, cores of the device)."""
+    name: str
+    meaning: str
+    check: object
+
+
+@dataclass(frozen=True)
 class HintTable:
     hints: tuple = field(default=())
+    rules: tuple = field(default=())          # Rule: constraints between hints, for tuning
+    effective: object = None                  # (config, problem) -> what the schedule makes of it:
+                                              # configurations with equal results build one kernel
 
     def __iter__(self):
         return iter(self.hints)
@@ -74,5 +93,5 @@ class HintTable:
                 "properties": {h.name: h.schema() for h in self.hints}}
 
 
-def table(*hints: Hint) -> HintTable:
-    return HintTable(tuple(hints))
+def table(*hints: Hint, rules: tuple = (), effective=None) -> HintTable:
+    return HintTable(tuple(hints), tuple(rules), effective)

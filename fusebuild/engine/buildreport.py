@@ -40,8 +40,15 @@ def rows(reports, ran: dict, history: dict) -> list:
         out.append({"artifact": aid, "status": r.get("status") or "?", "reason": reason,
                     "max_abs": r.get("max_abs"), "max_rel": r.get("max_rel"),
                     "timings": {s: t.get(s) for s in STAGES}, "rebuilt": when, "why": why,
-                    "toolchain": r.get("toolchain") or {}})
+                    "toolchain": r.get("toolchain") or {}, "schedule": schedule_text(r.get("schedule"))})
     return out
+
+
+def schedule_text(sched) -> str:
+    """`tuned on <device>, <date>` | `hint` | `default` (tune/select.py), '-' if none recorded."""
+    if not sched:
+        return "-"
+    return f"tuned on {sched['tuned_on']}" if sched.get("source") == "tuned" else sched.get("source", "-")
 
 
 def update_history(state_dir: Path, ran: dict) -> dict:
@@ -65,11 +72,12 @@ def markdown(table: list, run: dict) -> str:
              f"{run['ran']} task(s) ran, {run['up_to_date']} up to date, {run['failed']} failed, "
              f"in {run['wall']:.2f} s. Artifacts: "
              + ", ".join(f"{n} {s}" for s, n in sorted(_count(table).items())), ""]
-    lines += ["| artifact | status | max_abs | max_rel | render | compile | assemble | validate | rebuilt | why |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [("| artifact | status | max_abs | max_rel | schedule | render | compile | assemble | validate "
+               "| rebuilt | why |"),
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table:
         status = r["status"] + (f" ({r['reason']})" if r["reason"] else "")
-        lines.append("| " + " | ".join([r["artifact"], status, _num(r["max_abs"]), _num(r["max_rel"])]
+        lines.append("| " + " | ".join([r["artifact"], status, _num(r["max_abs"]), _num(r["max_rel"]), r["schedule"]]
                                        + [_secs(r["timings"][s]) for s in STAGES]
                                        + [r["rebuilt"], r["why"].replace("|", "\\|")]) + " |")
     versions = _versions(table)
@@ -86,11 +94,13 @@ def markdown(table: list, run: dict) -> str:
 def to_html(table: list, run: dict) -> str:
     e = html.escape
     colors = {"pass": "#d4f7d4", "fail": "#f7d4d4", "not-run": "#f0f0f0", "built-not-validated": "#f7f0d4"}
-    head = "".join(f"<th>{h}</th>" for h in ("artifact", "status", "max_abs", "max_rel", *STAGES, "rebuilt", "why"))
+    head = "".join(f"<th>{h}</th>" for h in ("artifact", "status", "max_abs", "max_rel", "schedule", *STAGES,
+                                             "rebuilt", "why"))
     body = []
     for r in table:
         cells = [r["artifact"], r["status"] + (f" ({r['reason']})" if r["reason"] else ""), _num(r["max_abs"]),
-                 _num(r["max_rel"])] + [_secs(r["timings"][s]) for s in STAGES] + [r["rebuilt"], r["why"]]
+                 _num(r["max_rel"]), r["schedule"]] + [_secs(r["timings"][s]) for s in STAGES] + [r["rebuilt"],
+                                                                                                  r["why"]]
         body.append(f"<tr style='background:{colors.get(r['status'], '#fff7d0')}'>"
                     + "".join(f"<td>{e(str(c))}</td>" for c in cells) + "</tr>")
     versions = "".join(f"<li>{e(k)}: {e(', '.join(sorted(v)))}</li>" for k, v in sorted(_versions(table).items()))

@@ -4,7 +4,8 @@
 not just the first) and turns it into words, most specific first:
   never built          no record of a success (new, or its last run did not finish)
   <what> changed       a `fresh` key differs; names the fields: `spec: graph.nodes[0].op
-                       'relu' -> 'silu'`, `toolchain: versions.apache-tvm ...`
+                       'relu' -> 'silu'`, `toolchain: versions.apache-tvm ...`, or says
+                       `tuning: winner for this problem changed (tile_m 256 -> 128, ...)`
   template changed     the templates its last render used resolve to other content
   output damaged       an output is not the file its last success produced
   output missing       a target is gone
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 
+from ..tune.select import describe_change
 from .uptodate import fresh
 
 # top-level key fields -> what a user calls them
@@ -55,7 +57,11 @@ def _key_reason(utd, task, values) -> str:
     if not values.get("_fresh"):
         return "no stored key (built by an older fusebuild)"
     if values["_fresh"] != utd.digest:
-        changes = diff_fields(values.get("_fields") or {}, utd.fields())
+        old, new = values.get("_fields") or {}, utd.fields()
+        changes = diff_fields(old, new)
+        tuning = describe_change(old, new)          # one sentence for all `schedule.*` fields
+        if tuning:
+            changes = [tuning] + [c for c in changes if not c.split(": ", 1)[-1].startswith("schedule.")]
         if not changes:
             return "key changed"
         head = changes[:MAX_FIELDS]

@@ -11,6 +11,10 @@ A stage's key has two parts:
 The cache's action key is `fields + inputs`, hashed by the one hash function
 (hashing.digest): the cache and `why` read the same fields.
 
+The render key's `schedule` holds the hints the backend actually renders with and where
+they came from (tune/select.py: tuned winner, spec hints or defaults), so a new tuning
+winner re-renders and `why` names it; the validate key holds it too (the report names it).
+
 Which code each stage's result depends on:
   render    the IR (graph, ops, layouts, dtypes), the shared render helpers, the
             backend's folder; its templates through the render's depfile (up to date)
@@ -84,9 +88,10 @@ class StageKey:
 
 
 def render(a, backend) -> StageKey:
+    from ..tune.select import schedule
     v = a.variant
     fields = {"target": a.target, "spec": v.spec, "variant": v.name, "graph": v.graph.digest(), "hints": a.hints,
-              "code": code_digest(*RENDER_CODE, backend_folder(backend))}
+              "schedule": schedule(a, backend).key_fields(), "code": code_digest(*RENDER_CODE, backend_folder(backend))}
     return StageKey("render", fields, lambda: {"templates": templates_digest(backend.template_folder)},
                     {"graph": v.graph.canonical})
 
@@ -111,6 +116,9 @@ def validate(a, backend, toolchain) -> StageKey:
               "code": code_digest(*VALIDATE_CODE, *((backend_folder(backend),) if backend else ()))}
     if v.samples:                                  # a dynamic artifact: the sizes it is validated at
         fields["samples"] = [dict(s) for s in v.samples]
+    if backend:                 # the report says which schedule ran (tuned, hint, default)
+        from ..tune.select import schedule
+        fields["schedule"] = schedule(a, backend).key_fields()
 
     def inputs():     # every file assemble wrote: the report records their hashes (runtime manifest)
         names = backend.artifact_files if backend else []

@@ -30,6 +30,7 @@ from ..status import Status
 from ..tables import table
 from . import devices
 from . import validate as V
+from .samples import run_samples
 
 TARGET = "tir-cuda"
 
@@ -45,19 +46,22 @@ def validate_one(a, backend, gpu: str, device: str = "cuda") -> dict:
     if not all((a.dir / f).exists() for f in backend.artifact_files):
         return dict(report, status=Status.NOT_RUN, reason="artifact not built: run `doit build` first")
     start = time.perf_counter()
-    report = {k: x for k, x in report.items() if k not in ("reason", "artifacts")}
-    try:
-        sets = V.check(v.graph, lambda inputs: backend.run(a.dir, v.graph, inputs), v.seed, v.tolerance,
-                       device=device)
-    except Exception as err:          # noqa: BLE001 - a crashing artifact is a fail with its reason
-        status, reason, sets = Status.FAIL, f"run failed: {type(err).__name__}: {err}"[-2000:], {}
+    report = {k: x for k, x in report.items() if k not in ("reason", "artifacts", "samples", "worst_sample")}
+    sampled = None
+    try:                           # a dynamic artifact: at each sample size; every input set
+        sampled = run_samples(a, backend, ref_device=device)
+    except Exception as err:       # noqa: BLE001 - a crashing artifact is a fail with its reason
+        status, reason = Status.FAIL, f"run failed: {type(err).__name__}: {err}"[-2000:]
     else:
-        status, reason = V.verdict(sets)
+        status, reason = V.verdict(sampled.sets, sampled.ok)
     report.update(status=status, device=gpu, validated_on=here(TARGET) if device == "cuda" else {"kind": device},
                   validated_by="fusebuild gpu-validate", torch_gpu=torch.__version__)
-    if sets:
+    if sampled is not None:
+        sets = sampled.sets
         report.update(outputs=sets[V.INPUT_SETS[0]],
                       input_sets={k: {"outputs": o, **V.worst(o)} for k, o in sets.items()}, **V.worst(sets))
+        if sampled.samples:
+            report.update(samples=sampled.samples, worst_sample=sampled.worst)
     if reason:
         report["reason"] = reason
     on = devices.kept(a, backend).get(devices.KEY, {})

@@ -41,9 +41,10 @@ def at_size(a, values: dict):
     return dataclasses.replace(a, variant=dataclasses.replace(v, graph=v.graph.specialize(values)))
 
 
-def run_samples(a, backend) -> SampledRun:
+def run_samples(a, backend, ref_device=None) -> SampledRun:
     """Run `a` (in its mode) at each sample size on every input set (validate.input_sets),
-    and compare each output with its reference and per-element bound (validate.expected)."""
+    and compare each output with its reference and per-element bound (validate.expected),
+    computed on `ref_device` when given (gpu-validate's reference runs on the GPU)."""
     v = a.variant
     results = []
     for values in v.samples or ({},):
@@ -52,7 +53,7 @@ def run_samples(a, backend) -> SampledRun:
         g = sa.variant.graph
         sets, steps, steps_ok, report = {}, [], True, {}
         for which, inputs in V.input_sets(g, v.seed).items():
-            exp = V.expected(g, inputs)
+            exp = V.expected(g, inputs if ref_device is None else {k: x.to(ref_device) for k, x in inputs.items()})
             run = modes.execute(sa, backend, inputs, which)
             report.update(run.report)
             steps += run.steps

@@ -34,6 +34,7 @@ from ..runtime.targets import TARGETS as RUNTIME_TARGETS
 from ..runtime.targets import here
 from ..status import Status
 from ..toolchains import package_version
+from ..tune import select
 from . import devices, modes
 from . import samples as S
 from . import validate as V
@@ -64,8 +65,9 @@ def _timed(stage: str):
 
 
 def render_job(project, a) -> RenderJob:
+    """The hints are the ones tune/select.py picks: a tuned winner, else the spec's, else defaults."""
     backend = project.backend(a.target)
-    return RenderJob(a.variant.graph, backend.info.hints.resolve(a.hints), a.variant.spec, a.variant.name)
+    return RenderJob(a.variant.graph, select.schedule(a, backend).used, a.variant.spec, a.variant.name)
 
 
 @_timed("render")
@@ -182,11 +184,10 @@ def _sizes(values: dict) -> str:
 
 
 def schedule_report(a, backend) -> dict:
-    """Which schedule the artifact was built with: the hints the spec gave, the declared
-    defaults filled in, and what the backend resolved (with any reduction and why)."""
-    given = dict(a.hints)
-    return {"source": "hint" if given else "default", "hints": given,
-            "resolved": backend.info.hints.resolve(given), "built": backend.schedule(a.dir)}
+    """Which schedule the artifact was built with: its source (tuned: with the device and date
+    it was tuned on; hint; default), the hints the spec gave, the hints used, and what the
+    backend resolved (with any reduction and why)."""
+    return dict(select.schedule(a, backend).report(), built=backend.schedule(a.dir))
 
 
 def _built(a, backend) -> list:

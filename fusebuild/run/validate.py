@@ -246,18 +246,6 @@ def check_outputs(graph, outs: dict, exp: Expected, overrides: dict) -> dict:
     return per_output
 
 
-def check(graph, run, seed: int, overrides: dict, device=None) -> dict:
-    """Validate a callable `run(inputs) -> {output: tensor}` on every input set:
-    {set: per_output}. The reference runs on `device` (None: where the inputs are)."""
-    results = {}
-    for which, inputs in input_sets(graph, seed).items():
-        exp = expected(graph, {k: x.to(device) for k, x in inputs.items()} if device else inputs)
-        outs = run(inputs)
-        results[which] = check_outputs(graph, {n: x.to(exp.values[n].device) for n, x in outs.items()}, exp,
-                                       overrides)
-    return results
-
-
 # --- the verdict ------------------------------------------------------------------------
 
 def verdict(per_output: dict, steps_ok: bool = True, execution=None) -> tuple:

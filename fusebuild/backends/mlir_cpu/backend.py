@@ -5,7 +5,10 @@ render.py). IREE's dispatch formation puts a matmul and its elementwise consumer
 one dispatch, so a GEMM+epilogue spec compiles to one dispatch (tests check the count).
 
 Files in the build folder:
-  kernel.mlir        rendered MLIR (readable), from templates/mlir/
+  kernel.mlir        rendered MLIR (readable), from templates/mlir/; tile hints become a
+                     `compilation_info` attribute on each linalg.matmul (render.py)
+  plan.json          the resolved hints and the iree-compile flags they ask for (hints.py):
+                     compile and assemble read the flags, so they are in both keys
   kernel.hal.mlir    IREE output after codegen (`--compile-to=executable-targets`):
                      host program + compiled dispatch executables        (compile)
   executables.mlir   the source of every dispatch executable, one per dispatch (compile)
@@ -14,12 +17,14 @@ Files in the build folder:
 """
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 from ...errors import ToolchainError
+from ...fsutil import read_json
 from ...toolchains import cpu_key, package_version
 from ..base import Backend as Base
 from ..base import Rendered, Toolchain
@@ -30,11 +35,22 @@ from .render import MlirRenderer
 COMPILE_FLAGS = ("--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu",
                  "--iree-llvmcpu-target-cpu=host")
 COMPILE_TIMEOUT = 600          # seconds per iree-compile: a runaway compile fails its task, named
+# hint -> value -> the flags it adds (hints.py says what each does; unset: IREE's default)
+HINT_FLAGS = {
+    "data_tiling": lambda v: [f"--iree-opt-data-tiling={'true' if v else 'false'}"],
+    "ukernels": lambda v: [f"--iree-llvmcpu-enable-ukernels={'all' if v else 'none'}"],
+    "tile_bytes": lambda v: [f"--iree-llvmcpu-matmul-tile-bytes={int(v)}"],
+}
+
+
+def hint_flags(hints: dict) -> list:
+    return [f for name, flags in HINT_FLAGS.items() if hints.get(name) is not None for f in flags(hints[name])]
 
 
 class Backend(Base):
-    source_files = ("kernel.mlir",)
+    source_files = ("kernel.mlir", "plan.json")
     compiled_files = ("kernel.hal.mlir", "executables.mlir")
+    assemble_inputs = ("kernel.hal.mlir", "executables.mlir", "plan.json")
     artifact_name = "kernel.vmfb"
     template_folder = "mlir"
 
@@ -48,7 +64,13 @@ class Backend(Base):
     def render(self, job) -> Rendered:
         env = make_env(self.template_folder)
         ctx = MlirRenderer(job, env.get_template("ops.j2").module).context()
-        return Rendered({"kernel.mlir": env.get_template("kernel.mlir.j2").render(**ctx)}, used_templates(env))
+        plan = {"hints": job.hints, "flags": hint_flags(job.hints)}
+        return Rendered({"kernel.mlir": env.get_template("kernel.mlir.j2").render(**ctx),
+                         "plan.json": json.dumps(plan, indent=1, sort_keys=True) + "\n"}, used_templates(env))
+
+    def schedule(self, build_dir) -> dict:
+        plan = read_json(Path(build_dir) / "plan.json") or {}
+        return {"flags": plan.get("flags", [])}
 
     # --- compile / assemble / run -------------------------------------------------------
     def compile(self, build_dir, dest):
@@ -56,8 +78,8 @@ class Backend(Base):
         build_dir, dest = Path(build_dir), Path(dest)
         dumps = Path(tempfile.mkdtemp(dir=dest, prefix=".dispatches-")).resolve()
         try:
-            _iree_compile(build_dir / "kernel.mlir", dest / "kernel.hal.mlir", "--compile-to=executable-targets",
-                          f"--iree-hal-dump-executable-sources-to={dumps}")
+            _iree_compile(build_dir / "kernel.mlir", dest / "kernel.hal.mlir", *_plan_flags(build_dir),
+                          "--compile-to=executable-targets", f"--iree-hal-dump-executable-sources-to={dumps}")
             text = "".join(f"// ----- {p.name}\n{p.read_text()}\n" for p in sorted(dumps.glob("*.mlir")))
         finally:
             shutil.rmtree(dumps, ignore_errors=True)
@@ -66,12 +88,16 @@ class Backend(Base):
     def assemble(self, build_dir, dest):
         """Serialize the host program and the executables into one .vmfb."""
         _iree_compile(Path(build_dir) / "kernel.hal.mlir", Path(dest) / self.artifact_name,
-                      "--compile-from=executable-targets")
+                      *_plan_flags(build_dir), "--compile-from=executable-targets")
 
     def run(self, build_dir, graph, inputs: dict) -> dict:
         """Through the runtime (runtime/mlir_cpu.py): validation runs what fusebuild.load runs."""
         from ...runtime.call import run
         return run(self.name, build_dir, graph, inputs)
+
+
+def _plan_flags(build_dir) -> list:
+    return list((read_json(Path(build_dir) / "plan.json") or {}).get("flags", []))
 
 
 def _iree_compile(src: Path, out: Path, *flags):

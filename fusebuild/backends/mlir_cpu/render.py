@@ -18,6 +18,7 @@ from ...errors import ToolchainError
 from ...ir.dtypes import DTYPES
 from ...ir.graph import broadcast_index, fold, fuse
 from ..text import group_comment, header
+from .hints import TILE_HINTS
 
 
 def elem(dtype: str) -> str:
@@ -89,7 +90,8 @@ class MlirRenderer:
         if g.matmul is not None:
             a, b = g.matmul.inputs
             acc_dtype = g.matmul.attr["acc_dtype"]
-            item.update(template="gemm.j2", a=f"%{a}", a_type=vtype(self.t[a]), b=f"%{b}", b_type=vtype(self.t[b]),
+            item.update(template="gemm.j2", attrs=compilation_info(self.job.hints), a=f"%{a}", a_type=vtype(self.t[a]),
+                        b=f"%{b}", b_type=vtype(self.t[b]),
                         acc=f"%{g.output}_acc", acc_type=ttype(out.shape, acc_dtype, out.symbols),
                         acc_elem=elem(acc_dtype),
                         b_map="(d0, d1, d2) -> (d1, d2)" if g.matmul.attr["transpose_b"] else
@@ -153,6 +155,23 @@ def mixed_radix_problem(name, x):
                     "row_major, col_major, {tiled: [r, s]}, or dims with strides that are products of inner bounds")
         radix *= bound
     return None
+
+
+def compilation_info(hints: dict) -> str:
+    """The `{compilation_info = ...}` attribute the tile hints ask for ('' if none is set):
+    IREE's CPUDoubleTilingExpert pipeline with our workgroup, register and reduction tiles."""
+    given = {h: hints[h] for h in TILE_HINTS if hints.get(h) is not None}
+    if not given:
+        return ""
+    if len(given) != len(TILE_HINTS):
+        raise ToolchainError(f"mlir-cpu tile hints go together: {', '.join(sorted(given))} set, "
+                             f"{', '.join(h for h in TILE_HINTS if h not in given)} not",
+                             valid=f"all of {', '.join(TILE_HINTS)} in `schedule: {{mlir-cpu: ...}}`, or none")
+    dm, dn, vm, vn, vk = (int(given[h]) for h in TILE_HINTS)
+    return ("{compilation_info = #iree_codegen.compilation_info<lowering_config = #iree_cpu.lowering_config<"
+            f"distribution = [{dm}, {dn}, 0], vector_common_parallel = [{vm}, {vn}, 0], "
+            f"vector_reduction = [0, 0, {vk}]>, translation_info = #iree_codegen.translation_info<"
+            "pipeline = #iree_cpu.pipeline<DoubleTilingExpert>>>} ")
 
 
 def unpack(name, x) -> dict:

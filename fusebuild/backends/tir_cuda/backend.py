@@ -1,50 +1,46 @@
 """tir-cuda backend: TileLang kernels for Hopper, cross-built here into a host-loadable .so.
 
 Files in the build folder:
-  kernel.py     rendered TileLang prim_func (templates/tilelang/), one or more launches
-  plan.json     kernel parameters (graph tensor / workspace / alias) and each launch's tiles
-  kernel.cu     CUDA device code + TileLang's host wrapper (compile: lower.py in the tilelang env)
+  kernel.py     rendered TileLang: one @T.prim_func `main` (static M), or one per M range
+                (`m1_16`, `m17_32`, ...) of a dynamic-M artifact; each holds one or more launches
+  plan.json     kernel parameters (graph tensor / workspace / alias; "M" in a dynamic shape),
+                the parts (M ranges) and each launch's tiles
+  kernel.cu     CUDA device code + host wrapper (compile: lower.py in the tilelang env); for a
+                dynamic artifact the parts' wrappers + a `call` that dispatches by M
   lower.json    what lowering found: parameters, launches (grid, block, smem), TMA descriptors
   kernel.so     nvcc -arch sm_90a, cudart static, no libcuda (assemble)
   kernel.json   manifest the loader reads (loader.py): parameters, entry points, nvcc, ptxas
 
-What renders (graph.fuse() groups, recognized here; anything else is refused):
-  one matmul group          GEMM with its epilogue applied to the fp32 accumulator tile
-  SwiGLU                    two matmul groups sharing A (and K) where the second group's
-                            epilogue reads the first's output and nothing else does: ONE
-                            kernel with two accumulators (the A tile loaded once), the
-                            second epilogue (with the first substituted) on both; then,
-                            optionally, a GEMM that reads that result (the down projection)
-The epilogue text comes from the group's expression tree (graph.fold) and ops.j2.
+What renders: program.py (one GEMM + epilogue, or SwiGLU with an optional down GEMM); tiles:
+tiles.py (any M, N, K >= 1; swap-AB decode kernels for M <= 64); launch contexts: launch.py;
+the epilogue text comes from the group's expression tree (graph.fold) and ops.j2.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
-import math
 import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
-from ...errors import FusebuildError
 from ...fsutil import read_json
-from ...ir.graph import broadcast_index, fold, fuse
+from ...ir.graph import broadcast_index, fold
 from ..base import Backend as Base
 from ..base import Device, Rendered, Toolchain
 from ..templating import make_env, used_templates
-from ..text import graph_lines, header, shape_tuple
+from ..text import graph_lines, shape_tuple
+from . import launch
 from .env import TILELANG
-from .tiles import choose
+from .program import UnsupportedGraph, launches, m_dims, mnk, params, recognize  # noqa: F401 (re-exported)
+from .tiles import buckets, choose, m_bucket
 
 LOWER = Path(__file__).resolve().parent / "lower.py"
 ENV_COMMAND = "python -m fusebuild env create tilelang"
 NO_DEVICE = "built, not validated: no CUDA device"
 GPU_FIX = "fusebuild gpu-validate (on a machine with a Hopper GPU)"
 TOOL_TIMEOUT = 900           # seconds per TileLang lowering or nvcc run: a runaway fails its task, named
-DTYPES = ("bfloat16", "float16")
 NVCC_FLAGS = ["-std=c++20", "-O3", "-w", "-Xcudafe", "--diag_suppress=177", "--shared",
               "-gencode", "arch=compute_90a,code=sm_90a", "--compiler-options", "-fPIC",
               "-Xptxas", "--verbose", "-cudart", "static"]
@@ -57,10 +53,6 @@ FAST_MATH = ["--use_fast_math"]
 
 def nvcc_flags(hints: dict) -> list:
     return NVCC_FLAGS + (FAST_MATH if hints.get("fast_math") else [])
-
-
-class UnsupportedGraph(FusebuildError):
-    """A graph the tir-cuda target cannot render."""
 
 
 @functools.lru_cache(maxsize=None)
@@ -107,18 +99,28 @@ class Backend(Base):
 
     def schedule(self, build_dir) -> dict:
         plan = read_json(Path(build_dir) / "plan.json") or {}
-        return {"launches": [{"group": x["group"], "kind": x["kind"], "config": x["config"]}
-                             for x in plan.get("launches", [])]}
+        return {"launches": [{"group": x["group"], "kind": x["kind"], "config": x["config"],
+                              **({"part": x["part"]} if "part" in x else {})} for x in plan.get("launches", [])]}
 
     # --- render (pure text) -----------------------------------------------------------
     def render(self, job) -> Rendered:
+        """kernel.py + plan.json. Only names and numbers reach the text.
+
+        A dynamic graph (job.graph.dynamic == {"M": (lo, hi)}; its tensors hold M = hi): M
+        becomes TileLang's symbolic M (one artifact for every M in [lo, hi]). One prim_func
+        per M bucket (tiles.buckets, neighbours with equal configs merged); the .so's `call`
+        dispatches by M.
+        """
         graph, hints = job.graph, job.hints
+        # the one dynamic size tir-cuda takes is the rows of x (whatever the spec calls it): "M" here
+        ranges = list(graph.dynamic.values())
+        dynamic = {"M": ranges[0]} if len(ranges) == 1 else (graph.dynamic or None)
         env = make_env(self.template_folder)
         opmacros = env.get_template("ops.j2").module
         program = recognize(graph)
-        params = _params(graph, program)
-        pname = {p["tensor"]: p["name"] for p in params if p["role"] in ("input", "output", "workspace")}
-        reads = {p["alias_of_tensor"]: p["name"] for p in params if p["role"] == "alias"}
+        base = params(graph, program)
+        pname = {p["tensor"]: p["name"] for p in base if p["role"] in ("input", "output", "workspace")}
+        reads = {p["alias_of_tensor"]: p["name"] for p in base if p["role"] == "alias"}
 
         def call(op, args, attrs):
             return str(getattr(opmacros, op)(*args, dt="float32", **attrs))
@@ -136,24 +138,44 @@ class Backend(Base):
                 return f'T.cast({pname[name]}[{", ".join(idx)}], "float32")'
             return fold(expr, lambda: acc, load, call)
 
-        launches, plan_launches = [], []
-        for step in program:
-            if step[0] == "dual":
-                ctx, record = _dual(graph, step[1], step[2], hints, pname, epi)
-            else:
-                ctx, record = _gemm(graph, step[1], hints, pname, reads, epi, step[0])
-            launches.append(ctx)
-            plan_launches.append(record)
-            if "workspace" in record:          # split-K partial sums, before the outputs
-                ws = record["workspace"]
-                at = next(i for i, p in enumerate(params) if p["role"] == "output")
-                params.insert(at, {**ws, "role": "workspace", "tensor": None,
-                                   "comment": f"workspace: split-K partial sums of {record['group']}"})
+        m = mnk(graph, program[0])[0]
+        ranges = _ranges(graph, program, hints, m, dynamic)
+        parts, spaces = [], {}
+        for name, lo, hi, rep, configs in ranges:
+            mtext = "M" if dynamic else m
+            ctxs, records = [], []
+            for i, (step, cfg) in enumerate(zip(program, configs), 1):
+                if step[0] == "dual":
+                    ctx, record = launch.dual(graph, step[1], step[2], cfg, mtext, pname, epi, pname[step[2].output])
+                else:
+                    ctx, record, ws = launch.gemm(graph, step[1], cfg, mtext, pname, epi, step[0],
+                                                  reads.get(step[1].matmul.inputs[0]))
+                    if ws:
+                        spaces[ws["name"]] = max(ws["split_k"], spaces.get(ws["name"], (0,))[0]), ws
+                ctxs.append(dict(ctx, step=i))
+                records.append(dict(record, part=name))
+            # One prim_func per program step: TileLang 0.1.15 mis-sizes the shared memory of a second
+            # pipelined kernel in one prim_func when it cannot use TMA (odd K: 4x, past the limit).
+            funcs = ([{"name": name, "launches": ctxs}] if len(ctxs) == 1 else
+                     [{"name": f"{name}_s{i}", "launches": [c]} for i, c in enumerate(ctxs, 1)])
+            parts.append({"name": name, "lo": lo, "hi": hi, "rep": rep, "funcs": funcs, "records": records})
+        all_params = _with_workspaces(base, spaces)
+        mdims = m_dims(graph, program) if dynamic else {}
+        shown = [dict(p, shape=_symbolic(p, mdims)) for p in all_params]
         text = env.get_template("kernel.py.j2").render(
-            **dict(header(job, self.name), graph_lines=graph_lines(graph, attrs=False)), launches=launches,
-            params=[dict(p, shape_text=shape_tuple(p["shape"])) for p in params])
-        plan = {"params": [{k: v for k, v in p.items() if k != "comment"} for p in params],
-                "launches": plan_launches, "hints": hints}
+            dynamic=bool(dynamic), parts=parts, params=[dict(q, shape_text=shape_tuple(q["shape"])) for q in shown],
+            graph_lines=graph_lines(graph, attrs=False))
+        plan = {"params": [{k: v for k, v in p.items() if k != "comment"} for p in shown],
+                "parts": [{"name": p["name"], "lo": p["lo"], "hi": p["hi"], "rep": p["rep"],
+                           "funcs": [f["name"] for f in p["funcs"]]} for p in parts],
+                "launches": [r for p in parts for r in p["records"]], "hints": hints}
+        if dynamic:
+            plan["dynamic"] = {"M": [ranges[0][1], ranges[-1][2]]}
+        if any(k % 2 for _, _, _, k, _ in launches(graph, program)):
+            # odd K: rows of x / w are not even 4-byte aligned, so no TMA and no cp.async; TileLang
+            # 0.1.15 still emits a 2-byte cp.async for a one-row x tile (its codegen check then
+            # fails) unless both switches are off: plain guarded loads instead
+            plan["pass_configs"] = {"tl.enable_async_copy": False, "tirx.use_async_copy": False}
         return Rendered({"kernel.py": text, "plan.json": json.dumps(plan, indent=1) + "\n"}, used_templates(env))
 
     # --- compile / assemble / run: each writes its files into `dest` --------------------
@@ -209,154 +231,59 @@ class Backend(Base):
         return {n: outs[n].cpu() for n in graph.outputs}
 
 
-# --- recognizing what to render ---------------------------------------------------------
+# --- render helpers -------------------------------------------------------------------
 
 def _has_epilogue(expr, inline) -> bool:
     from ...ir.graph import Acc
     return not isinstance(expr, Acc) or bool(inline)
 
 
-def recognize(graph) -> list:
-    """[("gemm", group)] or [("dual", g1, g2)] (+ [("down", group)]); else UnsupportedGraph."""
-    shown = "; ".join(f"{g.output} = " + (f"matmul({', '.join(g.matmul.inputs)})" if g.matmul else "elementwise")
-                      + (f" + {len(g.nodes) - 1} fused op(s)" if len(g.nodes) > 1 else "") for g in fuse(graph))
-    valid = ("one matmul with a fused epilogue, or SwiGLU: two matmuls sharing A whose second epilogue "
-             "reads the first (optionally followed by one matmul of that result)")
-
-    def refuse(why):
-        raise UnsupportedGraph(f"tir-cuda cannot render this graph: {why} (fused groups: {shown})", valid=valid)
-
-    for name, t in graph.tensors.items():
-        if t.layout is not None:
-            refuse(f"tensor {name} has a layout ({t.layout.form}); tir-cuda reads row-major tensors only")
-        if t.dtype not in DTYPES:
-            refuse(f"tensor {name} is {t.dtype}; tir-cuda computes in {' or '.join(DTYPES)}")
-    if len({t.dtype for t in graph.tensors.values()}) > 1:
-        refuse("mixed dtypes")
-    groups = fuse(graph)
-    for g in groups:
-        if g.matmul is None:
-            refuse(f"{g.output} is elementwise work not fused into a matmul's epilogue")
-        if not g.matmul.attr["transpose_b"]:
-            refuse(f"{g.output}: matmul B must be in nn.Linear layout (transpose_b: true)")
-        if g.matmul.inputs[1] not in graph.inputs:
-            refuse(f"{g.output}: matmul B ({g.matmul.inputs[1]}) must be a graph input")
-    if len(groups) == 1:
-        _check_reads(graph, groups[0], refuse, allowed=())
-        return [("gemm", groups[0])]
-    g1, g2 = groups[0], groups[1]
-    if not _is_dual(graph, g1, g2):
-        refuse("more than one matmul group and the first two are not the SwiGLU pattern")
-    _check_reads(graph, g1, refuse, allowed=())
-    _check_reads(graph, g2, refuse, allowed=(g1.output,))
-    program = [("dual", g1, g2)]
-    if len(groups) == 3:
-        g3 = groups[2]
-        if g3.matmul.inputs[0] != g2.output or g2.output in graph.outputs:
-            refuse(f"{g3.output} must be a matmul of the SwiGLU result {g2.output}")
-        _check_reads(graph, g3, refuse, allowed=())
-        program.append(("down", g3))
-    elif len(groups) > 3:
-        refuse("more than three matmul groups")
-    return program
+def _ranges(graph, program, hints, m, dynamic) -> list:
+    """[(prim_func name, lo, hi, rep, [config per launch])]: one for a static M, else per M bucket."""
+    shapes = launches(graph, program)
+    if not dynamic:
+        return [("main", m, m, m_bucket(m), [choose(kind, m, n, k, hints, where) for kind, _, n, k, where in shapes])]
+    if set(dynamic) != {"M"}:
+        raise UnsupportedGraph(f"dynamic dimensions {sorted(dynamic)}: tir-cuda takes only M at run time",
+                               valid='dynamic={"M": (lo, hi)}')
+    lo, hi = dynamic["M"]
+    if not (isinstance(lo, int) and isinstance(hi, int) and 1 <= lo < hi):
+        raise UnsupportedGraph(f"dynamic M range [{lo}, {hi}]", valid="integers 1 <= lo < hi")
+    if not lo <= m <= hi:
+        raise UnsupportedGraph(f"the graph's M={m} is outside the dynamic range [{lo}, {hi}]",
+                               valid="a graph built at an M inside the range")
+    if m == 1 and any(len(graph.tensors[t].shape) == 2 and graph.tensors[t].shape[0] == 1 and t in graph.inputs
+                      for step in program for g in step[1:] for t in g.loads()):
+        raise UnsupportedGraph("a graph at M=1 cannot tell an epilogue operand's M rows from a broadcast row",
+                               valid="the graph at an M > 1 of the range")
+    out = []
+    for blo, bhi, rep in buckets(lo, hi):
+        configs = [choose(kind, rep, n, k, hints, where) for kind, _, n, k, where in shapes]
+        if out and out[-1][4] == configs:
+            out[-1] = (out[-1][0], out[-1][1], bhi, out[-1][3], configs)
+        else:
+            out.append((f"m{blo}_{bhi}", blo, bhi, rep, configs))
+    return [(f"m{o[1]}_{o[2]}", *o[1:]) for o in out]
 
 
-def _is_dual(graph, g1, g2) -> bool:
-    a1, a2 = g1.matmul.inputs[0], g2.matmul.inputs[0]
-    return (a1 == a2 and a1 in graph.inputs and g1.output in g2.loads() and g1.output not in graph.outputs
-            and graph.tensors[g1.output].shape == graph.tensors[g2.output].shape
-            and all(n in g2.nodes for n in graph.consumers(g1.output)))
+def _with_workspaces(base, spaces) -> list:
+    """Split-K partials (fp32 [split_k, M, N], the largest split_k of any part) before the outputs."""
+    out = list(base)
+    for name, (sk, ws) in spaces.items():
+        at = next(i for i, p in enumerate(out) if p["role"] == "output")
+        out.insert(at, {"name": name, "role": "workspace", "tensor": None, "shape": [sk, ws["M"], ws["N"]],
+                        "dtype": "float32", "m_dim": 1, "comment": f"workspace: split-K partial sums of {ws['group']}"})
+    return out
 
 
-def _check_reads(graph, g, refuse, allowed):
-    for name in g.loads():
-        if name not in graph.inputs and name not in allowed:
-            refuse(f"the epilogue of {g.output} reads the intermediate {name}")
-
-
-def _params(graph, program) -> list:
-    """Kernel parameters: graph inputs, workspaces (+ read aliases), graph outputs."""
-    t = graph.tensors
-    ps = [{"name": f"t_{n}", "role": "input", "tensor": n, "shape": list(t[n].shape), "dtype": t[n].dtype,
-           "comment": f"input {n}"} for n in graph.inputs]
-    for step in program:
-        if step[0] == "dual" and program[-1][0] == "down":
-            h = step[2].output
-            # One TMA descriptor per buffer per prim_func (TileLang 0.1.15): the launch that
-            # reads h gets its own parameter (same pointer, passed twice by the loader).
-            ps.append({"name": f"ws_{h}", "role": "workspace", "tensor": h, "shape": list(t[h].shape),
-                       "dtype": t[h].dtype, "comment": f"workspace: {h}, written by launch 1"})
-            ps.append({"name": f"ws_{h}_in", "role": "alias", "alias_of": f"ws_{h}", "alias_of_tensor": h,
-                       "tensor": h, "shape": list(t[h].shape), "dtype": t[h].dtype,
-                       "comment": f"the same buffer as ws_{h}, read by launch 2"})
-    ps += [{"name": f"t_{n}", "role": "output", "tensor": n, "shape": list(t[n].shape), "dtype": t[n].dtype,
-            "comment": f"output {n}"} for n in graph.outputs]
-    return ps
-
-
-
-def _comment(g) -> str:
-    return " ; ".join(f"{n.output} = {n.op}({', '.join(n.inputs)})" for n in g.nodes)
-
-
-def _gemm(graph, g, hints, pname, reads, epi, kind):
-    a, b = g.matmul.inputs
-    m, n = graph.tensors[g.output].shape
-    k = graph.tensors[a].shape[1]
-    cfg = choose("down" if kind == "down" else "gemm", m, n, k, hints, f"matmul {g.output}")
-    bm, bn, sk = cfg.block_M, cfg.block_N, cfg.split_k
-    dtype = graph.tensors[g.output].dtype
-    g_ctx = {"am": bm, "an": bn, "bk": cfg.block_K, "k_iters": k // sk // cfg.block_K, "stages": cfg.num_stages,
-             "dtype": graph.tensors[a].dtype, "policy": cfg.policy,
-             "k_base": f"bz * {k // sk} + " if sk > 1 else ""}
-    smem_loads, smem = [], {}
-    if cfg.mode == "direct":
-        g_ctx.update(a_rows=f"by * {bm}", b_rows=f"bx * {bn}")
-        grid, m_pad = [n // bn, m // bm, sk], m
-        row, col = f"by * {bm} + i", f"bx * {bn} + j"
-        if cfg.bias_smem and sk == 1:
-            for name in g.loads():
-                if graph.tensors[name].shape == (n,):
-                    smem[name] = f"S_{name}"
-                    smem_loads.append({"name": f"S_{name}", "size": bn, "dtype": graph.tensors[name].dtype,
-                                       "src": pname[name], "offset": f"bx * {bn}"})
-    else:
-        g_ctx.update(a_rows=f"bx * {bm}", b_rows=f"by * {bn}")
-        grid, m_pad = [n // bm, -(-m // bn), sk], -(-m // bn) * bn
-        row, col = f"by * {bn} + j", f"bx * {bm} + i"
-    ctx = {"kind": "gemm", "mode": cfg.mode, "grid": grid, "threads": cfg.threads, "swizzle": cfg.swizzle_panel,
-           "annotations": cfg.annotations(), "smem_loads": smem_loads, "g": g_ctx, "split_k": sk, "M": m,
-           "A": reads.get(a, pname[a]), "B": pname[b], "Y": pname[g.output], "out_dtype": dtype,
-           "comment": _comment(g), "config": cfg.short(),
-           "epi": epi(g.expr, "C_l[i, j]", row, col, smem) if sk == 1 else None}
-    record = {"kind": kind, "group": g.output, "M": m, "N": n, "K": k, "config": dataclasses.asdict(cfg)}
-    if sk > 1:
-        part = f"ws_part_{g.output}"
-        rn = next(x for x in (256, 128, 64) if n % x == 0)
-        rm = math.gcd(m, 4)
-        ctx["Part"] = part
-        ctx["r"] = {"grid": [n // rn, m // rm], "rm": rm, "rn": rn,
-                    "epi": epi(g.expr, "R_l[i, j]", f"ry * {rm} + i", f"rx * {rn} + j")}
-        record["workspace"] = {"name": part, "shape": [sk, m_pad, n], "dtype": "float32"}
-    return ctx, record
-
-
-def _dual(graph, g1, g2, hints, pname, epi):
-    x, w1 = g1.matmul.inputs
-    w2 = g2.matmul.inputs[1]
-    m, n = graph.tensors[g2.output].shape
-    k = graph.tensors[x].shape[1]
-    cfg = choose("dual", m, n, k, hints, f"the dual gate/up kernel of {g1.output}, {g2.output}")
-    bm, bn = cfg.block_M, cfg.block_N
-    row, col = f"by * {bm} + i", f"bx * {bn} + j"
-    first = epi(g1.expr, "C1_l[i, j]", row, col) or "C1_l[i, j]"
-    g_ctx = {"am": bm, "an": bn, "bk": cfg.block_K, "k_iters": k // cfg.block_K, "stages": cfg.num_stages,
-             "dtype": graph.tensors[x].dtype, "policy": cfg.policy}
-    ctx = {"kind": "dual", "grid": [n // bn, m // bm], "threads": cfg.threads, "swizzle": cfg.swizzle_panel,
-           "annotations": cfg.annotations(), "smem_loads": [], "g": g_ctx, "A": pname[x], "B1": pname[w1],
-           "B2": pname[w2], "Y": pname[g2.output], "out_dtype": graph.tensors[g2.output].dtype,
-           "comment": f"{_comment(g1)} | {_comment(g2)} (two accumulators, one A tile)", "config": cfg.short(),
-           "epi": epi(g2.expr, "C2_l[i, j]", row, col, inline={g1.output: first})}
-    record = {"kind": "dual", "group": g2.output, "first": g1.output, "M": m, "N": n, "K": k,
-              "config": dataclasses.asdict(cfg)}
-    return ctx, record
+def _symbolic(p, mdims) -> list:
+    """A parameter's shape with its M dimension written as "M" in a dynamic artifact."""
+    shape = list(p["shape"])
+    if p.get("m_dim") is not None:
+        if mdims:
+            shape[p["m_dim"]] = "M"
+        return shape
+    dim = mdims.get(p.get("alias_of_tensor") or p.get("tensor"))
+    if dim is not None:
+        shape[dim] = "M"
+    return shape

@@ -2,13 +2,21 @@
 
 The .so links cudart statically and resolves the driver's cuTensorMapEncodeTiled through
 cudaGetDriverEntryPoint, so it needs no libcuda at build time; TMA descriptors are encoded
-inside `call` from the actual pointers. Workspaces (and their read aliases: the same
-pointer passed twice) are allocated here from the manifest.
+inside `call` from the actual pointers (which must be 16-byte aligned: checked here).
+Workspaces (and their read aliases: the same pointer passed twice) are allocated here from
+the manifest.
+
+Dynamic M: a parameter shape may hold "M" (manifest "dynamic": {"M": [lo, hi]}). The call
+takes M from the tensors' shapes (all must agree, lo <= M <= hi), passes it as the `int M`
+argument TileLang's host wrapper expects after the pointers, and sizes workspaces for the
+largest M seen so far (a larger buffer serves a smaller M: the kernels index by M; the
+smaller ones stay allocated, since launchers from `bind` may hold their pointers).
 """
 from __future__ import annotations
 
 import ctypes
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -31,13 +39,41 @@ class Artifact:
             raise RuntimeError(f"{self.name}: init failed: {self.lib.get_last_error().decode()}")
         self.params = self.manifest["params"]
         self.tensor_params = [q for q in self.params if q["role"] in ("input", "output")]
-        self.workspaces = {q["name"]: torch.empty(q["shape"], dtype=_DT[q["dtype"]], device=self.device)
-                           for q in self.params if q["role"] == "workspace"}
-        self.lib.call.argtypes = [ctypes.c_void_p] * (len(self.params) + 1)
+        self.range = (self.manifest.get("dynamic") or {}).get("M")
+        self.workspaces, self._ws_m, self._retired = {}, 0, []
+        if not self.range:
+            self._workspaces(None)
+        self.lib.call.argtypes = ([ctypes.c_void_p] * len(self.params) + ([ctypes.c_int] if self.range else [])
+                                  + [ctypes.c_void_p])
 
-    def _pointers(self, tensors) -> list:
+    def _workspaces(self, m):
+        if self.range and m <= self._ws_m:
+            return
+        self._retired.append(self.workspaces)    # launchers from bind() may still point into them
+        self.workspaces = {q["name"]: torch.empty([m if d == "M" else d for d in q["shape"]], dtype=_DT[q["dtype"]],
+                                                  device=self.device)
+                           for q in self.params if q["role"] == "workspace"}
+        self._ws_m = m or 0
+
+    def _bind_m(self, tensors):
+        """The run-time M of a dynamic artifact, read off the tensors' shapes (None if static)."""
+        if not self.range:
+            return None
+        seen = {t.shape[q["shape"].index("M")] for q, t in zip(self.tensor_params, tensors)
+                if "M" in q["shape"] and len(t.shape) == len(q["shape"])}
+        if len(seen) != 1:
+            raise ValueError(f"{self.name}: the tensors disagree on M: {sorted(seen)}")
+        m = seen.pop()
+        lo, hi = self.range
+        if not lo <= m <= hi:
+            raise ValueError(f"{self.name}: M={m} is outside this artifact's range [{lo}, {hi}]")
+        self._workspaces(m)
+        return m
+
+    def _pointers(self, tensors) -> tuple:
         if len(tensors) != len(self.tensor_params):
             raise TypeError(f"{self.name}: expected {[q['name'] for q in self.tensor_params]}")
+        m = self._bind_m(tensors)
         it, ptrs = iter(tensors), []
         for q in self.params:
             if q["role"] == "workspace":
@@ -46,26 +82,37 @@ class Artifact:
                 ptrs.append(self.workspaces[q["alias_of"]].data_ptr())
             else:
                 t = next(it)
-                if list(t.shape) != q["shape"] or t.dtype != _DT[q["dtype"]] or not t.is_contiguous() or not t.is_cuda:
-                    raise ValueError(f"{self.name}: {q['name']} expects contiguous cuda {q['dtype']}{q['shape']}, "
+                shape = [m if d == "M" else d for d in q["shape"]]
+                if list(t.shape) != shape or t.dtype != _DT[q["dtype"]] or not t.is_contiguous() or not t.is_cuda:
+                    raise ValueError(f"{self.name}: {q['name']} expects contiguous cuda {q['dtype']}{shape}, "
                                      f"got {t.dtype}{list(t.shape)} on {t.device}")
+                if t.data_ptr() % 16:
+                    raise ValueError(f"{self.name}: {q['name']} starts at an address that is not 16-byte aligned "
+                                     f"(TMA needs it): pass a fresh tensor or .clone() the view")
                 ptrs.append(t.data_ptr())
-        return ptrs
+        return ptrs, m
+
+    def _args(self, tensors) -> list:
+        ptrs, m = self._pointers(tensors)
+        return [ctypes.c_void_p(p) for p in ptrs] + ([ctypes.c_int(m)] if self.range else [])
 
     def __call__(self, *tensors, stream=None):
         """tensors: the input and output parameters in manifest order."""
         s = (stream or torch.cuda.current_stream(self.device)).cuda_stream
-        if self.lib.call(*self._pointers(tensors), s) != 0:
+        if self.lib.call(*self._args(tensors), ctypes.c_void_p(s)) != 0:
             raise RuntimeError(f"{self.name}: call failed: {self.lib.get_last_error().decode()}")
 
     def bind(self, *tensors, stream=None):
-        """A zero-argument launcher with the pointers resolved once (hot loops, benchmarks)."""
-        args = [ctypes.c_void_p(p) for p in self._pointers(tensors)]
-        call, err, name = self.lib.call, self.lib.get_last_error, self.name
-        dev, cur = self.device, torch.cuda.current_stream
+        """A zero-argument launcher with the pointers (and M) resolved once (hot loops, benchmarks)."""
+        args = self._args(tensors)
+        call, err, name, dev = self.lib.call, self.lib.get_last_error, self.name, self.device
+        cur = torch.cuda.current_stream
 
         def launch():   # the stream is looked up per call, so CUDA-graph capture on a side stream works
             s = stream.cuda_stream if stream is not None else cur(dev).cuda_stream
             if call(*args, ctypes.c_void_p(s)) != 0:
                 raise RuntimeError(f"{name}: call failed: {err().decode()}")
         return launch
+
+    def workspace_bytes(self) -> int:
+        return sum(math.prod(w.shape) * w.element_size() for w in self.workspaces.values())

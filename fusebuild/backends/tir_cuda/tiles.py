@@ -1,18 +1,34 @@
-"""Tile configurations of tir-cuda GEMM launches: tuned defaults by shape class, spec hints, fitting.
+"""Tile configurations of tir-cuda launches: shape buckets, defaults, hints and their checks.
 
-The defaults are the per-shape-class winners of the TileLang prototype's sweeps on an H100
-(bf16, 132 SMs; the sweep scripts were not kept):
-  M >= 1024        direct 128x256x64, 3 stages, 256 threads, swizzle 10, bias in smem;
-                   N = 14336 at M = 1024: 128x224 tiles (512 tiles = 3.9 waves of 132
-                   CTAs instead of 448 = 3.4: less wave-quantisation loss)
-  64 <= M < 1024   N >= 8192: direct 128x112x64, 4 stages (more CTAs than SMs);
-                   K >= 8192: direct 128x128x64 split-K 4; else 64x128x64 split-K 2
-  M < 64           swap-AB 64x16x128, 6 stages (W on the wgmma M side, the few rows of x on
-                   its N side); split-K 2 unless N >= 8192
-  SwiGLU gate/up   M >= 1024: 128x128x64, 4 stages, 256 threads; else 128x64x64, two CTAs
-                   per SM (setmaxnreg 24/232) so one CTA's epilogue overlaps the other's MMAs
-A config that does not divide the shape is fitted (smaller tiles, less split-K, swap-AB
-for ragged M); explicit spec hints are used as given and must divide the shape.
+Pure Python (no TileLang, no torch): `fusebuild check` calls `check_hints` when a spec loads.
+
+A launch is one of three kinds: "gemm" (one GEMM + its epilogue), "dual" (SwiGLU gate/up: two
+accumulators sharing each x tile) and "down" (a GEMM of the dual's result). Its `TileConfig`:
+  mode        "direct": x rows on the wgmma M side (prefill, M > 64);
+              "swap_ab": W rows on the wgmma M side, the few rows of x on its N side (decode:
+              each W tile is read once, by one CTA, and multiplied by all rows of x)
+  block_M     rows on the wgmma M side (x rows in direct mode, W rows in swap_ab)
+  block_N     rows on the wgmma N side (W rows in direct mode, x rows in swap_ab)
+  block_K, num_stages, threads (consumer threads; TileLang adds a 128-thread TMA producer),
+  split_k (K slices in CTAs along z, fp32 partials, one reduce launch applies the epilogue),
+  swizzle_panel, policy, min_blocks (CTAs per SM: bounds smem and registers), bias_smem.
+
+Tails: every M, N, K >= 1 is legal. Grids are ceil-divided and TileLang 0.1.15 predicates what
+falls outside a buffer: TMA loads zero-fill out-of-bounds boxes, TMA stores clip, and where a
+global stride is not 16-byte aligned (odd K for x and w, odd N for y) it lowers T.copy to
+guarded element copies instead of TMA (seen in the lowered CUDA; tests pin it). Zero-filled K
+tails add nothing to the accumulators. Epilogue reads are guarded by TileLang's safe-access
+pass, and our own element stores carry explicit row/column guards.
+
+Shape buckets: a config depends on M only through m_bucket(M): 16, 32, 64 for decode (M <= 64),
+else the next power of two >= 128. A dynamic-M artifact builds one kernel per bucket its range
+crosses (merging neighbours with equal configs) and picks one at run time by M, so at every M
+it runs exactly the kernel the static artifact of that M runs.
+
+Defaults come from the TileLang prototype's H100 sweeps (proto_tilelang/results/) for M >= 128
+with N, K in {4096, 14336}; a CTA-count model (`_fill`) replaces them only where they would
+leave most SMs idle (small N or M). Every config is data: `candidates()` lists what a tuner
+may try; `check_hints` says why a hinted config cannot run and what would.
 """
 from __future__ import annotations
 
@@ -21,128 +37,362 @@ from dataclasses import dataclass
 
 from ...errors import FusebuildError
 
+NUM_SMS = 132                       # H100 / H200 SXM
+SMEM_PER_SM = 227 * 1024            # dynamic shared memory one SM can give its CTAs (sm_90)
+MAX_ACC_PER_THREAD = 128            # fp32 accumulators per consumer thread before spilling
+DECODE_MAX = 64                     # M <= this: the swap-AB (decode) path
+KINDS = ("gemm", "dual", "down")
+
 
 class TileError(FusebuildError):
-    """A tile configuration that does not fit a GEMM's shape."""
+    """A tile configuration that cannot run a launch of the given shape."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a hinted config cannot run: the hint to change, the rule, what would apply."""
+    hint: str | None
+    message: str
+    valid: str = ""
+
+    def __str__(self) -> str:
+        return self.message + (f" (valid: {self.valid})" if self.valid else "")
 
 
 @dataclass(frozen=True)
 class TileConfig:
-    mode: str = "direct"        # "direct" | "swap_ab"
-    block_M: int = 128          # direct: rows of x per tile; swap_ab: rows of w per tile
-    block_N: int = 256          # direct: rows of w per tile; swap_ab: rows of x per tile
+    mode: str = "direct"
+    block_M: int = 128
+    block_N: int = 256
     block_K: int = 64
     num_stages: int = 3
     threads: int = 256
     split_k: int = 1
-    swizzle_panel: int = 0      # 0: off, else T.use_swizzle(panel)
-    policy: str = "Square"      # T.GemmWarpPolicy.<policy>
-    min_blocks: int = 0         # >0: T.annotate_min_blocks_per_sm
-    producer_regs: int = 0
-    consumer_regs: int = 0
-    bias_smem: bool = False     # stage 1-D epilogue operands (bias) in shared memory (direct mode)
+    swizzle_panel: int = 0
+    policy: str = "Square"
+    min_blocks: int = 0             # 0: TileLang's default (one CTA per SM for warp-specialized kernels)
+    bias_smem: bool = False         # stage 1-D epilogue operands (bias) in shared memory (direct, no split-K)
 
     def short(self) -> str:
         s = f"{self.mode}_{self.block_M}x{self.block_N}x{self.block_K}_s{self.num_stages}_t{self.threads}_{self.policy}"
         s += f"_sk{self.split_k}" if self.split_k > 1 else ""
         s += f"_sw{self.swizzle_panel}" if self.swizzle_panel else ""
-        s += f"_mb{self.min_blocks}r{self.producer_regs}-{self.consumer_regs}" if self.min_blocks else ""
+        s += f"_mb{self.min_blocks}" if self.min_blocks else ""
         return s + ("_bs" if self.bias_smem else "")
 
+    def registers(self) -> tuple:
+        """(producer, consumer) setmaxnreg counts for `min_blocks` CTAs per SM, or (0, 0) for TileLang's.
+
+        TileLang raises the consumers to 240 registers by default; with two CTAs per SM that asks
+        for more than the producers free and the consumers stall, so the split is computed: the
+        per-thread cap of `min_blocks` CTAs of (threads + 128) threads, producers down to 24.
+        """
+        if self.min_blocks <= 1:
+            return 0, 0
+        total = self.threads + 128
+        cap = 65536 // (self.min_blocks * total) // 8 * 8
+        consumer = min(240, (cap * total - 24 * 128) // self.threads // 8 * 8)
+        return 24, consumer
+
     def annotations(self) -> list:
-        out = [f"T.annotate_min_blocks_per_sm({self.min_blocks})"] if self.min_blocks else []
-        out += [f"T.annotate_producer_reg_dealloc({self.producer_regs})"] if self.producer_regs else []
-        out += [f"T.annotate_consumer_reg_alloc({self.consumer_regs})"] if self.consumer_regs else []
+        out = [f"T.annotate_min_blocks_per_sm({self.min_blocks})"] if self.min_blocks > 1 else []
+        producer, consumer = self.registers()
+        if producer:
+            out += [f"T.annotate_producer_reg_dealloc({producer})", f"T.annotate_consumer_reg_alloc({consumer})"]
         return out
+
+    def k_tiles(self, K: int) -> int:
+        return -(-K // self.block_K)
+
+    def k_iters(self, K: int) -> int:
+        """K iterations of one split (the last split may run past K: zero-filled)."""
+        return -(-self.k_tiles(K) // self.split_k)
+
+    def grid(self, M: int, N: int) -> tuple:
+        if self.mode == "swap_ab":
+            return -(-N // self.block_M), -(-M // self.block_N), self.split_k
+        return -(-N // self.block_N), -(-M // self.block_M), self.split_k
+
+    def smem(self, dual: bool = False) -> int:
+        """Bytes of shared memory of the K pipeline (the epilogue's staging tile reuses it)."""
+        b_rows = self.block_N * (2 if dual and self.mode == "direct" else 1)
+        a_rows = self.block_M * (2 if dual and self.mode == "swap_ab" else 1)
+        return self.num_stages * (a_rows + b_rows) * self.block_K * 2 + 1024
 
 
 C = TileConfig
-_FIELDS = {"block_m": "block_M", "block_n": "block_N", "block_k": "block_K", "stages": "num_stages",
-           "threads": "threads", "split_k": "split_k", "swizzle": "swizzle_panel"}
+
+# hint name (after the kind's prefix) -> TileConfig field; `swap_ab: 1` / `direct: 1` pick the mode
+FIELDS = {"block_m": "block_M", "block_n": "block_N", "block_k": "block_K", "stages": "num_stages",
+          "threads": "threads", "split_k": "split_k", "swizzle": "swizzle_panel", "min_blocks": "min_blocks"}
+MODE_HINTS = ("swap_ab", "direct")
+PREFIX = {"gemm": "", "down": "", "dual": "dual_"}
+GLOBAL_HINTS = ("fast_math",)
 
 
-def default_gemm(M: int, N: int, K: int) -> TileConfig:
-    if M >= 1024:
-        bn = 224 if (N == 14336 and M == 1024) else 256
-        return C("direct", 128, bn, 64, 3, 256, 1, 10, "Square", bias_smem=True)
-    if M >= 64:
-        if N >= 8192:
-            return C("direct", 128, 112, 64, 4, 256, 1, 0, "FullRow", bias_smem=True)
-        if K >= 8192:
-            return C("direct", 128, 128, 64, 4, 256, 4, 0, "FullRow")
-        return C("direct", 64, 128, 64, 4, 128, 2, 0, "Square")
-    return C("swap_ab", 64, 16, 128, 6, 128, 1 if N >= 8192 else 2, 0, "Square")
+def hint_names() -> tuple:
+    """Every schedule hint tir-cuda reads (the TARGETS table in fusebuild/backends lists the same)."""
+    plain = [*FIELDS, *MODE_HINTS]
+    dual = [f"dual_{h}" for h in plain if h != "split_k"]
+    return (*plain, *dual, *GLOBAL_HINTS)
 
 
-def default_dual(M: int, N: int, K: int) -> TileConfig:
-    if M >= 1024:
-        return C("direct", 128, 128, 64, 4, 256, 1, 10, "FullRow")
-    return C("direct", 128, 64, 64, 3, 128, 1, 0, "Square", 2, 24, 232)
+# --- shape buckets ------------------------------------------------------------------------
+
+def m_bucket(M: int) -> int:
+    """The M a config is chosen for: 16/32/64 for decode, else the next power of two >= 128."""
+    if M <= DECODE_MAX:
+        return 16 if M <= 16 else 32 if M <= 32 else 64
+    return max(128, 1 << (M - 1).bit_length())
 
 
-def default_down(M: int, N: int, K: int) -> TileConfig:
-    if 64 <= M < 1024 and K >= 8192:
-        return C("direct", 128, 128, 64, 4, 256, 2, 0, "FullRow")
-    return dataclasses.replace(default_gemm(M, N, K), bias_smem=False)
-
-
-def with_hints(cfg: TileConfig, hints: dict, prefix: str = "") -> TileConfig:
-    changes = {_FIELDS[k[len(prefix):]]: v for k, v in hints.items()
-               if k.startswith(prefix) and k[len(prefix):] in _FIELDS and (prefix or not k.startswith("dual_"))}
-    if not prefix and hints.get("swap_ab"):
-        changes["mode"] = "swap_ab"
-    return dataclasses.replace(cfg, **changes) if changes else cfg
-
-
-def problems(cfg: TileConfig, M: int, N: int, K: int, dual: bool = False) -> list:
-    """Why `cfg` cannot compute an M x N x K GEMM (empty if it can)."""
-    out = []
-    if cfg.mode not in ("direct", "swap_ab") or (dual and cfg.mode != "direct"):
-        out.append(f"mode {cfg.mode} (valid: direct{'' if dual else ', swap_ab'})")
-    rows_w = cfg.block_M if cfg.mode == "swap_ab" else cfg.block_N
-    if N % rows_w:
-        out.append(f"N={N} is not a multiple of the weight tile {rows_w}")
-    if cfg.mode == "direct" and M % cfg.block_M:
-        out.append(f"M={M} is not a multiple of block_m={cfg.block_M}")
-    if dual and cfg.split_k != 1:
-        out.append("split_k must be 1 for the dual gate/up kernel")
-    if K % (cfg.split_k * cfg.block_K):
-        out.append(f"K={K} is not a multiple of split_k*block_k={cfg.split_k}*{cfg.block_K}")
-    if cfg.split_k > 1 and N % 64:
-        out.append(f"split-K reduce needs N % 64 == 0, got N={N}")
+def buckets(lo: int, hi: int) -> list:
+    """[(lo, hi, rep)]: the M buckets that cover [lo, hi], each with the M its config is chosen for."""
+    out, m = [], lo
+    while m <= hi:
+        rep = m_bucket(m)
+        top = min(hi, rep)
+        out.append((m, top, rep))
+        m = top + 1
     return out
 
 
-def fit(cfg: TileConfig, M: int, N: int, K: int, dual: bool = False) -> TileConfig:
-    """The nearest config that divides the shape (defaults only; hints are checked, not fitted)."""
-    if cfg.mode == "direct" and M % cfg.block_M:
-        if M % 64 == 0:
-            cfg = dataclasses.replace(cfg, block_M=64, block_N=128, threads=128, policy="Square", num_stages=4,
-                                      min_blocks=0, producer_regs=0, consumer_regs=0)
-        elif not dual:
-            cfg = C("swap_ab", 64, 16, 128, 4, 128, cfg.split_k, 0, "Square")
-    rows_w = "block_M" if cfg.mode == "swap_ab" else "block_N"
-    if N % getattr(cfg, rows_w):
-        for n in (256, 224, 128, 112, 64):
-            if n <= getattr(cfg, rows_w) and N % n == 0:
-                cfg = dataclasses.replace(cfg, **{rows_w: n})
-                break
-    while cfg.split_k > 1 and K % (cfg.split_k * cfg.block_K):
-        cfg = dataclasses.replace(cfg, split_k=cfg.split_k // 2)
-    if K % cfg.block_K and K % 64 == 0:
-        cfg = dataclasses.replace(cfg, block_K=64)
-    return cfg
+# --- defaults -------------------------------------------------------------------------------
+
+def _decode(rep: int, N: int, K: int, dual: bool) -> TileConfig:
+    """Swap-AB for M <= 64: 64 W rows per CTA, all rows of x on the wgmma N side, two CTAs per SM
+    and 64-wide K tiles in as many stages as fit (measured on an H200 at 16 x 14336 x 4096: 3.78 TB/s
+    of weights, 90% of its copy bandwidth, against 3.54-3.66 with one CTA per SM or 128-wide K
+    tiles), and split-K only where N gives too few CTAs to keep the memory system busy."""
+    rows, bk = 64, 64
+    per_stage = ((2 if dual else 1) * rows + rep) * bk * 2
+    stages = max(2, min(8, (SMEM_PER_SM // 2 - 1024) // per_stage))
+    tiles, k_tiles, sk = -(-N // rows), -(-K // bk), 1
+    while not dual and tiles * sk < 0.75 * NUM_SMS and k_tiles // (2 * sk) >= 4 and sk < 8:
+        sk *= 2
+    return C("swap_ab", rows, rep, bk, min(stages, -(-k_tiles // sk)), 128, sk, 0, "Square", 2)
+
+
+def _tiled_gemm(rep: int, N: int, K: int) -> TileConfig:
+    if rep >= 1024:
+        bn = 224 if (N == 14336 and rep == 1024) else 256
+        return C("direct", 128, bn, 64, 3, 256, 1, 10, "Square", bias_smem=True)
+    if N >= 8192:
+        return C("direct", 128, 112, 64, 4, 256, 1, 0, "FullRow", bias_smem=True)
+    if K >= 8192:
+        return C("direct", 128, 128, 64, 4, 256, 4, 0, "FullRow")
+    return C("direct", 64, 128, 64, 4, 128, 2, 0, "Square")
+
+
+def default(kind: str, M: int, N: int, K: int) -> TileConfig:
+    """The config a launch gets without hints (depends on M only through m_bucket)."""
+    rep = m_bucket(M)
+    if rep <= DECODE_MAX:
+        return _decode(rep, N, K, dual=kind == "dual")
+    if kind == "dual":
+        cfg = (C("direct", 128, 128, 64, 4, 256, 1, 10, "FullRow") if rep >= 1024
+               else C("direct", 128, 64, 64, 3, 128, 1, 0, "Square", 2))
+        return _fit_k(cfg, K)
+    if kind == "down" and rep < 1024 and K >= 8192:
+        cfg = C("direct", 128, 128, 64, 4, 256, 2, 0, "FullRow")
+    else:
+        cfg = _tiled_gemm(rep, N, K)
+        cfg = dataclasses.replace(cfg, bias_smem=cfg.bias_smem and kind == "gemm")
+    gx, gy, _ = cfg.grid(rep, N)
+    if cfg.split_k > 1 and gx * gy >= NUM_SMS:      # enough CTAs without split-K: skip its reduce
+        cfg = dataclasses.replace(cfg, split_k=1)
+    return _fill(_fit_k(cfg, K), rep, N, K)
+
+
+def _fit_k(cfg: TileConfig, K: int) -> TileConfig:
+    """Short K: fewer splits (each split keeps >= 2 tiles) and no more stages than iterations."""
+    sk = cfg.split_k
+    while sk > 1 and cfg.k_tiles(K) < 2 * sk:
+        sk //= 2
+    cfg = dataclasses.replace(cfg, split_k=sk)
+    return dataclasses.replace(cfg, num_stages=max(1, min(cfg.num_stages, cfg.k_iters(K))))
+
+
+# Relative tensor-core efficiency of a tile shape (smaller tiles re-read more per FLOP); a coarse
+# model for `_fill`, not a measurement: a tuner replaces it (issue 13).
+_EFF = {(128, 256): 1.0, (128, 224): 0.98, (128, 128): 0.92, (128, 112): 0.9, (128, 64): 0.8,
+        (64, 256): 0.85, (64, 128): 0.8, (64, 112): 0.78, (64, 64): 0.65}
+_PER_SM_FLOPS = 650e12 / NUM_SMS    # what one SM sustains on a good tile (bf16, ~power-capped clock)
+
+
+def estimate_seconds(cfg: TileConfig, M: int, N: int, K: int) -> float:
+    """Rough time of a direct-mode config: full waves of CTAs, each at its tile's efficiency, plus
+    the split-K reduce (a launch and the fp32 partials' round trip)."""
+    gx, gy, gz = cfg.grid(M, N)
+    per_sm = max(1, cfg.min_blocks)
+    waves = -(-(gx * gy * gz) // (NUM_SMS * per_sm))
+    eff = _EFF.get((cfg.block_M, cfg.block_N), 0.6)
+    t = waves * 2 * cfg.block_M * cfg.block_N * cfg.k_iters(K) * cfg.block_K * per_sm / (_PER_SM_FLOPS * eff)
+    if cfg.split_k > 1:
+        t += 3e-6 + M * N * (4 * cfg.split_k + 2) / 3e12
+    return t
+
+
+def _fill(cfg: TileConfig, rep: int, N: int, K: int) -> TileConfig:
+    """Keep the tuned config unless it leaves more than half the SMs idle; then take the candidate
+    the model says is fastest (only if >= 15% faster)."""
+    gx, gy, gz = cfg.grid(rep, N)
+    if gx * gy * gz >= NUM_SMS // 2:
+        return cfg
+    best, best_t = cfg, estimate_seconds(cfg, rep, N, K) / 1.15
+    for bm, bn in ((128, 256), (128, 128), (128, 112), (128, 64), (64, 128), (64, 112), (64, 64)):
+        for sk in (1, 2, 4):
+            cand = _fit_k(C("direct", bm, bn, 64, 4, 128 if bm == 64 else 256, sk, 0,
+                            "Square" if bm == 64 else "FullRow", bias_smem=cfg.bias_smem and sk == 1), K)
+            if cand.split_k != sk:
+                continue
+            t = estimate_seconds(cand, rep, N, K)
+            if t < best_t:
+                best, best_t = cand, t
+    return best
+
+
+def candidates(kind: str, M: int, N: int, K: int) -> list:
+    """Configs a tuner may measure for this launch (the default first); each passes check_config."""
+    base = default(kind, M, N, K)
+    out = [base]
+    if base.mode == "swap_ab":       # one or two CTAs per SM, split-K or not, K tile
+        for mb in (1, 2):
+            for bk in (64, 128):
+                for sk in ((1,) if kind == "dual" else (1, 2, 4, 8)):
+                    c = dataclasses.replace(base, min_blocks=mb, block_K=bk, split_k=sk, num_stages=8)
+                    out.append(_fit_stages(_fit_k(c, K), K, kind == "dual"))
+    else:
+        for bm, bn, th in ((128, 256, 256), (128, 128, 256), (128, 112, 256), (64, 128, 128)):
+            for sk in ((1,) if kind == "dual" else (1, 2, 4)):
+                out.append(_fit_k(dataclasses.replace(base, block_M=bm, block_N=bn, threads=th, split_k=sk,
+                                                      bias_smem=base.bias_smem and sk == 1), K))
+    seen, unique = set(), []
+    for c in out:
+        if c not in seen and not check_config(c, kind, M, N, K):
+            seen.add(c)
+            unique.append(c)
+    return unique
+
+
+def config_hints(cfg: TileConfig, prefix: str = "") -> dict:
+    """Schedule hints that select `cfg` for a launch whose hints carry `prefix` ("" or "dual_")."""
+    out = {prefix + ("swap_ab" if cfg.mode == "swap_ab" else "direct"): 1}
+    for hint, field in FIELDS.items():
+        if getattr(cfg, field) and not (prefix and hint == "split_k"):
+            out[prefix + hint] = getattr(cfg, field)
+    return out
+
+
+# --- hints and checks -------------------------------------------------------------------------
+
+def _hinted(kind: str, M: int, N: int, K: int, hints: dict):
+    """(config, the hints that set it, problems found while applying them)."""
+    prefix = PREFIX[kind]
+    mine = {k[len(prefix):]: v for k, v in hints.items() if k.startswith(prefix) and k[len(prefix):] in
+            (*FIELDS, *MODE_HINTS) and (prefix or not k.startswith("dual_"))}
+    problems = []
+    if kind == "dual" and "split_k" in mine:
+        problems.append(Problem("split_k", "split_k does not apply to the dual gate/up kernel", "leave it out"))
+        mine.pop("split_k")
+    cfg = default(kind, M, N, K)
+    if mine.get("swap_ab") and mine.get("direct"):
+        problems.append(Problem(f"{prefix}direct", f"{prefix}swap_ab and {prefix}direct both set", "one of them"))
+    elif mine.get("swap_ab") and cfg.mode != "swap_ab":
+        cfg = _decode(min(64, max(16, -(-M // 16) * 16)), N, K, dual=kind == "dual")
+    elif mine.get("direct") and cfg.mode != "direct":
+        cfg = default(kind, DECODE_MAX + 1, N, K)
+    changes = {FIELDS[k]: v for k, v in mine.items() if k in FIELDS}
+    if changes:
+        cfg = dataclasses.replace(cfg, **changes)
+        if cfg.split_k > 1 or cfg.mode != "direct":
+            cfg = dataclasses.replace(cfg, bias_smem=False)
+        if "num_stages" not in changes:     # stages the user did not set follow the tiles they did
+            cfg = _fit_stages(cfg, K, dual=kind == "dual")
+    return cfg, {k: prefix + k for k in mine}, problems
+
+
+def _fit_stages(cfg: TileConfig, K: int, dual: bool) -> TileConfig:
+    budget = SMEM_PER_SM // max(1, cfg.min_blocks)
+    stages = min(cfg.num_stages, max(1, cfg.k_iters(K)))
+    while stages > 1 and dataclasses.replace(cfg, num_stages=stages).smem(dual) > budget:
+        stages -= 1
+    return dataclasses.replace(cfg, num_stages=stages)
+
+
+def check_config(cfg: TileConfig, kind: str, M: int, N: int, K: int, names: dict | None = None) -> list:
+    """Problems that stop `cfg` from running an M x N x K launch of `kind` (empty: it runs).
+
+    `names` maps a field's hint (block_m, ...) to the hint the user wrote (dual_block_m, ...);
+    problems name those hints, and say what would apply.
+    """
+    names = names or {}
+    n = lambda h: names.get(h, PREFIX[kind] + h)        # noqa: E731  the hint as the user spells it
+    dual = kind == "dual"
+    out = []
+    if cfg.mode not in ("direct", "swap_ab"):
+        out.append(Problem(None, f"mode {cfg.mode}", "direct, swap_ab"))
+        return out
+    wgs = cfg.threads // 128
+    if cfg.threads not in (128, 256):
+        out.append(Problem(n("threads"), f"{n('threads')}={cfg.threads}: consumer threads are whole warpgroups",
+                           "128, 256"))
+    elif cfg.block_M % 64 or not 64 <= cfg.block_M <= 256 or (cfg.block_M // 64) % wgs:
+        ok = [b for b in (64, 128, 192, 256) if (b // 64) % wgs == 0]
+        out.append(Problem(n("block_m"), f"{n('block_m')}={cfg.block_M}: rows on the tensor-core M side come in "
+                           f"64-row wgmma tiles, split evenly over {wgs} warpgroup(s) of {n('threads')}={cfg.threads}",
+                           ", ".join(map(str, ok))))
+    if cfg.block_N % 16 or not 16 <= cfg.block_N <= 256:
+        out.append(Problem(n("block_n"), f"{n('block_n')}={cfg.block_N}: the wgmma N side is 16..256 in steps of 16",
+                           "16, 32, 48, ..., 256"))
+    if cfg.block_K not in (32, 64, 128, 256):
+        out.append(Problem(n("block_k"), f"{n('block_k')}={cfg.block_K}", "32, 64, 128, 256"))
+        return out
+    k_tiles = cfg.k_tiles(K)
+    if dual and cfg.split_k != 1:
+        out.append(Problem(None, "split-K does not apply to the dual gate/up kernel", "split_k 1"))
+    elif cfg.split_k > k_tiles:
+        out.append(Problem(n("split_k"), f"{n('split_k')}={cfg.split_k} > the {k_tiles} K tile(s) of "
+                           f"{n('block_k')}={cfg.block_K} (K={K})", f"{n('split_k')} <= {k_tiles}"))
+    iters = cfg.k_iters(K)
+    if not 1 <= cfg.num_stages <= 8 or cfg.num_stages > max(iters, 1):
+        out.append(Problem(n("stages"), f"{n('stages')}={cfg.num_stages}: a split runs {iters} K iteration(s)",
+                           f"1..{min(8, max(iters, 1))}"))
+    if not 0 <= cfg.min_blocks <= 4:
+        out.append(Problem(n("min_blocks"), f"{n('min_blocks')}={cfg.min_blocks}", "1, 2, 3, 4"))
+    per_sm = max(1, cfg.min_blocks)
+    acc = cfg.block_M * cfg.block_N * (2 if dual else 1) // cfg.threads
+    limit = min(MAX_ACC_PER_THREAD, cfg.registers()[1] - 64) if cfg.registers()[1] else MAX_ACC_PER_THREAD
+    if acc > limit:
+        out.append(Problem(n("block_n"), f"a {cfg.block_M}x{cfg.block_N} tile{' (x2 accumulators)' if dual else ''} "
+                           f"on {cfg.threads} threads holds {acc} fp32 accumulators per thread (spills)",
+                           f"block_m * block_n{' * 2' if dual else ''} / threads <= {limit}"))
+    budget = SMEM_PER_SM // per_sm
+    need = cfg.smem(dual) + (cfg.block_N * 2 if cfg.bias_smem else 0)
+    if need > budget:
+        fit = max(0, (budget - 1024) // max(1, need // cfg.num_stages))
+        out.append(Problem(n("stages"), f"{cfg.num_stages} stages of {cfg.short()} need {need // 1024} KiB of shared "
+                           f"memory, {per_sm} CTA(s) per SM have {budget // 1024} KiB",
+                           f"{n('stages')} <= {fit}, or smaller tiles" if fit else "smaller tiles"))
+    return out
+
+
+def check_hints(kind: str, M: int, N: int, K: int, hints: dict) -> list:
+    """Problems with `hints` for one launch (empty if the hinted config runs). Pure and cheap."""
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} (valid: {', '.join(KINDS)})")
+    if min(M, N, K) < 1:
+        return [Problem(None, f"shape {M}x{N}x{K}: every dimension must be >= 1", "M, N, K >= 1")]
+    cfg, names, problems = _hinted(kind, M, N, K, hints)
+    return problems + check_config(cfg, kind, M, N, K, names)
 
 
 def choose(kind: str, M: int, N: int, K: int, hints: dict, where: str) -> TileConfig:
-    """The config of one launch: tuned default (fitted) unless hints set fields; checked."""
-    default = {"gemm": default_gemm, "dual": default_dual, "down": default_down}[kind](M, N, K)
-    prefix = "dual_" if kind == "dual" else ""
-    cfg = with_hints(default, hints, prefix)
-    if cfg == default:
-        cfg = fit(cfg, M, N, K, dual=kind == "dual")
-    bad = problems(cfg, M, N, K, dual=kind == "dual")
-    if bad:
-        raise TileError(f"tile config {cfg.short()} does not fit {where} ({M}x{N}x{K}): " + "; ".join(bad),
-                        valid="schedule hints tir-cuda: {block_m, block_n, block_k, split_k} that divide M, N, K")
+    """The config of one launch: the default for M's bucket, with the hints applied; checked."""
+    cfg, names, problems = _hinted(kind, M, N, K, hints)
+    problems += check_config(cfg, kind, M, N, K, names)
+    if problems:
+        raise TileError(f"tile config {cfg.short()} cannot run {where} ({M}x{N}x{K}): "
+                        + "; ".join(p.message for p in problems),
+                        valid="; ".join(p.valid for p in problems if p.valid) or None)
     return cfg

@@ -1,4 +1,4 @@
-"""Helpers every tir-cpu schedule rule uses: the GEMM group record, block lookups, small arithmetic."""
+"""Helpers every tir-cpu schedule rule uses: the GEMM group record, block lookups (tile arithmetic: ../tiling.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 from tvm import s_tir, tirx
 
 from ..hints import HINTS
-
-_STACK_LIMIT = 1024  # bytes: TVM keeps smaller constant "global" allocs on the stack (-> registers)
 
 
 @dataclass(frozen=True)
@@ -27,14 +25,6 @@ class GemmSchedule:
     def hint(self, name: str) -> int:
         """The spec's value, else the declared default (hints.py)."""
         return self.hints.get(name, HINTS[name].default)
-
-
-def ceil_to(x: int, m: int) -> int:
-    return -(-x // m) * m
-
-
-def largest_divisor_at_most(n: int, cap: int) -> int:
-    return max(d for d in range(1, max(1, min(n, cap)) + 1) if n % d == 0)
 
 
 def try_get(sch: s_tir.Schedule, name: str):

@@ -22,48 +22,28 @@
   and no reduction for parallelism); the last one is predicated at tile level.
 
 Every reduction of a hint (to whole vectors, under the stack limit, for enough
-parallel tiles) is recorded with its reason in the returned record.
+parallel tiles) is recorded with its reason in the returned record. The tile arithmetic
+is tiling.py (no TVM), which the tuner's space uses too.
 """
 from __future__ import annotations
 
 import tvm
 from tvm import s_tir, tirx
 
-from .common import (
-    _STACK_LIMIT,
-    GemmSchedule,
-    attach,
-    buf,
-    ceil_to,
-    largest_divisor_at_most,
-    out_dtype,
-    parallel_copy,
-    try_get,
-    vectorize_epilogue,
-)
+from .. import tiling
+from .common import GemmSchedule, attach, buf, out_dtype, parallel_copy, try_get, vectorize_epilogue
 from .target import vector_lanes
 
 
 def micro_tile(sch: s_tir.Schedule, g: GemmSchedule, notes: list | None = None):
     """(micro_m, micro_n, padded M (None if M is dynamic), padded N, vector lanes); reductions are noted."""
-    notes = [] if notes is None else notes
     dtype = out_dtype(sch, sch.get_sblock(g.matmul_block))
     lanes = vector_lanes(dtype)
-    mr, want_n = g.hint("micro_m"), g.hint("micro_n")
-    nr = max(lanes, want_n // lanes * lanes)  # whole vectors
-    if nr != want_n:
-        notes.append(f"micro_n {want_n} -> {nr}: whole {lanes}-lane vectors")
-    want_m = mr
-    while mr * nr * tvm.runtime.DataType(dtype).bits // 8 >= _STACK_LIMIT and mr > 1:
-        mr -= 1  # keep the register tile under the stack-allocation limit
-    if mr != want_m:
-        notes.append(f"micro_m {want_m} -> {mr}: the {mr + 1}x{nr} register tile would pass TVM's 1 KiB stack limit")
-    if g.m_dynamic is not None:
-        return mr, nr, None, ceil_to(g.n, nr), lanes
-    if g.m < mr:  # tiny M on a (K, N) weight: shrink the micro tile instead of padding
-        notes.append(f"micro_m {mr} -> {g.m}: M is {g.m}")
-        mr = g.m
-    return mr, nr, ceil_to(g.m, mr), ceil_to(g.n, nr), lanes
+    t = tiling.micro(g.m, g.hint("micro_m"), g.hint("micro_n"), lanes, tvm.runtime.DataType(dtype).bits // 8,
+                     g.m_dynamic)
+    if notes is not None:
+        notes.extend(t.notes)
+    return t.micro_m, t.micro_n, t.padded[0], tiling.ceil_to(g.n, t.micro_n), lanes
 
 
 def pad(sch: s_tir.Schedule, g: GemmSchedule):
@@ -101,8 +81,11 @@ def clamp_rows(sch: s_tir.Schedule, block):
 
 
 def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
-    notes = []
-    mr, nr, mp, np_, lanes = micro_tile(sch, g, notes)
+    dtype = out_dtype(sch, sch.get_sblock(g.matmul_block))
+    lanes = vector_lanes(dtype)
+    t = tiling.tiles(g.m, g.n, {h: g.hint(h) for h in ("micro_m", "micro_n", "tile_m", "tile_n")}, lanes,
+                     tvm.runtime.DataType(dtype).bits // 8, threads, g.m_dynamic)
+    mr, nr, (mp, np_), tm, tn, notes = t.micro_m, t.micro_n, t.padded, t.tile_m, t.tile_n, t.notes
     mm = sch.get_sblock(g.matmul_block)
     b_name = buf(sch.get(mm).reads[1]).name
     b_pad = try_get(sch, b_name) if b_name.endswith("_pad") else None
@@ -116,7 +99,6 @@ def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
     else:
         sch.transform_layout(mm, ("read", 1), lambda k, j: (j // nr, k, j % nr))
 
-    tm, tn = _cache_tile(g, mr, nr, mp, np_, threads, notes)
     i, j, k = sch.get_loops(mm)
     if mp is None:       # dynamic M: whole micro tiles (exact), then tiles of them (the last one predicated)
         i01, i2 = sch.split(i, [None, mr])
@@ -143,26 +125,3 @@ def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
         parallel_copy(sch, x_pad, threads)
     return {"path": "gemm", "tile_m": tm, "tile_n": tn, "micro_m": mr, "micro_n": nr,
             "padded": [mp if mp is not None else f"ceil({g.m_dynamic}/{mr})*{mr}", np_], "notes": notes}
-
-
-def _cache_tile(g: GemmSchedule, mr, nr, mp, np_, threads, notes) -> tuple:
-    """(tile_m, tile_n): whole micro tiles dividing the padded sizes, tile_m halved while
-    there are fewer than 4 tiles per thread; with a dynamic M, tile_m whole micro tiles."""
-    tn = nr * largest_divisor_at_most(np_ // nr, max(1, g.hint("tile_n") // nr))
-    if mp is None:
-        tm = mr * max(1, g.hint("tile_m") // mr)
-        if tm != g.hint("tile_m"):
-            notes.append(f"tile_m {g.hint('tile_m')} -> {tm}: whole micro tiles")
-        notes.append(f"M is dynamic ({g.m_dynamic}): tile_m stays {tm} (a static build fits it to M)")
-    else:
-        tm = mr * largest_divisor_at_most(mp // mr, max(1, g.hint("tile_m") // mr))
-    for name, got in (("tile_m", tm), ("tile_n", tn)):
-        if got != g.hint(name) and (name == "tile_n" or mp is not None):
-            notes.append(f"{name} {g.hint(name)} -> {got}: whole micro tiles dividing the padded "
-                         f"{'M' if name == 'tile_m' else 'N'} ({mp if name == 'tile_m' else np_})")
-    first_tm = tm
-    while mp is not None and threads > 1 and (mp // tm) * (np_ // tn) < 4 * threads and tm > mr:
-        tm = mr * largest_divisor_at_most(mp // mr, max(1, tm // mr // 2))   # enough parallel tiles
-    if tm != first_tm:
-        notes.append(f"tile_m {first_tm} -> {tm}: at least 4 parallel tiles per thread ({threads} threads)")
-    return tm, tn

@@ -1,0 +1,122 @@
+"""Template contexts of tir-cuda launches: grids, tile loads, GEMMs, stores and their guards.
+
+One function per launch kind turns (graph group(s), TileConfig, M) into the dict gemm.j2
+lays out, plus the launch's record for plan.json and the fp32 split-K workspace it needs.
+M is an int (static artifact) or the text "M" (a dynamic-M part: TileLang's symbolic M);
+every M-dependent grid size, workspace shape and guard is written from it here, so the
+templates never decide anything.
+
+Guards: TileLang predicates T.copy and reads past a buffer's end, but element stores written
+as `Y[row, col] = ...` (swap-AB outputs, split-K partials, the reduce) get an explicit guard
+whenever a tile can cross the buffer's edge.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+
+def ceil_text(size, block: int):
+    """Blocks covering `size`: an int, or TileLang's T.ceildiv for the symbolic M."""
+    return -(-size // block) if isinstance(size, int) else f"T.ceildiv({size}, {block})"
+
+
+def _guard(row, rows, col, cols, row_block, col_block) -> str:
+    parts = []
+    if not isinstance(rows, int) or rows % row_block:
+        parts.append(f"{row} < {rows}")
+    if cols % col_block:
+        parts.append(f"{col} < {cols}")
+    return " and ".join(parts)
+
+
+def _g(cfg, K, dtype, am, an) -> dict:
+    iters = cfg.k_iters(K)
+    return {"am": am, "an": an, "bk": cfg.block_K, "k_iters": iters, "stages": cfg.num_stages,
+            "dtype": dtype, "policy": cfg.policy,
+            "k_base": f"bz * {iters * cfg.block_K} + " if cfg.split_k > 1 else ""}
+
+
+def _common(cfg, comment) -> dict:
+    return {"mode": cfg.mode, "threads": cfg.threads, "swizzle": cfg.swizzle_panel, "split_k": cfg.split_k,
+            "annotations": cfg.annotations(), "smem_loads": [], "comment": comment, "config": cfg.short()}
+
+
+def comment(g) -> str:
+    return " ; ".join(f"{n.output} = {n.op}({', '.join(n.inputs)})" for n in g.nodes)
+
+
+def _tiles(ctx, cfg, M, n, x, ws) -> tuple:
+    """Grid, tile loads and GEMMs of one launch, and the output index (row, col) of acc[i, j].
+
+    x: the x operand's parameter; ws: [(W parameter, accumulator)], one per GEMM sharing the x tile.
+    direct: x rows on the wgmma M side (acc[i, j] is y[row i, col j]); swap-AB: W rows there
+    (acc[i, j] is y[row j, col i]), stored element by element under a guard.
+    """
+    bm, bn = cfg.block_M, cfg.block_N
+    w_smem = ["B_s"] if len(ws) == 1 else [f"B{i}_s" for i in range(1, len(ws) + 1)]
+    if cfg.mode == "direct":
+        ctx["grid"] = [ceil_text(n, bn), ceil_text(M, bm)]
+        ctx["loads"] = [{"smem": "A_s", "rows": bm, "src": x, "rows_at": f"by * {bm}"}] + [
+            {"smem": s, "rows": bn, "src": w, "rows_at": f"bx * {bn}"} for s, (w, _) in zip(w_smem, ws)]
+        ctx["gemms"] = [{"a": "A_s", "b": s, "acc": acc} for s, (_, acc) in zip(w_smem, ws)]
+        ctx.update(row0=f"by * {bm}", col0=f"bx * {bn}")
+        return f"by * {bm} + i", f"bx * {bn} + j"
+    w_smem = [s.replace("B", "W") for s in w_smem]
+    ctx["grid"] = [ceil_text(n, bm), ceil_text(M, bn)]
+    ctx["loads"] = [{"smem": s, "rows": bm, "src": w, "rows_at": f"bx * {bm}"} for s, (w, _) in zip(w_smem, ws)] + [
+        {"smem": "X_s", "rows": bn, "src": x, "rows_at": f"by * {bn}"}]
+    ctx["gemms"] = [{"a": s, "b": "X_s", "acc": acc} for s, (_, acc) in zip(w_smem, ws)]
+    row, col = f"by * {bn} + j", f"bx * {bm} + i"
+    ctx.update(row=row, col=col, guard=_guard(row, M, col, n, bn, bm))
+    return row, col
+
+
+def gemm(graph, g, cfg, M, pname, epi, kind, a_name=None) -> tuple:
+    """(ctx, plan record, workspace or None) of one GEMM launch (+ its split-K reduce)."""
+    a, b = g.matmul.inputs
+    n = graph.tensors[g.output].shape[1]
+    k = graph.tensors[a].shape[1]
+    sk = cfg.split_k
+    ctx = {**_common(cfg, comment(g)), "kind": "gemm", "Y": pname[g.output], "out_dtype": graph.tensors[g.output].dtype,
+           "g": _g(cfg, k, graph.tensors[a].dtype, cfg.block_M, cfg.block_N)}
+    row, col = _tiles(ctx, cfg, M, n, a_name or pname[a], [(pname[b], "C_l")])
+    ctx["grid"].append(sk)
+    smem = {}
+    if cfg.mode == "direct" and cfg.bias_smem and sk == 1:
+        for name in g.loads():
+            if graph.tensors[name].shape == (n,):
+                smem[name] = f"S_{name}"
+                ctx["smem_loads"].append({"name": f"S_{name}", "size": cfg.block_N, "dtype": graph.tensors[name].dtype,
+                                          "src": pname[name], "offset": f"bx * {cfg.block_N}"})
+    record = {"kind": kind, "group": g.output, "M": M, "N": n, "K": k, "config": dataclasses.asdict(cfg)}
+    workspace = None
+    if sk == 1:
+        ctx["epi"] = epi(g.expr, "C_l[i, j]", row, col, smem)
+    else:
+        part = f"ws_part_{g.output}"
+        rn = 256 if n >= 256 else 64
+        rm = 4 if not isinstance(M, int) or M >= 4 else 1
+        rrow, rcol = f"ry * {rm} + i", f"rx * {rn} + j"
+        ctx["Part"] = part
+        ctx["r"] = {"grid": [ceil_text(n, rn), ceil_text(M, rm)], "rm": rm, "rn": rn, "row": rrow, "col": rcol,
+                    "guard": f"{rrow} < {M} and {rcol} < {n}", "epi": epi(g.expr, "R_l[i, j]", rrow, rcol)}
+        workspace = {"name": part, "split_k": sk, "M": M, "N": n, "group": g.output}
+        record["workspace"] = part
+    return ctx, record, workspace
+
+
+def dual(graph, g1, g2, cfg, M, pname, epi, out_name) -> tuple:
+    """(ctx, plan record) of the SwiGLU gate/up kernel: two accumulators, one x tile per K step."""
+    x, w1 = g1.matmul.inputs
+    w2 = g2.matmul.inputs[1]
+    n = graph.tensors[g2.output].shape[1]
+    k = graph.tensors[x].shape[1]
+    ctx = {**_common(cfg, f"{comment(g1)} | {comment(g2)} (two accumulators, one x tile)"), "kind": "dual",
+           "Y": out_name, "out_dtype": graph.tensors[g2.output].dtype,
+           "g": _g(cfg, k, graph.tensors[x].dtype, cfg.block_M, cfg.block_N)}
+    row, col = _tiles(ctx, cfg, M, n, pname[x], [(pname[w1], "C1_l"), (pname[w2], "C2_l")])
+    first = epi(g1.expr, "C1_l[i, j]", row, col) or "C1_l[i, j]"
+    ctx["epi"] = epi(g2.expr, "C2_l[i, j]", row, col, inline={g1.output: first})
+    record = {"kind": "dual", "group": g2.output, "first": g1.output, "M": M, "N": n, "K": k,
+              "config": dataclasses.asdict(cfg)}
+    return ctx, record

@@ -1,0 +1,149 @@
+"""What tir-cuda renders for a graph: its launches, their shapes, the kernel parameters. Pure.
+
+From graph.fuse()'s groups (the backend never re-derives fusion):
+  one matmul group      [("gemm", g)]: GEMM with its epilogue on the fp32 accumulator
+  SwiGLU                [("dual", g1, g2)]: two matmul groups sharing A (and K) where the second
+                        group's epilogue reads the first's output and nothing else does: ONE
+                        kernel with two accumulators; then optionally [("down", g3)], a GEMM
+                        of that result
+Anything else is refused (UnsupportedGraph) with the fused groups shown.
+
+`launches` gives each launch's kind and M x N x K (what tiles.py chooses configs for);
+`check(graph, hints)` runs recognition and every launch's hint check without rendering, so a
+spec's load (`fusebuild check`) finds what render would refuse.
+"""
+from __future__ import annotations
+
+from ...errors import FusebuildError
+from ...ir.graph import fuse
+from .tiles import Problem, check_hints
+
+DTYPES = ("bfloat16", "float16")
+
+
+class UnsupportedGraph(FusebuildError):
+    """A graph the tir-cuda target cannot render."""
+
+
+def recognize(graph) -> list:
+    """[("gemm", group)] or [("dual", g1, g2)] (+ [("down", group)]); else UnsupportedGraph."""
+    groups = fuse(graph)
+    shown = "; ".join(f"{g.output} = " + (f"matmul({', '.join(g.matmul.inputs)})" if g.matmul else "elementwise")
+                      + (f" + {len(g.nodes) - 1} fused op(s)" if len(g.nodes) > 1 else "") for g in groups)
+    valid = ("one matmul with a fused epilogue, or SwiGLU: two matmuls sharing A whose second epilogue "
+             "reads the first (optionally followed by one matmul of that result)")
+
+    def refuse(why):
+        raise UnsupportedGraph(f"tir-cuda cannot render this graph: {why} (fused groups: {shown})", valid=valid)
+
+    for name, t in graph.tensors.items():
+        if t.layout is not None:
+            refuse(f"tensor {name} has a layout ({t.layout.form}); tir-cuda reads row-major tensors only")
+        if t.dtype not in DTYPES:
+            refuse(f"tensor {name} is {t.dtype}; tir-cuda computes in {' or '.join(DTYPES)}")
+    if len({t.dtype for t in graph.tensors.values()}) > 1:
+        refuse("mixed dtypes")
+    for g in groups:
+        if g.matmul is None:
+            refuse(f"{g.output} is elementwise work not fused into a matmul's epilogue")
+        if not g.matmul.attr["transpose_b"]:
+            refuse(f"{g.output}: matmul B must be in nn.Linear layout (transpose_b: true)")
+        if g.matmul.inputs[1] not in graph.inputs:
+            refuse(f"{g.output}: matmul B ({g.matmul.inputs[1]}) must be a graph input")
+        if len(graph.tensors[g.matmul.inputs[0]].shape) != 2:
+            refuse(f"{g.output}: matmul A must be 2-D (rows, K)")
+    if len(groups) == 1:
+        _check_reads(graph, groups[0], refuse, allowed=())
+        return [("gemm", groups[0])]
+    g1, g2 = groups[0], groups[1]
+    if not _is_dual(graph, g1, g2):
+        refuse("more than one matmul group and the first two are not the SwiGLU pattern")
+    _check_reads(graph, g1, refuse, allowed=())
+    _check_reads(graph, g2, refuse, allowed=(g1.output,))
+    program = [("dual", g1, g2)]
+    if len(groups) == 3:
+        g3 = groups[2]
+        if g3.matmul.inputs[0] != g2.output or g2.output in graph.outputs:
+            refuse(f"{g3.output} must be a matmul of the SwiGLU result {g2.output}")
+        _check_reads(graph, g3, refuse, allowed=())
+        program.append(("down", g3))
+    elif len(groups) > 3:
+        refuse("more than three matmul groups")
+    return program
+
+
+def _is_dual(graph, g1, g2) -> bool:
+    a1, a2 = g1.matmul.inputs[0], g2.matmul.inputs[0]
+    return (a1 == a2 and a1 in graph.inputs and g1.output in g2.loads() and g1.output not in graph.outputs
+            and graph.tensors[g1.output].shape == graph.tensors[g2.output].shape
+            and all(n in g2.nodes for n in graph.consumers(g1.output)))
+
+
+def _check_reads(graph, g, refuse, allowed):
+    for name in g.loads():
+        if name not in graph.inputs and name not in allowed:
+            refuse(f"the epilogue of {g.output} reads the intermediate {name}")
+
+
+def mnk(graph, step) -> tuple:
+    g = step[2] if step[0] == "dual" else step[1]
+    m, n = graph.tensors[g.output].shape
+    return m, n, graph.tensors[g.matmul.inputs[0]].shape[1]
+
+
+def launches(graph, program) -> list:
+    """[(kind, M, N, K, where)] of the program's GEMM launches (split-K reduces not counted)."""
+    out = []
+    for step in program:
+        where = (f"the dual gate/up kernel of {step[1].output}, {step[2].output}" if step[0] == "dual"
+                 else f"matmul {step[1].output}")
+        out.append((step[0], *mnk(graph, step), where))
+    return out
+
+
+def m_dims(graph, program) -> dict:
+    """{tensor: dim} of every tensor whose dimension `dim` is the GEMMs' M (the rows of x)."""
+    if graph.dynamic:           # the spec says which dimensions are the dynamic size: no guessing
+        return {name: t.symbols.index(s) for name, t in graph.tensors.items() for s in t.symbols if s is not None}
+    m = mnk(graph, program[0])[0]
+    dims = {program[0][1].matmul.inputs[0]: 0}
+    for step in program:
+        for g in step[1:]:
+            dims[g.output] = 0
+            for name in g.loads():
+                shape = graph.tensors[name].shape
+                if len(shape) == 2 and shape[0] == m and m != 1:
+                    dims[name] = 0
+    return dims
+
+
+def params(graph, program) -> list:
+    """Kernel parameters: graph inputs, workspaces (+ read aliases), graph outputs."""
+    t = graph.tensors
+    ps = [{"name": f"t_{n}", "role": "input", "tensor": n, "shape": list(t[n].shape), "dtype": t[n].dtype,
+           "comment": f"input {n}"} for n in graph.inputs]
+    if program[0][0] == "dual" and program[-1][0] == "down":
+        h = program[0][2].output
+        # One TMA descriptor per buffer per prim_func (TileLang 0.1.15): the launch that
+        # reads h gets its own parameter (same pointer, passed twice by the loader).
+        ps.append({"name": f"ws_{h}", "role": "workspace", "tensor": h, "shape": list(t[h].shape),
+                   "dtype": t[h].dtype, "comment": f"workspace: {h}, written by launch 1"})
+        ps.append({"name": f"ws_{h}_in", "role": "alias", "alias_of": f"ws_{h}", "alias_of_tensor": h,
+                   "tensor": h, "shape": list(t[h].shape), "dtype": t[h].dtype,
+                   "comment": f"the same buffer as ws_{h}, read by the next launch"})
+    ps += [{"name": f"t_{n}", "role": "output", "tensor": n, "shape": list(t[n].shape), "dtype": t[n].dtype,
+            "comment": f"output {n}"} for n in graph.outputs]
+    return ps
+
+
+def check(graph, hints: dict) -> list:
+    """Problems tir-cuda would hit rendering `graph` with `hints` (empty: it renders). Pure, cheap."""
+    try:
+        program = recognize(graph)
+    except UnsupportedGraph as err:
+        return [Problem(None, err.message, err.valid or "")]
+    out = []
+    for kind, m, n, k, where in launches(graph, program):
+        out += [Problem(p.hint, f"{where} ({m}x{n}x{k}): {p.message}", p.valid)
+                for p in check_hints(kind, m, n, k, hints)]
+    return out

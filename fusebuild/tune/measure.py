@@ -1,0 +1,157 @@
+"""Measurements a tuner can trust: checked first, then timed interleaved on random data.
+
+For one problem, every candidate (and the incumbent winner, re-timed as the anchor, and
+the graph in torch as the baseline) is measured in ONE run, because a machine's speed
+drifts between runs (a loaded CPU, a GPU settling at its power cap): candidates are only
+ever compared within a run.
+  check      each candidate runs once on the validation inputs (same seed and tolerance as
+             `doit build`); a wrong result is recorded `wrong-result` and never timed, a
+             crash `run-failed`
+  data       random inputs drawn like validation's (normal; B scaled by 1/sqrt(K)), in as
+             many sets as it takes to pass the last-level cache (CPU: 1.25x the LLC from
+             sysfs; GPU: 2x its L2), capped in bytes; each call takes the next set, so no
+             call finds its operands in cache from the call before
+  warm-up    every candidate runs until WARMUP_S has passed, which also sizes its batch
+             (calls per sample) so one sample lasts at least MIN_SAMPLE_S
+  rounds     ROUNDS times: every entry takes one sample, in a fresh random order per round
+             (round robin: drift hits all candidates alike)
+  timing     CPU: perf_counter around the batch; GPU: CUDA events around the batch
+  spread     median, quartiles, IQR and min of the per-call times of the samples
+  winner     the fastest candidate replaces the reference (the incumbent re-timed, else the
+             spec's hints or defaults) only if its interquartile range lies wholly below the
+             reference's (clearly_faster): on a noisy machine the reference stays
+  clocks     a device snapshot (device.snapshot: CPU MHz and load average; GPU SM clock,
+             power draw) before the first round, after the middle one and after the last
+Imports torch, and the candidates' runtimes through runners.py; nothing else.
+"""
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import time
+
+from ..run import validate as V
+from ..status import Status
+from . import device as D
+
+ROUNDS = 15
+WARMUP_S = 0.3
+MIN_SAMPLE_S = 0.02
+MAX_SETS = 512
+CAP_BYTES = {"cpu": 1 << 30, "cuda": 8 << 30}
+
+
+def method(kind: str, rounds: int, sets: int, set_bytes: int, cache_bytes: int) -> dict:
+    return {"timing": "cuda-events" if kind == "cuda" else "perf_counter", "interleaved": "round-robin, "
+            "random order per round", "rounds": rounds, "warmup_s": WARMUP_S, "min_sample_s": MIN_SAMPLE_S,
+            "data": "random normal (validation's scales), rotated", "sets": sets, "set_bytes": set_bytes,
+            "rotated_bytes": sets * set_bytes, "cache_bytes": cache_bytes,
+            "beyond_cache": sets * set_bytes > cache_bytes, "baseline": "the graph's torch reference, eager"}
+
+
+def set_bytes(graph) -> int:
+    from ..ir.dtypes import DTYPES
+    names = list(graph.inputs) + list(graph.outputs)
+    return sum(math.prod(graph.tensors[n].shape) * DTYPES[graph.tensors[n].dtype].bytes for n in names)
+
+
+def cache_bytes(kind: str) -> int:
+    if kind == "cuda":
+        import torch
+        return int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 60 << 20))
+    return D.llc_bytes()
+
+
+def rotation(graph, kind: str, seed: int) -> tuple:
+    """(sets of random inputs, method facts): enough sets to rotate beyond the cache."""
+    per = max(1, set_bytes(graph))
+    cache = cache_bytes(kind)
+    want = (2.0 if kind == "cuda" else 1.25) * cache
+    n = int(min(MAX_SETS, max(2, math.ceil(want / per)), max(2, CAP_BYTES[kind] // per)))
+    return [V.make_inputs(graph, seed + i) for i in range(n)], {"sets": n, "set_bytes": per, "cache_bytes": cache}
+
+
+def check(backend, folder, variant, cuda: bool) -> tuple:
+    """(status, reason): the candidate's outputs on the validation inputs vs the reference."""
+    graph = variant.graph
+    inputs = V.make_inputs(graph, variant.seed)
+    ref = V.reference(graph, {k: x.cuda() for k, x in inputs.items()} if cuda else inputs)
+    try:
+        outs = backend.run(folder, graph, inputs)
+    except Exception as err:  # noqa: BLE001 - a crashing candidate is recorded, never fatal
+        return "run-failed", f"{type(err).__name__}: {err}"[-1500:]
+    per = V.check_outputs(graph, outs, ref, variant.tolerance)
+    status, reason = V.verdict(per)
+    return ("ok", None) if status is Status.PASS else ("wrong-result", reason)
+
+
+class Timer:
+    def __init__(self, cuda: bool):
+        self.cuda = cuda
+        if cuda:
+            import torch
+            self.torch = torch
+
+    def sample(self, calls: list, start: int, batch: int) -> float:
+        """Seconds per call of `batch` calls, starting at set `start`."""
+        n = len(calls)
+        if self.cuda:
+            t = self.torch.cuda
+            t.synchronize()
+            a, b = t.Event(enable_timing=True), t.Event(enable_timing=True)
+            a.record()
+            for j in range(batch):
+                calls[(start + j) % n]()
+            b.record()
+            b.synchronize()
+            return a.elapsed_time(b) / 1e3 / batch
+        t0 = time.perf_counter()
+        for j in range(batch):
+            calls[(start + j) % n]()
+        return (time.perf_counter() - t0) / batch
+
+
+def interleaved(entries: dict, kind: str, rounds: int = ROUNDS, seed: int = 0) -> tuple:
+    """entries: {name: [call per set]} -> ({name: [seconds per call, one per round]},
+    [device snapshots], {name: calls per sample})."""
+    timer = Timer(kind == "cuda")
+    pos = {name: 0 for name in entries}
+    batch = {}
+    for name, calls in entries.items():                  # warm up, and size each batch
+        start, done = time.perf_counter(), 0
+        while True:
+            per = timer.sample(calls, pos[name], 1)
+            pos[name] += 1
+            done += 1
+            if time.perf_counter() - start >= WARMUP_S and done >= 3:
+                break
+        batch[name] = max(1, math.ceil(MIN_SAMPLE_S / max(per, 1e-9)))
+    snaps = [dict(D.snapshot(kind), at="start", t=round(time.time(), 1))]
+    samples = {name: [] for name in entries}
+    rng = random.Random(seed)
+    for r in range(rounds):
+        order = list(entries)
+        rng.shuffle(order)
+        for name in order:
+            samples[name].append(timer.sample(entries[name], pos[name], batch[name]))
+            pos[name] += batch[name]
+        if r == rounds // 2:
+            snaps.append(dict(D.snapshot(kind), at="middle", t=round(time.time(), 1)))
+    snaps.append(dict(D.snapshot(kind), at="end", t=round(time.time(), 1)))
+    return samples, snaps, batch
+
+
+def clearly_faster(a: dict, b: dict) -> bool:
+    """a beats b beyond the noise of this run: a's whole interquartile range lies below b's
+    (a's upper quartile under b's lower one). Otherwise a win would be a coin toss."""
+    return a["candidate"] != b["candidate"] and a["q3_s"] < b["q1_s"]
+
+
+def stats(samples: list) -> dict:
+    s = sorted(samples)
+    if len(s) >= 2:
+        q1, med, q3 = statistics.quantiles(s, n=4, method="inclusive")
+    else:
+        q1 = med = q3 = s[0]
+    return {"median_s": med, "q1_s": q1, "q3_s": q3, "iqr_s": q3 - q1, "min_s": s[0], "samples": len(s)}

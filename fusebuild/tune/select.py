@@ -1,0 +1,161 @@
+"""What schedule a build uses: the tuned winner for this device, else the spec's hints, else
+the backend's defaults.
+
+`schedule(a, backend)` answers for one artifact, as a `Schedule`:
+  source     tuned | hint | default (| candidate: an artifact `fusebuild tune` builds)
+  used       the resolved hints the backend renders with
+  tuned_on   `<device>, <date>` of the winner, when tuned
+The render key (plan/keys.py) holds `source`, `used` and `tuned_on`, so a new winner
+re-renders what it changes and `fusebuild why` names it ("tuning: winner for this problem
+changed (tile_m 256 -> 128, tuned on ...)"); validation.json reports the same record.
+
+A winner is looked up under the artifact's key (problem, target, device, toolchain
+versions: problem.py) in the records file (FUSEBUILD_TUNING), then in the artifact cache
+(share.py). Records of another device or toolchain are never used. A winner whose hints
+the backend no longer declares, or no longer accepts, is not used either (its note says
+why). Only fused artifacts are tuned; FUSEBUILD_TUNING=off turns tuned schedules off.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import settings
+from . import device as D
+from .problem import Key, problem, problem_id
+from .records import Records
+
+SETTING = "FUSEBUILD_TUNING"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    source: str
+    given: dict
+    used: dict
+    tuned_on: str = ""
+    winner: dict = field(default_factory=dict)     # key_id, candidate, median_s, run (tuned only)
+    note: str = ""                                  # why a winner was not used
+
+    def key_fields(self) -> dict:
+        """What the render key holds (and `why` explains)."""
+        out = {"source": self.source, "used": self.used}
+        if self.tuned_on:
+            out["tuned_on"] = self.tuned_on
+        return out
+
+    def report(self) -> dict:
+        out = {"source": self.source, "hints": self.given, "resolved": self.used}
+        if self.tuned_on:
+            out.update(tuned_on=self.tuned_on, tuning=self.winner)
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+def records_path(env=None) -> Path | None:
+    value = settings.get(SETTING, env).strip()
+    return None if value.lower() == "off" else Path(value)
+
+
+_STORES = {}
+
+
+def load(path: Path) -> Records:
+    """The records of `path`, read again only when the file changed."""
+    try:
+        st = os.stat(path)
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = None
+    hit = _STORES.get(str(path))
+    if hit is None or hit[0] != stamp:
+        hit = (stamp, Records(path))
+        _STORES[str(path)] = hit
+    return hit[1]
+
+
+@functools.cache
+def _versions(backend) -> tuple:
+    return tuple(sorted(backend.toolchain().versions.items()))
+
+
+def key_for(variant, target: str, space, versions: dict, device: str) -> Key:
+    given = variant.schedule.get(target, {})
+    return Key.of(problem_id(problem(variant.graph, space.pinned(given))), target, device, versions)
+
+
+def tunable(a) -> bool:
+    return a.variant.mode == "fused" and not getattr(a, "node", "") and D.kind(a.target) in ("cpu", "cuda")
+
+
+def schedule(a, backend, env=None) -> Schedule:
+    from .space import Space
+    given = dict(a.hints)
+    table = backend.info.hints
+    if getattr(a, "config", None) is not None:                    # a candidate being tuned
+        return Schedule("candidate", given, dict(a.config))
+    plain = Schedule("hint" if given else "default", given, table.resolve(given))
+    path = records_path(env)
+    if path is None or not tunable(a):
+        return plain
+    space = Space.of(backend.info)
+    if not space.searched:
+        return plain
+    key = key_for(a.variant, a.target, space, dict(_versions(backend)), D.name(a.target, env))
+    store = load(path)
+    win = store.winner(key.id) or _from_cache(store, key)
+    if win is None:
+        return plain
+    bad = [f"{k}={v}: {table[k].problem(v) if k in table else 'no such hint'}" for k, v in win["config"].items()
+           if k not in table or table[k].problem(v)]
+    if bad:
+        return Schedule(plain.source, given, plain.used, note=f"tuned winner not used: {'; '.join(bad)}")
+    return Schedule("tuned", given, dict(win["config"]), f"{win['key']['device']}, {win['date'][:10]}",
+                    {"key_id": key.id, "candidate": win["candidate"], "median_s": win.get("median_s"),
+                     "run": win.get("run")})
+
+
+_PULLED = set()
+
+
+def _from_cache(store: Records, key: Key):
+    """Records the artifact cache has for `key` (once per process), added to `store` in memory."""
+    if key.id not in _PULLED:
+        _PULLED.add(key.id)
+        from .share import pull
+        store.add_extra(pull(key))
+    return store.winner(key.id)
+
+
+def describe_change(old: dict, new: dict) -> str:
+    """One sentence for a change of a key's `schedule` fields (flattened, as `why` stores
+    them: {"schedule.used.tile_m": "128", ...}); '' if they did not change."""
+    def part(fields, name):
+        return {k.split(".", 2)[2]: v for k, v in fields.items() if k.startswith(f"schedule.{name}.")}
+
+    def leaf(fields, name):
+        v = fields.get(f"schedule.{name}")
+        return v.strip('"') if isinstance(v, str) else v
+
+    old_used, new_used = part(old, "used"), part(new, "used")
+    src_old, src_new = leaf(old, "source"), leaf(new, "source")
+    on_old, on_new = leaf(old, "tuned_on"), leaf(new, "tuned_on")
+    if (old_used, src_old, on_old) == (new_used, src_new, on_new):
+        return ""
+    hints = ", ".join(f"{k} {old_used.get(k, 'unset')} -> {new_used.get(k, 'unset')}"
+                      for k in sorted(set(old_used) | set(new_used)) if old_used.get(k) != new_used.get(k))
+    if src_old is None:
+        return f"schedule: source {src_new} (not in the key of the last build)"
+    if src_old == "tuned" and src_new == "tuned":
+        what = f"tuning: winner for this problem changed ({hints + ', ' if hints else ''}tuned on {on_new})"
+    elif src_new == "tuned":
+        what = f"tuning: now uses the winner tuned on {on_new} (was {src_old}{'; ' + hints if hints else ''})"
+    elif src_old == "tuned":
+        what = f"tuning: the winner tuned on {on_old} is no longer used (now {src_new}{'; ' + hints if hints else ''})"
+    else:
+        what = f"schedule: {src_old} -> {src_new}" if src_old != src_new else "schedule: hints used changed"
+        what += f" ({hints})" if hints else ""
+    return what

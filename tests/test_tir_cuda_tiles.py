@@ -1,0 +1,156 @@
+"""tir-cuda tiles and hint checks (fusebuild/backends/tir_cuda/tiles.py, program.check): pure and fast.
+
+Every shape gets a config that passes the checks; hints that cannot run are refused with the
+hint's name and what would apply, from a pure function and at spec load (`fusebuild check`).
+"""
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, swiglu_spec
+from fusebuild.backends import TARGETS
+from fusebuild.backends.tir_cuda.tiles import (KINDS, PREFIX, buckets, candidates, check_config, check_hints, choose,
+                                               config_hints, default, hint_names, m_bucket)
+from fusebuild.errors import SpecError
+from fusebuild.spec import parse_spec
+
+
+def shapes(n=300, seed=7):
+    rnd = random.Random(seed)
+    fixed = [(1, 1, 1), (1, 4097, 768), (77, 1000, 333), (300, 4097, 768), (1024, 896, 4864), (64, 64, 64),
+             (65, 8192, 2048), (4096, 14336, 4096), (2, 3, 5), (5000, 17, 30011), (1, 2048, 8192), (33, 8192, 2048)]
+    rand = [(rnd.choice([1, 2, 7, 16, 31, 64, 65, 127, 1023, 4099]) if rnd.random() < 0.5 else rnd.randint(1, 9000),
+             rnd.randint(1, 20000), rnd.randint(1, 20000)) for _ in range(n)]
+    return fixed + rand
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_shape_gets_a_config_that_passes_the_checks(kind):
+    for m, n, k in shapes():
+        cfg = default(kind, m, n, k)
+        assert check_config(cfg, kind, m, n, k) == [], (kind, m, n, k, cfg.short())
+        assert cfg == choose(kind, m, n, k, {}, "x")
+
+
+def test_decode_is_swap_ab_and_prefill_direct():
+    assert default("gemm", 1, 4096, 4096).mode == "swap_ab"
+    assert default("gemm", 64, 4096, 4096).mode == "swap_ab"
+    assert default("gemm", 65, 4096, 4096).mode == "direct"
+    assert default("dual", 32, 8192, 2048).mode == "swap_ab"
+    # few W tiles (N = 2048: 32 CTAs of 64 rows) -> split-K fills the 132 SMs; many -> none
+    assert default("gemm", 1, 2048, 8192).split_k == 4
+    assert default("gemm", 1, 14336, 4096).split_k == 1
+    assert default("dual", 1, 8192, 2048).split_k == 1
+
+
+def test_configs_depend_on_m_only_through_its_bucket():
+    assert [m_bucket(m) for m in (1, 16, 17, 32, 33, 64, 65, 128, 129, 1000, 1024, 1025)] == [
+        16, 16, 32, 32, 64, 64, 128, 128, 256, 1024, 1024, 2048]
+    assert buckets(1, 300) == [(1, 16, 16), (17, 32, 32), (33, 64, 64), (65, 128, 128), (129, 256, 256),
+                               (257, 300, 512)]
+    for lo, hi, rep in buckets(1, 5000):
+        for m in {lo, hi, (lo + hi) // 2}:
+            assert default("gemm", m, 4096, 4096) == default("gemm", rep, 4096, 4096)
+
+
+def test_the_benchmarks_tuned_prefill_defaults_are_kept():
+    """The H100-swept configs at the benchmark's M >= 128 shapes (docs/gpu.md) stay as they were."""
+    got = {(m, n, k): default("gemm", m, n, k).short() for m in (128, 1024, 4096)
+           for n, k in ((14336, 4096), (4096, 14336), (4096, 4096))}
+    assert got[(128, 14336, 4096)] == "direct_128x112x64_s4_t256_FullRow_bs"
+    assert got[(128, 4096, 14336)] == "direct_128x128x64_s4_t256_FullRow_sk4"
+    assert got[(128, 4096, 4096)] == "direct_64x128x64_s4_t128_Square_sk2"
+    assert got[(1024, 14336, 4096)] == "direct_128x224x64_s3_t256_Square_sw10_bs"
+    assert {got[(m, n, k)] for m in (1024, 4096) for n, k in ((4096, 14336), (4096, 4096))} | {
+        got[(4096, 14336, 4096)]} == {"direct_128x256x64_s3_t256_Square_sw10_bs"}
+
+
+def test_few_ctas_take_smaller_tiles():
+    """1024x896x4864 with 128x256 tiles is 32 CTAs on 132 SMs (0.86x eager on an H200)."""
+    cfg = default("gemm", 1024, 896, 4864)
+    gx, gy, gz = cfg.grid(1024, 896)
+    assert gx * gy * gz >= 100, cfg.short()
+
+
+def test_candidates_are_valid_and_reproducible_from_their_hints():
+    for kind, m, n, k in (("gemm", 16, 4096, 4096), ("gemm", 1024, 4096, 4096), ("dual", 16, 8192, 2048)):
+        cands = candidates(kind, m, n, k)
+        assert len(cands) > 2 and cands[0] == default(kind, m, n, k)
+        for c in cands:
+            assert choose(kind, m, n, k, config_hints(c, PREFIX[kind]), "x") == c
+
+
+def test_hint_names_are_the_targets_table():
+    assert set(hint_names()) == set(TARGETS["tir-cuda"].hints.names)
+
+
+@pytest.mark.parametrize("kind,mnk,hints,message,valid", [
+    ("dual", (1, 8192, 2048), {"dual_block_m": 1},
+     "dual_block_m=1: rows on the tensor-core M side come in 64-row wgmma tiles, split evenly over 1 warpgroup(s) "
+     "of dual_threads=128", "64, 128, 192, 256"),
+    ("gemm", (77, 1000, 333), {"split_k": 8}, "split_k=8 > the 6 K tile(s) of block_k=64 (K=333)", "split_k <= 6"),
+    ("gemm", (1024, 4096, 4096), {"threads": 256, "block_m": 64}, "block_m=64: rows on the tensor-core M side come "
+     "in 64-row wgmma tiles, split evenly over 2 warpgroup(s) of threads=256", "128, 256"),
+    ("gemm", (1024, 4096, 4096), {"block_n": 24}, "block_n=24: the wgmma N side is 16..256 in steps of 16",
+     "16, 32, 48, ..., 256"),
+    ("gemm", (1024, 4096, 4096), {"block_k": 48}, "block_k=48", "32, 64, 128, 256"),
+    ("gemm", (1024, 4096, 64), {"stages": 3}, "stages=3: a split runs 1 K iteration(s)", "1..1"),
+    ("gemm", (1024, 4096, 4096), {"stages": 8}, "8 stages of direct_128x256x64_s8_t256_Square_sw10_bs need 385 KiB "
+     "of shared memory, 1 CTA(s) per SM have 227 KiB", "stages <= 4, or smaller tiles"),
+    ("dual", (4096, 8192, 2048), {"dual_split_k": 2}, "split_k does not apply to the dual gate/up kernel", "leave it out"),
+    ("gemm", (16, 4096, 4096), {"swap_ab": 1, "direct": 1}, "swap_ab and direct both set", "one of them"),
+])
+def test_hints_that_cannot_run_are_refused_with_what_would(kind, mnk, hints, message, valid):
+    problems = check_hints(kind, *mnk, hints)
+    assert [(p.message, p.valid) for p in problems][:1] == [(message, valid)]
+    with pytest.raises(Exception, match="cannot run"):
+        choose(kind, *mnk, hints, "x")
+
+
+def test_hints_that_can_run_apply_whatever_the_shape():
+    """No divisibility rule: a 224-wide W tile on N = 512, 128-row tiles at M = 1 (tails are predicated)."""
+    assert check_hints("gemm", 1024, 512, 1024, {"block_n": 224}) == []
+    assert check_hints("gemm", 1, 4097, 333, {"direct": 1, "block_m": 128, "threads": 256}) == []
+    cfg = choose("gemm", 100, 640, 1000, {"swap_ab": 1, "block_n": 64, "split_k": 3}, "x")
+    assert (cfg.mode, cfg.block_N, cfg.split_k, cfg.grid(100, 640)) == ("swap_ab", 64, 3, (10, 2, 3))
+
+
+def mlp(hints: str) -> str:
+    return swiglu_spec([1, 32], 2048, 8192, name="mlp", schedule=f"schedule:\n  tir-cuda: {{{hints}}}\n")
+
+
+
+
+def test_bad_hints_are_refused_when_the_spec_loads_with_file_line_and_field():
+    with pytest.raises(SpecError) as info:
+        parse_spec(mlp("dual_block_m: 1"), "specs/mlp.yaml")
+    assert str(info.value) == (
+        "specs/mlp.yaml:20: schedule.tir-cuda.dual_block_m: target tir-cuda (variant {'M': 1, 'E': 2048, "
+        "'H': 8192}): the dual gate/up kernel of act, h (1x8192x2048): dual_block_m=1: rows on the tensor-core "
+        "M side come in 64-row wgmma tiles, split evenly over 1 warpgroup(s) of dual_threads=128 "
+        "(valid: 64, 128, 192, 256)")
+    with pytest.raises(SpecError, match=r"specs/mlp.yaml:20: schedule.tir-cuda.split_k: target tir-cuda \(variant \{'M': 1, 'E': 2048, 'H': 8192\}\): matmul y \(1x2048x8192\): "
+                                        r"split_k=200 > the 128 K tile\(s\)"):
+        parse_spec(mlp("split_k: 200"), "specs/mlp.yaml")
+    assert parse_spec(mlp("split_k: 2, dual_stages: 2"), "specs/mlp.yaml").variants
+
+
+def test_fusebuild_check_reports_a_bad_hint_without_a_traceback(tmp_path):
+    path = tmp_path / "mlp.yaml"
+    path.write_text(mlp("dual_block_m: 1"))
+    out = subprocess.run([sys.executable, "-m", "fusebuild", "check", str(path)], cwd=REPO, capture_output=True,
+                         text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"{path}:20: schedule.tir-cuda.dual_block_m: " in out.stderr and "(valid: 64, 128, 192, 256)" in out.stderr
+
+
+def test_checks_import_no_toolchain():
+    code = ("import sys, fusebuild.backends.tir_cuda.tiles, fusebuild.backends.tir_cuda.program\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('tvm', 'tilelang', 'torch', 'jinja2')]\n"
+            "assert not bad, bad")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
