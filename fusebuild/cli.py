@@ -3,7 +3,7 @@
 Every command is a line of COMMANDS; `fusebuild --help` lists them and every
 FUSEBUILD_* setting. Commands that read the task graph (why, dry-run, clean) run
 through doit in a folder with a dodo.py, building nothing. Errors print one line and
-no traceback; the exit code is 1 for a user error, 0 otherwise.
+no traceback; the exit code is 1 for a user error, 2 for an internal one, 0 otherwise.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from . import settings
-from .errors import FusebuildError
+from .errors import FusebuildError, printable
 
 
 def cmd_check(args) -> int:
@@ -139,3 +139,7 @@ def main(argv=None) -> int:
     except FusebuildError as err:
         print(err, file=sys.stderr)
         return 1
+    except Exception as err:          # noqa: BLE001 - one line, never a traceback (a bug: exit 2)
+        print(f"fusebuild {args.command}: internal error: {type(err).__name__}: {printable(str(err))[:500]}",
+              file=sys.stderr)
+        return 2

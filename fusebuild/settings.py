@@ -27,7 +27,8 @@ SETTINGS = {s.name: s for s in [
     Setting("FUSEBUILD_REMOTE_CACHE", "", "http(s)://host:port/prefix of a Bazel-protocol remote cache"),
     Setting("FUSEBUILD_REMOTE_CACHE_READONLY", "", "1: read the remote cache, never upload (pull requests)"),
     Setting("FUSEBUILD_REMOTE_CACHE_HEADER", "", "one 'Name: value' header sent to the remote cache (auth)"),
-    Setting("FUSEBUILD_REMOTE_CACHE_TIMEOUT", "5", "seconds per remote cache request"),
+    Setting("FUSEBUILD_REMOTE_CACHE_TIMEOUT", "5", "seconds per remote cache request (status, headers and body)"),
+    Setting("FUSEBUILD_REMOTE_CACHE_MAX_BLOB", str(256 << 20), "bytes: the largest blob read from the remote cache"),
     Setting("FUSEBUILD_TEMPLATE_OVERRIDES", "", "template folders searched before templates/ (os.pathsep list)"),
     Setting("FUSEBUILD_TOOLCHAINS", ".toolchains", "folder of toolchain envs (`fusebuild env create NAME`)"),
     Setting("FUSEBUILD_SCHEDULER", "", "tcp://host:8786 of a Dask scheduler: run each task's action on its workers "

@@ -53,7 +53,7 @@ def test_a_target_built_by_the_recipe_gets_tasks_validation_cache_and_modes(tmp_
     first = p.doit("build", check=0)
     assert sorted(first.ran) == sorted(f"{s}:{ART}" for s in STAGES), first.text
     r = report(p)
-    assert r["status"] == "pass" and r["max_abs"] <= r["atol"], r
+    assert r["status"] == "pass" and r["ratio"] < 1, r
     assert r["schedule"]["hints"] == {"unroll": 2} and r["schedule"]["resolved"] == {"unroll": 2}
     assert "# unroll: 2" in (p.root / "out" / ART / "kernel.py").read_text()
     assert p.doit("build", check=0).ran == []                                   # incremental
@@ -79,4 +79,4 @@ def test_a_target_built_by_the_recipe_gets_tasks_validation_cache_and_modes(tmp_
     compare = p.doit("build", check=0, env={"FUSEBUILD_MODE": "compare"})
     assert sorted(compare.ran_stage("render")) == [f"render:{ART}/nodes/{n}" for n in ("h", "h_e1", "h_mm", "y")]
     r = report(p)
-    assert r["mode"] == "compare" and r["first_bad_step"] is None and len(r["steps"]) == 4, r
+    assert r["mode"] == "compare" and r["first_bad_step"] is None and len(r["steps"]) == 2 * 4, r   # 2 input sets

@@ -15,6 +15,8 @@ separate machines) and be cached by content:
                                   an Execution (status emulated, reason, steps) otherwise
   schedule(build_dir)          -> the schedule the artifact was built with, as recorded
                                   by render or compile (for reports)
+  can_build(graph, hints)      -> None, or why this target cannot build `graph` alone
+                                  (the node modes then use a fallback; default: try render)
 
 Every method except render works on files only, so the debugging modes, the cache and
 the engine are written once, against this class.
@@ -45,6 +47,8 @@ class Device:
     available: bool
     reason: str = ""                               # why artifacts cannot run here
     fix: str = ""                                  # where or how they can run (a command)
+    name: str = ""                                 # the device (e.g. "NVIDIA H200"): its verdicts are kept
+                                                   # in validation.json's validated_on (run/devices.py)
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,25 @@ class Backend(ABC):
 
     def execution(self, build_dir: Path) -> Execution | None:
         return None
+
+    def can_build(self, graph, hints: dict | None = None) -> str | None:
+        """None if this target builds `graph` as one artifact, else why not (a line).
+
+        The node modes ask it for each node (plan/artifacts.node_steps): a node a target
+        cannot build alone runs fused with its producer, or as its torch reference, and
+        the compare table names which. The default renders the graph (pure: no toolchain,
+        no files) and reports what the render refused; a backend with a cheap structural
+        rule (e.g. "elementwise work must follow a matmul") should override it.
+        """
+        key = (graph.digest(), tuple(sorted((hints or {}).items())))
+        cache = self.__dict__.setdefault("_can_build", {})
+        if key not in cache:
+            try:
+                self.render(RenderJob(graph, self.info.hints.resolve(hints or {}), "probe", "probe"))
+                cache[key] = None
+            except Exception as err:       # noqa: BLE001 - any refusal is the answer, shown in the table
+                cache[key] = f"{type(err).__name__}: {getattr(err, 'message', None) or err}"
+        return cache[key]
 
     def schedule(self, build_dir: Path) -> dict:
         return {}

@@ -29,7 +29,9 @@ remote (a remote hit is copied into the local store); results are uploaded unles
 Nothing read is trusted: a blob must hash to its name, a record must parse, name the
 action it answers and list exactly the files the stage writes. Anything else is counted
 as corrupt, deleted (locally), reported once, and the stage rebuilds; a rebuild uploads
-the good blob, which repairs a corrupt remote entry.
+the good blob, which repairs a corrupt remote entry. A corrupt local entry that cannot be
+deleted (a read-only cache) is recorded as `stuck`: the build still rebuilds the stage,
+and fails at its end with one line saying so (engine/faults.cache_error).
 
 Each stage's outcome (local-hit, remote-hit, miss, off) is written to
 `.stages/<stage>.cache.json` in the artifact folder; report.py sums them up.
@@ -58,6 +60,8 @@ ENV_REMOTE = "FUSEBUILD_REMOTE_CACHE"                   # http(s)://host:port/pr
 ENV_READONLY = "FUSEBUILD_REMOTE_CACHE_READONLY"        # 1/true/yes: never upload
 ENV_HEADER = "FUSEBUILD_REMOTE_CACHE_HEADER"            # "Authorization: Bearer ..."
 ENV_TIMEOUT = "FUSEBUILD_REMOTE_CACHE_TIMEOUT"          # seconds per request, default 5
+ENV_MAX_BLOB = "FUSEBUILD_REMOTE_CACHE_MAX_BLOB"        # bytes: the largest blob read from the remote
+MAX_BLOB = 256 << 20
 
 
 def action_digest(key: dict) -> str:
@@ -104,14 +108,23 @@ class LocalStore:
         except OSError as err:                  # a full or read-only cache must not fail a build
             _warn(f"cannot write {path}: {err}")
 
-    def discard(self, kind, digest):
-        self._path(kind, digest).unlink(missing_ok=True)
+    def discard(self, kind, digest) -> str | None:
+        """Delete an entry; None, or why it could not be deleted (a read-only cache)."""
+        path = self._path(kind, digest)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as err:
+            return f"{path}: {err.strerror or err}"
+        return None
 
     def get_blob(self, digest: str) -> bytes | None:
         """The blob, verified by hash; a corrupt or truncated one is deleted and None returned."""
         data = self._read("cas", digest)
         if data is not None and sha256(data) != digest:
-            self.discard("cas", digest)
+            stuck = self.discard("cas", digest)
+            if stuck:
+                raise Corrupt(f"local blob {digest[:12]} does not match its hash and cannot be deleted ({stuck})",
+                              stuck=stuck)
             raise Corrupt(f"local blob {digest[:12]} does not match its hash (deleted)")
         return data
 
@@ -135,7 +148,9 @@ class LocalStore:
 
 
 class Corrupt(Exception):
-    pass
+    def __init__(self, message: str, stuck: str | None = None):
+        super().__init__(message)
+        self.stuck = stuck          # a corrupt entry that could not be deleted (read-only cache)
 
 
 def make_record(action: str, stage: str, files: dict) -> bytes:
@@ -186,8 +201,12 @@ def from_env(env=os.environ) -> Cache:
     if url:
         try:
             timeout = float(env.get(ENV_TIMEOUT) or 5.0)
+            max_blob = int(env.get(ENV_MAX_BLOB) or MAX_BLOB)
+            if not (timeout > 0 and max_blob > 0):
+                raise ValueError(f"{ENV_TIMEOUT} and {ENV_MAX_BLOB} must be positive")
             cache.remote = Remote(url, header=parse_header(env.get(ENV_HEADER)),
-                                  readonly=_truthy(env.get(ENV_READONLY)), timeout=timeout, warn=_warn)
+                                  readonly=_truthy(env.get(ENV_READONLY)), timeout=timeout, max_blob=max_blob,
+                                  warn=_warn)
         except ValueError as err:
             _warn(f"remote cache not used: {err}")
     return cache
@@ -224,7 +243,7 @@ class Action:
         self.record_path = self.folder / ".stages" / f"{stage}.cache.json"
         self.record_path.unlink(missing_ok=True)        # no stale outcome from an earlier run
         self._t0 = time.perf_counter()
-        self._corrupt_msgs = []
+        self._corrupt_msgs, self._stuck = [], []
 
     def restore(self) -> bool:
         c = self.cache
@@ -283,7 +302,9 @@ class Action:
                 files[name] = data
             return files
         except Corrupt as err:
-            local.discard("ac", self.digest)
+            stuck = local.discard("ac", self.digest) or err.stuck
+            if stuck:
+                self._stuck.append(stuck)
             self._corrupt(f"{err}; {self.stage} rebuilds")
             return None
 
@@ -301,6 +322,10 @@ class Action:
         for name, e in entries.items():
             data = local.get_blob_safe(e["sha256"])
             if data is None:
+                if e["size"] > r.max_blob:          # never allocate what an untrusted record claims
+                    self._corrupt(f"remote record {self.digest[:12]} names a {e['size']}-byte blob ({name}), above "
+                                  f"{ENV_MAX_BLOB}={r.max_blob}; {self.stage} rebuilds")
+                    return None
                 data = r.get("cas", e["sha256"], limit=e["size"])
                 if data is None:
                     return None
@@ -322,6 +347,8 @@ class Action:
                **extra}
         if self._corrupt_msgs:
             rec["corrupt"] = self._corrupt_msgs
+        if self._stuck:
+            rec["stuck"] = self._stuck
         r = self.cache.remote
         if r is not None and r.disabled:
             rec["remote_error"] = r.disabled

@@ -11,8 +11,15 @@ AC records are JSON, not Bazel's ActionResult protobuf: bazel-remote needs
 The remote is an accelerator, never a dependency: any error (refused connection, timeout,
 an unexpected status such as 401/500) prints ONE warning, turns the remote off for the
 rest of this process, and the build goes on with the local cache. Every request is bounded
-by `timeout` seconds in total (connect + send + the whole body), so a slow server costs at
-most that once. Nothing read from the remote is trusted: callers verify every blob's hash.
+by `timeout` seconds in total: connect, send, the status line, the headers and the whole
+body. urllib's own timeout bounds each socket read, so a server dripping one byte a
+second would never trip it; here every read of the connection's socket gets the time left
+to the request's deadline (`_DeadlineSocket`), so a slow server costs at most `timeout`
+once. (Name resolution is not a socket read and is not bounded this way.)
+
+Nothing read from the remote is trusted: callers verify every blob's hash, and a body is
+read up to a limit the client sets (`max_blob`, FUSEBUILD_REMOTE_CACHE_MAX_BLOB), never the
+size an untrusted action record claims: a record claiming 2^40 bytes costs at most that.
 
 The optional header (e.g. `Authorization: Bearer ...`) comes from the environment only,
 and is never printed; neither is any user:password in the URL.
@@ -24,6 +31,7 @@ and verified (the caller adds it to `present`), is known to be there and is not 
 """
 from __future__ import annotations
 
+import http.client
 import socket
 import sys
 import time
@@ -61,7 +69,7 @@ class Remote:
     """One remote cache for one process. `get`/`put` never raise: errors disable the remote."""
 
     def __init__(self, url: str, *, header=None, readonly: bool = False, timeout: float = 5.0,
-                 max_blob: int = 1 << 30, warn=None):
+                 max_blob: int = 256 << 20, warn=None):
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"remote cache URL must be http(s)://host[:port][/prefix], got {redact(url)!r}")
@@ -133,15 +141,87 @@ class Remote:
         if self.header:
             req.add_header(*self.header)
         deadline = time.monotonic() + self.timeout
+        opener = urllib.request.build_opener(_DeadlineHTTP(deadline), _DeadlineHTTPS(deadline))
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with opener.open(req, timeout=self.timeout) as resp:
+                size = resp.headers.get("Content-Length")
+                if size is not None and size.strip().isdigit() and int(size) > limit:
+                    raise RemoteError(f"{method} /{kind}/: response of {int(size)} bytes is larger than {limit}")
                 return resp.status, _read_bounded(resp, limit, deadline)
         except urllib.error.HTTPError as err:
             err.close()
             return err.code, b""
-        except (urllib.error.URLError, OSError, socket.timeout, ValueError) as err:
+        except (TimeoutError, urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as err:
             why = getattr(err, "reason", err)
             raise RemoteError(f"{method} /{kind}/: {type(why).__name__}: {why}") from None
+
+
+class _DeadlineSocket:
+    """A connected socket whose every read and send waits at most until `deadline`.
+
+    http.client reads the status line and headers through `makefile("rb")`, a buffered
+    reader over `recv_into`; here each `recv_into` (and send) first sets the socket's
+    timeout to the time left, so the whole response, not each read, is bounded."""
+
+    def __init__(self, sock, deadline: float):
+        self._sock, self._deadline = sock, deadline
+
+    def _left(self) -> float:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request's deadline passed")
+        return left
+
+    def recv_into(self, buf, *args):
+        self._sock.settimeout(self._left())
+        return self._sock.recv_into(buf, *args)
+
+    def recv(self, n, *args):
+        self._sock.settimeout(self._left())
+        return self._sock.recv(n, *args)
+
+    def sendall(self, data, *args):
+        self._sock.settimeout(self._left())
+        return self._sock.sendall(data, *args)
+
+    def makefile(self, mode="r", buffering=None, **kwargs):
+        import io
+        if "b" not in mode or "w" in mode:
+            return self._sock.makefile(mode, buffering, **kwargs)
+        # as socket.makefile does: the reader holds a reference, so closing the connection
+        # (urllib does, right after the headers) keeps the descriptor until the body is read
+        self._sock._io_refs += 1
+        return io.BufferedReader(socket.SocketIO(self, "rb"), buffering or io.DEFAULT_BUFFER_SIZE)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def _deadline_connection(base, deadline):
+    class Connection(base):
+        def connect(self):
+            self.timeout = max(0.001, deadline - time.monotonic())
+            super().connect()
+            self.sock = _DeadlineSocket(self.sock, deadline)
+    return Connection
+
+
+class _DeadlineHTTP(urllib.request.HTTPHandler):
+    def __init__(self, deadline):
+        super().__init__()
+        self.connection = _deadline_connection(http.client.HTTPConnection, deadline)
+
+    def http_open(self, req):
+        return self.do_open(self.connection, req)
+
+
+class _DeadlineHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, deadline):
+        super().__init__()
+        self.connection = _deadline_connection(http.client.HTTPSConnection, deadline)
+
+    def https_open(self, req):
+        return self.do_open(self.connection, req, context=self._context)
 
 
 def _read_bounded(resp, limit, deadline) -> bytes:

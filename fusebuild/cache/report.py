@@ -27,7 +27,7 @@ REPORT_NAME = "cache-report.json"
 def collect(ran, uptodate, failed_names) -> dict:
     """ran/uptodate: doit tasks; failed_names: names of tasks that failed in this run."""
     counts = {s: dict.fromkeys(COLUMNS, 0) for s in STAGES}
-    tasks, uploaded, corrupt, remote_errors = {}, 0, [], []
+    tasks, uploaded, corrupt, remote_errors, stuck = {}, 0, [], [], []
     for task in uptodate:
         stage = task.name.split(":", 1)[0]
         if stage in counts:
@@ -44,6 +44,7 @@ def collect(ran, uptodate, failed_names) -> dict:
             outcome = {"off": "uncached"}.get(outcome, outcome)
             uploaded += rec.get("uploaded", 0)
             corrupt += rec.get("corrupt", [])
+            stuck += rec.get("stuck", [])
             if rec.get("remote_error") and rec["remote_error"] not in remote_errors:
                 remote_errors.append(rec["remote_error"])
         counts[stage][outcome if outcome in COLUMNS else "uncached"] += 1
@@ -52,7 +53,7 @@ def collect(ran, uptodate, failed_names) -> dict:
     lookups = hits + sum(c["miss"] for c in counts.values())
     return {"cache": cache.get().describe(), "stages": counts, "hits": hits, "lookups": lookups,
             "hit_rate": round(hits / lookups, 4) if lookups else None, "uploaded_entries": uploaded,
-            "corrupt": corrupt, "remote_errors": remote_errors, "tasks": dict(sorted(tasks.items()))}
+            "corrupt": corrupt, "stuck": stuck, "remote_errors": remote_errors, "tasks": dict(sorted(tasks.items()))}
 
 
 def text(report: dict) -> str:
@@ -77,10 +78,10 @@ def text(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def finish(ran, uptodate, failed_names, out) -> str:
-    """Collect, write out/cache-report.json, and return the text to print."""
+def finish(ran, uptodate, failed_names, out) -> tuple:
+    """Collect, write out/cache-report.json; (the text to print, the report)."""
     report = collect(ran, uptodate, set(failed_names))
     out = Path(out)
     if out.is_dir():
         write_json(out / REPORT_NAME, report)
-    return text(report)
+    return text(report), report

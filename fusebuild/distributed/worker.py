@@ -193,7 +193,7 @@ def unit_files(a, backend) -> dict:
     names = {f".stages/{s}.json" for s in ("render", "compile", "assemble")}
     if backend is not None:
         names |= {*backend.source_files, *backend.compiled_files, *backend.artifact_files, *backend.assemble_inputs}
-    return {str(u.dir.relative_to(a.dir)): names for u in units(a)}
+    return {str(u.dir.relative_to(a.dir)): names for u in units(a, backend)}
 
 
 def _same(mine: dict, theirs, target, here):

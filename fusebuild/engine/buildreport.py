@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from ..fsutil import read_json, write_atomic, write_json
+from ..run.devices import shown as shown_devices
 
 STAGES = ("render", "compile", "assemble", "validate")
 
@@ -34,7 +35,9 @@ def rows(reports, ran: dict, history: dict) -> list:
         else:
             why, when = "-", "-"
         t = r.get("timings") or {}
-        out.append({"artifact": aid, "status": r.get("status") or "?", "reason": r.get("reason", ""),
+        elsewhere = shown_devices(r)
+        reason = "; ".join(x for x in (r.get("reason") or "", elsewhere) if x)
+        out.append({"artifact": aid, "status": r.get("status") or "?", "reason": reason,
                     "max_abs": r.get("max_abs"), "max_rel": r.get("max_rel"),
                     "timings": {s: t.get(s) for s in STAGES}, "rebuilt": when, "why": why,
                     "toolchain": r.get("toolchain") or {}, "schedule": schedule_text(r.get("schedule"))})

@@ -24,8 +24,9 @@ def protected_specs(errors) -> set:
     for path, _err in errors:
         path = Path(path)
         keep.add(path.stem)
-        try:
-            m = _NAME.search(path.read_text(errors="replace"))
+        try:                        # bounded: the file is the one that failed to load
+            with open(path, "rb") if path.is_file() else open(os.devnull, "rb") as f:
+                m = _NAME.search(f.read(1 << 16).decode(errors="replace"))
         except OSError:
             m = None
         if m:

@@ -24,9 +24,10 @@ from doit.globals import Globals
 from doit.reporter import ConsoleReporter
 
 from .. import settings
+from ..cache import report as cache_report
 from ..fsutil import write_json
 from ..tables import clip
-from . import buildreport, depdb, orphans
+from . import buildreport, depdb, faults, orphans
 from .summary import SummaryReporter
 from .why import explain
 
@@ -65,6 +66,7 @@ class EngineReporter(SummaryReporter):
     # --- doit's reporter interface ----------------------------------------------------
     def initialize(self, tasks, selected_tasks):
         from .tasks import share_cores
+        super().initialize(tasks, selected_tasks)
         share_cores(_num_process())          # before doit -n starts its workers
         try:
             self.total = sum(1 for t in tasks_and_deps_iter(tasks, selected_tasks) if t.actions)
@@ -95,6 +97,7 @@ class EngineReporter(SummaryReporter):
 
     def add_failure(self, task, fail):
         depdb.commit(self.dm, task.name)
+        self.record_failure(task, fail)
         self._finish(task, False)
         self.failed_msgs.append((task.name, fail.get_msg().strip().splitlines()[-1] if fail.get_msg().strip() else
                                  fail.get_name()))
@@ -132,8 +135,19 @@ class EngineReporter(SummaryReporter):
         else:
             self.write_summary(reports)
         self._epilogue(reports)
+        self._state_errors()
 
     # --- helpers ----------------------------------------------------------------------
+    def _state_errors(self):
+        """A DB write that failed, or a cache entry that cannot be healed, fails the run
+        after its summary: one line, exit code 3 (engine/faults.py)."""
+        err = depdb.error(self.dm)
+        if err:
+            raise faults.db_error(self.out / ".doit.db", err)
+        stuck = cache_report.collect(self._ran, self._uptodate, set())["stuck"]
+        if stuck:
+            raise faults.cache_error(stuck)
+
     def _failed_task_output(self):
         """What a failed task printed (doit prints an empty banner per failure otherwise;
         the failure message itself was already shown when the task failed)."""

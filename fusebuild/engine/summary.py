@@ -1,15 +1,24 @@
 """Console reporting: doit's reporter plus the summary table printed at the end of a run
-(and, for artifacts validated in compare mode, their per-node tables)."""
+(and, for artifacts validated in compare mode, their per-node tables).
+
+The table lists every artifact the selected tasks need (engine/outcomes.py): one that
+failed before validation shows `not built: <stage> failed: <reason>`, never its old
+report; one validated on another device (gpu-validate) shows that device's verdict.
+"""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+from doit.cmd_base import tasks_and_deps_iter
 from doit.reporter import ConsoleReporter
 
 from ..cache import report as cache_report
+from ..run.devices import shown as shown_devices
 from ..run.modes import step_table
 from ..tables import clip, fmt, table
+from .outcomes import artifact_reports, reason_line
 
 # statuses of artifacts that a missing toolchain or device kept from running: one line per
 # (target, status, reason) instead of one row per artifact
@@ -19,10 +28,15 @@ WIDTH = 120
 
 def _status_text(r) -> str:
     status = r.get("status") or "?"
+    elsewhere = shown_devices(r)
     if status == "emulated":
         status = "emulated (no device run)"
+    elif status == "not built":
+        status = f"not built: {r.get('reason') or '?'}"
+    elif status == "fail" and r.get("stage") == "validate" and r.get("reason"):
+        status = f"fail: {r['reason']}"
     elif status in COLLAPSED:
-        status = r.get("reason") or status
+        status = f"{elsewhere} (not run here)" if elsewhere else (r.get("reason") or status)
     if r.get("mode", "fused") != "fused":  # a reference-mode pass is not an artifact's
         status = f"{status} ({r['mode']})"
     if r.get("samples"):                   # a dynamic artifact: the numbers are its worst size's
@@ -37,8 +51,13 @@ def summary_rows(reports) -> list:
         t = r.get("timings", {})
         total = sum(v for v in t.values() if isinstance(v, (int, float)))
         rows.append([r["spec"], r["variant"], r["target"], clip(_status_text(r), 40), fmt(r.get("max_abs")),
-                     fmt(r.get("max_rel")), f"{total:.2f}s"])
+                     fmt(r.get("ratio")), f"{total:.2f}s"])
     return rows
+
+
+def _collapsed(r) -> bool:
+    """A missing toolchain or device, with no verdict of another device to show."""
+    return r.get("status") in COLLAPSED and not shown_devices(r)
 
 
 def collapsed_lines(reports) -> list:
@@ -46,7 +65,7 @@ def collapsed_lines(reports) -> list:
     lines; a fix that does not fit goes on a line of its own, so no command is ever clipped."""
     groups = {}
     for r in reports:
-        if r.get("status") in COLLAPSED:
+        if _collapsed(r):
             groups.setdefault((r["target"], r["status"], r.get("reason", ""), r.get("fix", "")), []).append(r)
     lines = []
     for (target, status, reason, fix), rs in sorted(groups.items()):
@@ -68,6 +87,24 @@ class SummaryReporter(ConsoleReporter):
         super().__init__(outstream, options)
         self._validated, self._bad_specs = [], []
         self._ran, self._uptodate = [], []          # for the cache summary
+        self._needed = None                         # [(validate task, report path)] the selected tasks need
+        self._failed = {}                           # task name -> one line of why it failed
+        self._started = time.time()
+
+    def initialize(self, tasks, selected_tasks):
+        try:
+            needed = list(tasks_and_deps_iter(tasks, selected_tasks))
+        except KeyError:
+            return
+        self._needed = [(t.name, t.targets[0]) for t in needed if t.name.startswith("validate:") and t.targets]
+
+    def record_failure(self, task, fail):
+        msg = fail.get_msg() if hasattr(fail, "get_msg") else str(fail)
+        self._failed[task.name] = reason_line(msg, task.name)
+
+    def add_failure(self, task, fail):
+        self.record_failure(task, fail)
+        super().add_failure(task, fail)
 
     def _note(self, task, ran: bool):
         (self._ran if ran else self._uptodate).append(task)
@@ -89,7 +126,10 @@ class SummaryReporter(ConsoleReporter):
         self.write_summary(self.run_reports())
 
     def run_reports(self) -> list:
-        """The validation report of every artifact this run looked at (built or up to date)."""
+        """The report of every artifact the run asked for (engine/outcomes.py): validated,
+        up to date, or not built (with the stage that failed and why)."""
+        if self._needed is not None:
+            return artifact_reports(self._needed, self._failed, self._started)
         reports = []
         for task in self._validated:
             path = Path(task.targets[0])
@@ -101,12 +141,12 @@ class SummaryReporter(ConsoleReporter):
         return reports
 
     def write_summary(self, reports):
-        shown = [r for r in reports if r.get("status") not in COLLAPSED]
+        shown = [r for r in reports if not _collapsed(r)]
         rows = sorted(summary_rows(shown), key=lambda r: (r[0], r[1], r[2]))
         for task in self._bad_specs:
             rows.append([task.name.split(":", 1)[1], "-", "-", "spec error", "-", "-", "-"])
-        if rows:
-            self.outstream.write("\n" + table(["spec", "variant", "target", "status", "max_abs", "max_rel", "time"],
+        if rows:   # ratio: max |out - ref| / allowed, over outputs and input sets (a pass is below 1)
+            self.outstream.write("\n" + table(["spec", "variant", "target", "status", "max_abs", "ratio", "time"],
                                               rows, width=WIDTH) + "\n")
         collapsed = collapsed_lines(reports)
         if collapsed:
@@ -115,4 +155,5 @@ class SummaryReporter(ConsoleReporter):
             if r.get("steps"):
                 self.outstream.write("\n" + step_table(r) + "\n")
         failed = [f["task"].name for f in self.failures]
-        self.outstream.write("\n" + cache_report.finish(self._ran, self._uptodate, failed, self.out))
+        text, _report = cache_report.finish(self._ran, self._uptodate, failed, self.out)
+        self.outstream.write("\n" + text)

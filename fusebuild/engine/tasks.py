@@ -3,7 +3,7 @@
 Per artifact (spec, variant, target): render -> compile -> assemble -> validate, each a
 doit subtask named `<stage>:<spec>/<variant>/<target>`; `build:<spec>` builds one spec;
 `build` (the default) builds all. A spec that fails to load gets one failing task
-`build:<file stem>` and no others; every other spec still builds.
+`build:<file name>` (e.g. `build:good.yml`) and no others; every other spec still builds.
 
 Dispatch modes: in `separate`/`compare` the render/compile/assemble tasks are per graph
 node, `<stage>:<spec>/<variant>/<target>/nodes/<node>`; `reference` has none; validate
@@ -28,15 +28,15 @@ specs load when doit first asks for a task.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from ..backends.templating import templates_unchanged
 from ..fsutil import read_json
 from ..plan import keys
-from ..plan.artifacts import units
-from ..plan.project import Project
+from ..plan.artifacts import needs_toolchain, units
+from ..plan.project import Project, spec_task_name
 from ..run import stages
 from . import executor
+from .faults import check_out
 from .uptodate import fresh
 
 
@@ -52,10 +52,11 @@ class Build:
 
     # --- doit configuration -------------------------------------------------------------
     def doit_config(self) -> dict:
-        """DOIT_CONFIG for dodo.py. Creates out/ (doit opens its dependency DB there)."""
+        """DOIT_CONFIG for dodo.py. Creates out/ (doit opens its dependency DB there); an
+        out/ that cannot hold a build stops it here with one line (engine/faults.py)."""
         from .progress import EngineReporter
         out = self.project.out
-        out.mkdir(parents=True, exist_ok=True)
+        check_out(out)
         return {
             "default_tasks": ["build"],
             "continue": True,                      # one bad artifact must not stop the others
@@ -111,8 +112,8 @@ class Build:
         p = self.project
         for a in p.artifacts:
             tc = p.toolchain(a.target)
-            backend = p.backend(a.target) if units(a) else None
-            deps = [str(u.dir / backend.artifact_name) for u in units(a)] if tc.available else []
+            backend = p.backend(a.target) if needs_toolchain(a) else None
+            deps = [str(u.dir / backend.artifact_name) for u in units(a, backend)] if tc.available else []
             key = keys.validate(a, backend, tc)
             yield {"name": a.id, "actions": [(self.actions.validate, [p, a])], "file_dep": deps,
                    "targets": [str(a.report)], "uptodate": [fresh(key.fields, key.detail)],
@@ -135,8 +136,8 @@ class Build:
         for spec, deps in by_spec.items():
             yield {"name": spec, "actions": None, "task_dep": deps, "doc": f"build spec {spec}"}
         for path, err in self.project.errors:
-            yield {"name": Path(path).stem, "actions": [(stages.spec_error, [path, err])],
-                   "uptodate": [False], "doc": f"{path}: does not load"}
+            yield {"name": spec_task_name(path), "actions": [(stages.spec_error, [path, err])],
+                   "uptodate": [False], "doc": f"{spec_task_name(path)}: does not load"}
 
 
 def _templates_unchanged(a):

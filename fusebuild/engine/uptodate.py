@@ -9,9 +9,13 @@ On success the task stores, in doit's task values:
   _fields    the key flattened to {"a.b[0].c": leaf}, plus optional `detail` (e.g. the
              whole canonical graph where the key only has its digest): read only to
              explain a change, never to decide one
-  _outputs   {target: [size, mtime_ns, sha256]}; a target whose size/mtime moved is
-             hashed, and if its content differs from what was produced the task reruns
-             (a truncated or hand-edited artifact is never taken as current)
+  _outputs   {target: [size, mtime_ns, sha256, ctime_ns, inode]}; a target whose size,
+             mtime, ctime or inode moved is hashed, and if its content differs from what
+             was produced the task reruns (a truncated or hand-edited artifact is never
+             taken as current). ctime is what catches an edit that kept size and mtime
+             (`touch -d` or os.utime restore mtime, and set ctime to now): no user call
+             can set it back. Hashing every output on every run instead would cost a read
+             of every artifact per no-op build (docs/engine.md).
 A missing target is left to doit's own check (it reports it as such).
 """
 from __future__ import annotations
@@ -46,17 +50,18 @@ def file_state(path) -> list | None:
     except OSError:
         return None
     sha = file_sha256(path)
-    return None if sha is None else [st.st_size, st.st_mtime_ns, sha]
+    return None if sha is None else [st.st_size, st.st_mtime_ns, sha, st.st_ctime_ns, st.st_ino]
 
 
 def output_changed(path, state) -> bool:
     """True if the file at `path` is not the one recorded as `state` (missing: False,
-    doit reports missing targets itself)."""
+    doit reports missing targets itself). Only a file whose stat moved is hashed; a state
+    recorded before ctime was (3 fields) is always hashed."""
     try:
         st = os.stat(path)
     except OSError:
         return False
-    if [st.st_size, st.st_mtime_ns] == state[:2]:
+    if len(state) >= 5 and [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino] == [*state[:2], *state[3:5]]:
         return False
     cur = file_state(path)
     return cur is not None and cur[2] != state[2]

@@ -88,19 +88,29 @@ class Layout:
         return [[list(p) for p in levels] for levels in self.dims]
 
     def check(self, shape: tuple, operand: str) -> None:
-        """Bijection onto a dense buffer of the tensor's size; tiles divide the shape."""
+        """Bijection onto a dense buffer of the tensor's size; tiles divide the shape.
+
+        Checked arithmetically, without an index array (a 10^10-element layout costs
+        nothing to check): the offsets sum digit * stride over all levels, digits in
+        [0, bound). That is a bijection onto [0, numel) exactly when, levels of bound > 1
+        sorted by stride, each stride is the product of the bounds of the levels before
+        it (1, b0, b0*b1, ...): a mixed-radix number. A smaller stride than that product
+        repeats an offset the levels below already reach; a larger one skips that product.
+        """
         if self.rank != len(shape):
             raise LayoutError(f"layout of '{operand}' has {self.rank} dimensions but the tensor has {len(shape)}")
         if self.shape != tuple(shape):
             raise LayoutError(f"layout of '{operand}' covers {list(self.shape)} but the tensor is {list(shape)}",
                               valid="tile bounds whose product along each dimension equals its size")
-        import numpy as np
-        offs = self.offsets()
-        if offs.min(initial=0) < 0 or not np.array_equal(np.sort(offs), np.arange(offs.size)):
-            dup = offs.size - np.unique(offs).size
-            raise LayoutError(f"layout of '{operand}' is not a bijection onto its buffer: "
-                              f"{dup} elements share an offset, max offset {int(offs.max())} for {offs.size} elements",
-                              valid="strides that place every element exactly once in [0, numel)")
+        expect = 1
+        for stride, bound in sorted((s, b) for levels in self.dims for s, b in levels if b > 1):
+            if stride != expect:
+                what = "repeats offsets" if stride < expect else "leaves offsets unused"
+                raise LayoutError(f"layout of '{operand}' is not a bijection onto its buffer: the level (stride "
+                                  f"{stride}, bound {bound}) {what} (sorted by stride, each stride must be the "
+                                  f"product of the bounds before it: {expect})",
+                                  valid="strides that place every element exactly once in [0, numel)")
+            expect *= bound
 
 
 def row_major(shape) -> Layout:

@@ -4,6 +4,15 @@ An artifact's folder is out/<spec>/<variant>/<target>/. In the debugging modes t
 one artifact per graph node (separate, compare) each node is a `NodeArtifact` in
 out/<spec>/<variant>/<target>/nodes/<node>/, rendered, compiled and assembled by the same
 tasks as a fused one (`units`). Describes only; runs nothing.
+
+A node the target cannot build alone (`Backend.can_build`, e.g. an elementwise node on a
+target that renders GEMMs with epilogues) gets a fallback, named in the compare table:
+  fused with its producer   the unit is the node together with the node producing one of
+                            its inputs (the first such pair the target can build); the
+                            step runs the pair on the target's own values of its inputs
+  torch reference           no unit: the step runs the node's torch reference, marked
+                            "not on target" with the target's reason
+`node_steps` plans this; `units` lists what gets built.
 """
 from __future__ import annotations
 
@@ -68,16 +77,56 @@ def needs_toolchain(a: Artifact) -> bool:
     return a.variant.mode != "reference"
 
 
-def units(a: Artifact) -> list:
-    """What must be rendered, compiled and assembled for `a` in its mode."""
+def units(a: Artifact, backend=None) -> list:
+    """What must be rendered, compiled and assembled for `a` in its mode. In node modes,
+    `backend` (its `can_build`) decides the fallbacks; without one every node is a unit."""
     mode = a.variant.mode
     if mode == "fused":
         return [a]
     if mode in NODE_MODES:
-        return [node_artifact(a, node) for node in a.variant.graph.nodes]
+        return [s.unit for s in node_steps(a, backend) if s.unit is not None]
     return []
 
 
-def node_artifact(a: Artifact, node) -> NodeArtifact:
+@dataclass(frozen=True)
+class NodeStep:
+    node: object               # ir.graph.Node
+    unit: NodeArtifact | None  # what runs it on the target; None: its torch reference
+    fallback: str = ""         # "" (built alone), "fused with its producer <p>",
+    #                            or "torch reference, not on target: <why>"
+    producer: object = None    # the producer Node fused into the unit, if any
+
+
+def node_steps(a: Artifact, backend=None) -> list:
+    """One NodeStep per graph node of `a`, in graph order (see the module doc)."""
+    graph, steps = a.variant.graph, []
+    for node in graph.nodes:
+        sub = graph.subgraph(node)
+        why = backend.can_build(sub, a.hints) if backend is not None else None
+        if why is None:
+            steps.append(NodeStep(node, node_artifact(a, node)))
+            continue
+        producers = [p for i in node.inputs for p in graph.nodes if p.output == i]
+        for p in producers:
+            pair = subgraph_of(graph, (p, node))
+            if backend.can_build(pair, a.hints) is None:
+                steps.append(NodeStep(node, node_artifact(a, node, pair), f"fused with its producer {p.output}", p))
+                break
+        else:
+            steps.append(NodeStep(node, None, f"torch reference, not on target: {why.splitlines()[0][:200]}"))
+    return steps
+
+
+def node_artifact(a: Artifact, node, graph=None) -> NodeArtifact:
     v = a.variant
-    return NodeArtifact(dataclasses.replace(v, graph=v.graph.subgraph(node)), a.target, a.out, node.output)
+    sub = graph if graph is not None else v.graph.subgraph(node)
+    return NodeArtifact(dataclasses.replace(v, graph=sub), a.target, a.out, node.output)
+
+
+def subgraph_of(graph, nodes: tuple):
+    """The graph of `nodes` (in order): inputs are the tensors they read and do not make,
+    the output is the last node's."""
+    made = {n.output for n in nodes}
+    ins = tuple(dict.fromkeys(i for n in nodes for i in n.inputs if i not in made))
+    keep = {n: graph.tensors[n] for n in (*ins, *made)}
+    return type(graph)(keep, ins, tuple(nodes), (nodes[-1].output,))

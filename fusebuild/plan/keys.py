@@ -24,7 +24,10 @@ Which code each stage's result depends on:
   validate  how an artifact is run and judged: run/ (stages, validate, modes), runtime/
             (the loaders and the call path every run goes through, the manifest written
             into the report), the IR (host packing through layouts), backends/base.py
-            (host buffers) and the backend's folder (its run(), loaders, emulator)
+            (host buffers), the node modes' plan (plan/artifacts.py: units and fallbacks)
+            and the backend's folder (its run(), loaders, emulator). tests/test_keys_validate.py
+            edits each of these in a built tree and checks that validate reruns and a warm
+            cache misses.
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ from . import artifacts as A
 
 PKG = Path(__file__).resolve().parent.parent
 RENDER_CODE = ("ir", "backends/base.py", "backends/text.py", "backends/templating.py")
-VALIDATE_CODE = ("run", "runtime", "ir", "backends/base.py", "status.py")
+VALIDATE_CODE = ("run", "runtime", "ir", "backends/base.py", "status.py", "plan/artifacts.py")
 
 
 @functools.lru_cache(maxsize=None)
@@ -119,8 +122,21 @@ def validate(a, backend, toolchain) -> StageKey:
 
     def inputs():     # every file assemble wrote: the report records their hashes (runtime manifest)
         names = backend.artifact_files if backend else []
-        return {str(u.dir.relative_to(a.dir)): file_hashes(u.dir, names) for u in A.units(a)}
+        return {str(u.dir.relative_to(a.dir)): file_hashes(u.dir, names) for u in A.units(a, backend)}
     return StageKey("validate", fields, inputs, {"graph": v.graph.canonical})
+
+
+def verdict(a, backend) -> str:
+    """What a device's verdict on an artifact depends on, whichever machine gave it: the
+    graph, seed, tolerances, mode, the code that validates and runs it, and the artifact's
+    bytes (not the toolchain versions or torch: a GPU machine has others). A build on a
+    machine without the device keeps a verdict whose key still matches (run/devices.py)."""
+    v = a.variant
+    return digest({"graph": v.graph.digest(), "seed": v.seed, "tolerance": v.tolerance, "mode": v.mode,
+                   "samples": [dict(s) for s in v.samples] if v.samples else None,
+                   "code": code_digest(*VALIDATE_CODE, backend_folder(backend)),
+                   "artifacts": {str(u.dir.relative_to(a.dir)): file_hashes(u.dir, backend.artifact_files)
+                                 for u in A.units(a, backend)}})
 
 
 def backend_folder(backend) -> str:

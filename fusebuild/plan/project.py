@@ -12,7 +12,7 @@ import functools
 from pathlib import Path
 
 from .. import settings
-from ..errors import SpecError, did_you_mean, one_of
+from ..errors import SpecError, did_you_mean, one_of, printable, quote
 from ..spec.fields import MODES
 from ..spec.load import load_spec
 from . import artifacts as A
@@ -40,6 +40,9 @@ def load_specs(spec_dir, targets=None) -> tuple:
             specs.append(load_spec(path, targets))
         except SpecError as err:
             errors.append((path, err))
+        except Exception as err:   # noqa: BLE001 - load_spec raises only SpecError; this is the last guard
+            errors.append((path, SpecError(f"cannot be loaded ({type(err).__name__}: {quote(str(err))})",
+                                           path=str(path), line=1, field="spec")))
     by_name = {}
     for s in specs:
         by_name.setdefault(s.name, []).append(s)
@@ -51,6 +54,13 @@ def load_specs(spec_dir, targets=None) -> tuple:
                                                        path=s.path, line=1, field="name", valid="unique spec names")))
     bad = {str(p) for p, _ in errors}
     return [s for s in specs if s.path not in bad], errors
+
+
+def spec_task_name(path) -> str:
+    """The name of a spec file's own task (`build:<this>`) when it does not load: its file
+    name with extension (`good.yml` and `good.yaml` differ; no spec name has a dot), with
+    control characters escaped."""
+    return printable(Path(path).name, keep="")
 
 
 class Project:
@@ -90,7 +100,8 @@ class Project:
 
     @functools.cached_property
     def units(self) -> list:
-        return [u for a in self.artifacts for u in A.units(a)]
+        return [u for a in self.artifacts for u in A.units(a, self.backend(a.target) if a.variant.mode in A.NODE_MODES
+                                                            else None)]
 
     def backend(self, target: str):
         """The target's backend (imports its module: only when a stage needs it)."""

@@ -35,7 +35,7 @@ from ..runtime.targets import here
 from ..status import Status
 from ..toolchains import package_version
 from ..tune import select
-from . import modes
+from . import devices, modes
 from . import samples as S
 from . import validate as V
 
@@ -121,29 +121,38 @@ def validate(project, a):
     report = _report_base(a, toolchain)
     start = time.perf_counter()
     if backend and not toolchain.available:
-        report.update(status=Status.NOT_RUN, reason=toolchain.reason)
+        report.update(status=Status.NOT_RUN, reason=toolchain.reason, **devices.kept(a, backend))
         write_json(a.report, report)
-        return None
+        return _failed(devices.failed_elsewhere(a, report))
     device = backend.device() if backend else None
     if backend and not device.available:   # built, but cannot run here: never `pass`
         report.update(status=Status.NOT_VALIDATED, reason=device.reason, artifacts=_built(a, backend),
-                      schedule=schedule_report(a, backend), **({"fix": device.fix} if device.fix else {}))
+                      schedule=schedule_report(a, backend), **({"fix": device.fix} if device.fix else {}),
+                      **devices.kept(a, backend))
         write_json(a.report, report)
-        return None
+        return _failed(devices.failed_elsewhere(a, report))
     act = cache.Action("validate", a.dir, keys.validate(a, backend, toolchain).cache_key(), (a.report.name,))
     if act.restore():
         return None
     report["worker"]["validate"] = RAN_ON.get()
     try:
-        sampled = S.run_samples(a, backend)      # a dynamic artifact: at each sample size (run/samples.py)
-        run, per_output, execution = sampled.run, sampled.outputs, sampled.execution
-        report.update(run.report)
+        sampled = S.run_samples(a, backend)      # at each sample size (run/samples.py), on every input set
+        execution = sampled.execution
+        report.update(sampled.report)
     except Exception as err:
         report.update(status=Status.FAIL, reason=f"run failed: {type(err).__name__}: {err}"[-2000:])
         write_json(a.report, report)
         return TaskFailed(f"validate {a.id}: {report['reason']}")
-    status, reason = V.verdict(per_output, run.ok, execution)
-    report.update(status=status, outputs=per_output, **V.worst(per_output))
+    status, reason = V.verdict(sampled.sets, sampled.ok, execution)
+    steps = sampled.steps
+    first = next((s for s in steps if not s["ok"]), None)
+    for s in steps:
+        s["first_bad"] = s is first
+    if steps:
+        report.update(steps=steps, first_bad_step=first["node"] if first else None)
+    report.update(status=status, outputs=sampled.sets[V.INPUT_SETS[0]],
+                  input_sets={k: {"outputs": o, **V.worst(o)} for k, o in sampled.sets.items()},
+                  **V.worst(sampled.sets))
     if sampled.samples:
         report.update(samples=sampled.samples, worst_sample=sampled.worst)
         if status is Status.FAIL:
@@ -156,6 +165,7 @@ def validate(project, a):
         report["execution"] = execution.steps
     if backend:
         report["schedule"] = schedule_report(a, backend)
+        report.update(devices.record(a, backend, device, report))
     report["timings"]["validate"] = round(time.perf_counter() - start, 4)
     write_json(a.report, report)
     if status is not Status.FAIL:
@@ -163,7 +173,7 @@ def validate(project, a):
         return None
     bad = [reason]
     if report.get("first_bad_step"):
-        bad.append(f"first step over tolerance: {report['first_bad_step']}\n{modes.step_table(report)}")
+        bad.append(f"first step over its bound: {report['first_bad_step']}\n{modes.step_table(report)}")
     if modes.hint(a):
         bad.append(modes.hint(a))
     return TaskFailed(f"validate {a.id}: FAIL " + "; ".join(bad))
@@ -182,7 +192,7 @@ def schedule_report(a, backend) -> dict:
 
 def _built(a, backend) -> list:
     """The loadable artifacts a not-validated report stands for (relative to the artifact folder)."""
-    return [str((u.dir / f).relative_to(a.dir)) for u in units(a) for f in backend.artifact_files
+    return [str((u.dir / f).relative_to(a.dir)) for u in units(a, backend) for f in backend.artifact_files
             if (u.dir / f).exists()]
 
 
@@ -215,6 +225,10 @@ def _workers(a) -> dict:
             if rec:
                 seen.setdefault(stage, set()).add(rec.get("worker", "local"))
     return {stage: ", ".join(sorted(w)) for stage, w in seen.items()}
+
+
+def _failed(message):
+    return TaskFailed(message) if message else None
 
 
 def spec_error(path, err):

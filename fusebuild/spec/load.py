@@ -11,23 +11,31 @@ A dynamic parameter (`M: {dynamic: [1, 4096]}`, spec/dynamic.py) expands into on
 for the targets that compile symbolic shapes and one static variant per bucket for the
 others (see `_expansions`).
 
+Loading is bounded work whatever the file holds (spec/limits.py: file size, YAML depth and
+alias expansion, variants, expression size, tensor elements, graph size, fused chains),
+and any exception while loading one spec becomes that spec's SpecError at the last place
+the loader was looking (`_Ctx.at`), never a traceback. Spec values appear in messages only
+through `errors.quote` (bounded, control characters escaped).
+
 Target facts come from the table the caller passes (`targets`: name -> TargetInfo);
 the default is the backend registry, looked up when a spec is loaded, not imported here.
 """
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import FusebuildError, LayoutError, SpecError, did_you_mean, one_of
+from ..errors import FusebuildError, LayoutError, SpecError, did_you_mean, one_of, quote
 from ..ir import layouts, symbols
 from ..ir.dtypes import DTYPES
-from ..ir.graph import Graph, Node, Tensor
+from ..ir.graph import Call, Graph, Node, Tensor, fuse
 from ..ir.ops import OPS, ShapeError, broadcast, matmul_shape
 from . import dynamic as D
+from . import limits
 from .exprs import ExprError, eval_int, names
-from .fields import DEFAULT_TARGETS, INPUT_FIELDS, MODES, NODE_FIELDS, SPEC_FIELDS, is_name, is_word
+from .fields import DEFAULT_TARGETS, INPUT_FIELDS, MAX_NAME, MODES, NODE_FIELDS, SPEC_FIELDS, is_name, is_word
 from .yamlio import LDict, LList, load_yaml
 
 
@@ -57,12 +65,27 @@ class Spec:
 
 
 def load_spec(path, targets=None) -> Spec:
-    """Read, check and expand one spec file. Raises SpecError."""
+    """Read, check and expand one spec file. Raises SpecError (and nothing else)."""
     path = Path(path)
+    if not path.name.isprintable():
+        raise SpecError(f"the spec's file name {quote(path.name)} holds control characters", path=str(path),
+                        line=1, field="file name", valid="a file name of printable characters")
+    if path.exists() and not path.is_file():          # a FIFO or device would block or never end
+        raise SpecError("not a regular file", path=str(path), line=1, valid="a YAML file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(f"cannot read spec: {err}", path=str(path)) from None
+        with open(path, "rb") as f:
+            raw = f.read(limits.MAX_FILE_BYTES + 1)
+    except OSError as err:
+        raise SpecError(f"cannot read spec: {err.strerror or err}", path=str(path)) from None
+    if len(raw) > limits.MAX_FILE_BYTES:
+        raise SpecError(f"the file is larger than {limits.MAX_FILE_BYTES} bytes", path=str(path), line=1,
+                        valid=f"a spec of at most {limits.MAX_FILE_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise SpecError(f"not UTF-8: byte {raw[err.start]:#04x} at byte offset {err.start}", path=str(path),
+                        line=line, valid="a UTF-8 text file") from None
     return parse_spec(text, str(path), targets)
 
 
@@ -72,40 +95,66 @@ def default_targets() -> dict:
 
 
 def parse_spec(text: str, path: str, targets=None) -> Spec:
-    doc = load_yaml(text, path)
+    """Check and expand spec text. Raises SpecError (and nothing else)."""
     ctx = _Ctx(path, targets if targets is not None else default_targets())
+    try:
+        return _parse(text, ctx)
+    except SpecError as err:
+        err.path = err.path or path
+        raise
+    except Exception as err:       # noqa: BLE001 - a spec is untrusted input: one error, never a traceback
+        raise SpecError(f"cannot be loaded ({type(err).__name__}: {quote(str(err))})", path=path,
+                        line=ctx.line or 1, field=ctx.field,
+                        valid="a spec within the documented limits (spec/limits.py)") from None
+
+
+def _parse(text: str, ctx) -> Spec:
+    if "\0" in text:
+        ctx.fail("a NUL byte", text.count("\n", 0, text.index("\0")) + 1, None, valid="a text file")
+    doc = load_yaml(text, ctx.path)
     if not isinstance(doc, LDict):
         ctx.fail("the spec must be a mapping of fields", getattr(doc, "line", 1), None,
                  valid="fields " + one_of(SPEC_FIELDS))
     for key in doc:
         if key not in SPEC_FIELDS:
-            ctx.fail(f"unknown field '{key}'{did_you_mean(key, SPEC_FIELDS)}", doc.line_of(key), str(key),
+            ctx.fail(f"unknown field {quote(key)}{did_you_mean(key, SPEC_FIELDS)}", doc.line_of(key), _key(key),
                      valid=one_of(SPEC_FIELDS))
     for key, (required, typ, what) in SPEC_FIELDS.items():
         if required and key not in doc:
             ctx.fail(f"missing required field '{key}' ({what})", doc.line, key)
         if key in doc and not _isinstance(doc[key], typ):
-            ctx.fail(f"expected {_tname(typ)}, got {_tname(type(doc[key]))} {doc[key]!r}", doc.line_of(key), key,
+            ctx.fail(f"expected {_tname(typ)}, got {_tname(type(doc[key]))} {quote(doc[key])}", doc.line_of(key), key,
                      valid=what)
     name = doc["name"]
     ctx.name(name, doc.line_of("name"), "name")
     params = _params(doc.get("params", LDict()), ctx)
     static = [k for k in params if k not in ctx.dynamic]
+    count = math.prod(len(params[k]) for k in static) * (
+        1 + math.prod(len(d.buckets) for d in ctx.dynamic.values()) if ctx.dynamic else 1)
+    if count > limits.MAX_VARIANTS:
+        ctx.fail(f"the parameter lists expand to {count} variants", doc.line_of("params"), "params",
+                 valid=f"at most {limits.MAX_VARIANTS} variants per spec")
+    _check_scalars(doc, ctx)
     variants, seen = [], set()
     for combo in itertools.product(*(params[k] for k in static)):
         made = []
         for values, kind in _expansions(list(params), dict(zip(static, combo)), ctx.dynamic):
             vname = variant_name(values)
+            ctx.at(doc.line_of("params"), "params")
             if vname in seen:
-                ctx.fail(f"two variants are both named '{vname}'", doc.line_of("params"), "params",
+                ctx.fail(f"two variants are both named {quote(vname)}", doc.line_of("params"), "params",
                          valid="distinct parameter values")
+            if len(vname.encode()) > limits.MAX_VARIANT_NAME_BYTES:
+                ctx.fail(f"the variant name {quote(vname)} is {len(vname.encode())} bytes, too long for a folder "
+                         "name", doc.line_of("params"), "params",
+                         valid=f"parameters whose variant name stays within {limits.MAX_VARIANT_NAME_BYTES} bytes")
             seen.add(vname)
             made += [v for v in [_variant(doc, name, vname, values, ctx, kind)] if v is not None]
         if not made:
-            ctx.fail(f"no target matches the variant {dict(zip(static, combo))}", doc.line_of("targets"), "targets",
-                     valid="a target filter that matches every variant")
+            ctx.fail(f"no target matches the variant {quote(dict(zip(static, combo)))}", doc.line_of("targets"),
+                     "targets", valid="a target filter that matches every variant")
         variants += made
-    return Spec(name, path, doc.get("description", ""), tuple(variants))
+    return Spec(name, ctx.path, doc.get("description", ""), tuple(variants))
 
 
 def variant_name(values: dict) -> str:
@@ -135,15 +184,23 @@ def _expansions(order: list, base: dict, dyn: dict):
 class _Ctx:
     def __init__(self, path, targets):
         self.path, self.params, self.targets = path, {}, targets
+        self.line, self.field = 1, None          # where the loader is looking (for unexpected errors)
         self.dynamic = {}                  # param -> spec.dynamic.Dynamic
         self.kind = None                   # the variant being built: None | "dynamic" | "bucket"
+
+    def at(self, line, field):
+        self.line, self.field = line or self.line, field
 
     def fail(self, message, line, field, valid=None, cls=SpecError):
         raise cls(message, path=self.path, line=line, field=field, valid=valid)
 
     def name(self, value, line, field):
+        self.at(line, field)
+        if isinstance(value, str) and len(value) > MAX_NAME:
+            self.fail(f"{quote(value)} is longer than {MAX_NAME} characters", line, field,
+                      valid=f"a plain name of at most {MAX_NAME} characters")
         if not is_name(value):
-            self.fail(f"'{value}' is not a plain name (it could escape out/ or break generated code)",
+            self.fail(f"{quote(value)} is not a plain name (it could escape out/ or break generated code)",
                       line, field, valid="letters, digits and _ , not starting with a digit")
 
 
@@ -164,7 +221,7 @@ def _params(raw: LDict, ctx) -> dict:
     out = {}
     for key, value in raw.items():
         line = raw.line_of(key)
-        ctx.name(key, line, f"params.{key}")
+        ctx.name(key, line, "params")
         if D.is_declaration(value):
             ctx.dynamic[key] = D.parse(key, value, line, lambda m, ln, f, v: ctx.fail(m, ln, f, valid=v))
             out[key] = None
@@ -176,7 +233,7 @@ def _params(raw: LDict, ctx) -> dict:
         for v in values:
             ok = (_isinstance(v, int) and v > 0) or is_word(v)
             if not ok:
-                ctx.fail(f"parameter value {v!r} is not a positive integer or a plain word", line, f"params.{key}",
+                ctx.fail(f"parameter value {quote(v)} is not a positive integer or a plain word", line, f"params.{key}",
                          valid="positive integers, or words of letters/digits/_ such as float32")
         out[key] = values
     return out
@@ -190,7 +247,7 @@ def _subst(value, params, ctx, line, field):
             ctx.fail(f"dynamic parameter '{key}' can only be a whole dimension of a shape, not ${key}", line, field,
                      valid="static parameters here; M as a shape entry: shape: [M, K]")
         if key not in params:
-            ctx.fail(f"undefined parameter '{key}'{did_you_mean(key, params)}", line, field,
+            ctx.fail(f"undefined parameter {quote(key)}{did_you_mean(key, params)}", line, field,
                      valid="parameters " + one_of(params) if params else "define it under params:")
         return params[key]
     return value
@@ -207,17 +264,23 @@ def _subst_deep(value, params, ctx, line, field):
 
 def _dtype(value, params, ctx, line, field):
     dtype = _subst(value, params, ctx, line, field)
-    if dtype not in DTYPES:
-        ctx.fail(f"unknown dtype {dtype!r}{did_you_mean(dtype, DTYPES)}", line, field, valid=one_of(DTYPES))
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        ctx.fail(f"unknown dtype {quote(dtype)}{did_you_mean(dtype, DTYPES)}", line, field, valid=one_of(DTYPES))
     return dtype
 
 
 def _shape(value, params, ctx, line, field) -> tuple:
     """(sizes, symbols): a dynamic parameter as a whole entry is a symbol (its size: hi)."""
+    ctx.at(line, field)
     if not isinstance(value, list) or not value:
-        ctx.fail(f"shape must be a non-empty list, got {value!r}", line, field, valid="e.g. [M, K]")
+        ctx.fail(f"shape must be a non-empty list, got {quote(value)}", line, field, valid="e.g. [M, K]")
+    if len(value) > limits.MAX_RANK:
+        ctx.fail(f"{len(value)} dimensions", line, field, valid=f"at most {limits.MAX_RANK} dimensions")
     dims, syms = [], []
     for entry in value:
+        if isinstance(entry, str) and len(entry) > limits.MAX_EXPR_CHARS:
+            ctx.fail(f"a shape expression of {len(entry)} characters", line, field,
+                     valid=f"expressions of at most {limits.MAX_EXPR_CHARS} characters")
         whole = entry.strip() if isinstance(entry, str) else None
         if whole in ctx.dynamic:
             bound = params[whole]           # (lo, hi) in the dynamic variant, a bucket size otherwise
@@ -226,7 +289,7 @@ def _shape(value, params, ctx, line, field) -> tuple:
             continue
         inside = sorted(names(entry) & set(ctx.dynamic))
         if inside:
-            ctx.fail(f"dynamic parameter '{inside[0]}' is used inside the expression '{entry}'", line, field,
+            ctx.fail(f"dynamic parameter {quote(inside[0])} is used inside the expression {quote(entry)}", line, field,
                      valid=f"a dynamic parameter only as a whole dimension ([{inside[0]}, K]); "
                            "expressions of static parameters")
         try:
@@ -234,9 +297,12 @@ def _shape(value, params, ctx, line, field) -> tuple:
         except ExprError as err:
             ctx.fail(str(err), line, field, valid="integers and expressions of parameters " + one_of(params))
         if n <= 0:
-            ctx.fail(f"dimension {entry!r} evaluates to {n}", line, field, valid="positive sizes")
+            ctx.fail(f"dimension {quote(entry)} evaluates to {quote(n)}", line, field, valid="positive sizes")
         dims.append(n)
         syms.append(None)
+    if math.prod(dims) > limits.MAX_ELEMENTS:
+        ctx.fail(f"shape {quote(dims)} has {quote(math.prod(dims))} elements, beyond int32 index arithmetic", line,
+                 field, valid=f"at most {limits.MAX_ELEMENTS} elements per tensor")
     return tuple(dims), tuple(syms)
 
 
@@ -249,13 +315,13 @@ def _variant(doc: LDict, spec_name: str, vname: str, params: dict, ctx, kind=Non
         ctx.fail("a spec needs at least one input", doc.line_of("inputs"), "inputs")
     for tname, tdef in inputs.items():
         line, field = inputs.line_of(tname), f"inputs.{tname}"
-        ctx.name(tname, line, field)
+        ctx.name(tname, line, "inputs")
         if not isinstance(tdef, LDict):
             ctx.fail("an input is a mapping {shape, dtype[, layout]}", line, field)
         for key in tdef:
             if key not in INPUT_FIELDS:
-                ctx.fail(f"unknown field '{key}'{did_you_mean(key, INPUT_FIELDS)}", tdef.line_of(key),
-                         f"{field}.{key}", valid=one_of(INPUT_FIELDS))
+                ctx.fail(f"unknown field {quote(key)}{did_you_mean(key, INPUT_FIELDS)}", tdef.line_of(key),
+                         field, valid=one_of(INPUT_FIELDS))
         for key in ("shape", "dtype"):
             if key not in tdef:
                 ctx.fail(f"missing required field '{key}'", tdef.line, f"{field}.{key}")
@@ -266,6 +332,7 @@ def _variant(doc: LDict, spec_name: str, vname: str, params: dict, ctx, kind=Non
             ctx.fail("an input with a dynamic dimension cannot have a layout (its tiling would depend on the size)",
                      tdef.line_of("layout"), f"{field}.layout", valid="row_major for this input")
         if tdef.get("layout") is not None:
+            ctx.at(tdef.line_of("layout"), f"{field}.layout")
             try:
                 raw = _subst_deep(tdef["layout"], params, ctx, tdef.line_of("layout"), f"{field}.layout")
                 layout = layouts.parse_layout(raw, shape, tname)
@@ -281,6 +348,7 @@ def _variant(doc: LDict, spec_name: str, vname: str, params: dict, ctx, kind=Non
     used = {s for t in tensors.values() for s in t.symbols if s is not None}
     ranges = tuple((p, ctx.dynamic[p].lo, ctx.dynamic[p].hi) for p in sorted(used))
     graph = Graph(tensors, tuple(inputs), tuple(nodes), tuple(outputs), ranges)
+    _check_fused(graph, ctx)
     targets = _targets(doc, graph, ctx)
     if not targets:
         return None
@@ -320,15 +388,20 @@ def _nodes(raw: LList, tensors: dict, ctx) -> list:
     """Parse nodes (expanding epilogues), check order/cycles, infer shapes and dtypes."""
     parsed = []                         # (Node, line) before shape inference
     for idx, entry in enumerate(raw):
+        ctx.at(raw.line_of(idx), f"graph[{idx}]")
         parsed.extend(_node(entry, raw.line_of(idx), f"graph[{idx}]", ctx))
+        if len(parsed) > limits.MAX_GRAPH_NODES:
+            ctx.fail(f"the graph has more than {limits.MAX_GRAPH_NODES} nodes (epilogue steps count as nodes)",
+                     raw.line, "graph", valid=f"at most {limits.MAX_GRAPH_NODES} nodes")
     defined_by = {}
     for node in parsed:
         if node.output in tensors or node.output in defined_by:
-            ctx.fail(f"duplicate name '{node.output}': already defined", node.line, "output",
+            ctx.fail(f"duplicate name {quote(node.output)}: already defined", node.line, "output",
                      valid="each tensor name defined once")
         defined_by[node.output] = node
     _check_order(parsed, tensors, defined_by, ctx)
     for node in parsed:
+        ctx.at(node.line, "graph")
         tensors[node.output] = _infer(node, tensors, ctx)
     return parsed
 
@@ -341,18 +414,18 @@ def _node(entry, line, field, ctx) -> list:
         if key not in entry:
             ctx.fail(f"missing required field '{key}'", entry.line, f"{field}.{key}")
     op_name = entry["op"]
-    if op_name not in OPS:
-        ctx.fail(f"unknown op '{op_name}'{did_you_mean(op_name, OPS)}", entry.line_of("op"), f"{field}.op",
+    if not isinstance(op_name, str) or op_name not in OPS:
+        ctx.fail(f"unknown op {quote(op_name)}{did_you_mean(op_name, OPS)}", entry.line_of("op"), f"{field}.op",
                  valid=one_of(OPS))
     op = OPS[op_name]
     valid_fields = (*NODE_FIELDS, *op.attrs, *(("epilogue",) if op.kind == "matmul" else ()))
     for key in entry:
         if key not in valid_fields:
-            ctx.fail(f"unknown field '{key}' for op {op_name}{did_you_mean(key, valid_fields)}", entry.line_of(key),
-                     f"{field}.{key}", valid=one_of(valid_fields))
+            ctx.fail(f"unknown field {quote(key)} for op {op_name}{did_you_mean(key, valid_fields)}",
+                     entry.line_of(key), f"{field}.{_key(key)}", valid=one_of(valid_fields))
     ins = entry["inputs"]
     if not isinstance(ins, list) or len(ins) != op.arity or not all(isinstance(i, str) for i in ins):
-        ctx.fail(f"{op_name} takes {op.arity} input tensor name(s), got {ins!r}", entry.line_of("inputs"),
+        ctx.fail(f"{op_name} takes {op.arity} input tensor name(s), got {quote(ins)}", entry.line_of("inputs"),
                  f"{field}.inputs")
     out = entry["output"]
     ctx.name(out, entry.line_of("output"), f"{field}.output")
@@ -384,10 +457,10 @@ def _epilogue_step(step, line, field, ctx):
     elif isinstance(step, LDict) and len(step) == 1:
         name, arg = next(iter(step.items()))
     else:
-        ctx.fail(f"bad epilogue step {step!r}", line, field, valid=valid)
-    if name not in OPS or not OPS[name].elementwise:
+        ctx.fail(f"bad epilogue step {quote(step)}", line, field, valid=valid)
+    if not isinstance(name, str) or name not in OPS or not OPS[name].elementwise:
         elementwise = [k for k, o in OPS.items() if o.elementwise]
-        ctx.fail(f"unknown epilogue op '{name}'{did_you_mean(name, elementwise)}", line, field,
+        ctx.fail(f"unknown epilogue op {quote(name)}{did_you_mean(name, elementwise)}", line, field,
                  valid=one_of(elementwise))
     op = OPS[name]
     if op.arity == 2:
@@ -406,49 +479,53 @@ def _attrs(op, entry, ctx, field) -> tuple:
     for key, adef in op.attrs.items():
         value = _subst(entry.get(key, adef.default), ctx.params, ctx, entry.line_of(key), f"{field}.{key}")
         if not _isinstance(value, adef.type):
-            ctx.fail(f"expected {_tname(adef.type)}, got {value!r}", entry.line_of(key), f"{field}.{key}")
+            ctx.fail(f"expected {_tname(adef.type)}, got {quote(value)}", entry.line_of(key), f"{field}.{key}")
         if adef.choices and value not in adef.choices:
-            ctx.fail(f"{value!r} is not allowed{did_you_mean(value, adef.choices)}", entry.line_of(key),
+            ctx.fail(f"{quote(value)} is not allowed{did_you_mean(value, adef.choices)}", entry.line_of(key),
                      f"{field}.{key}", valid=one_of(adef.choices))
         out[key] = value
     extra = [k for k in entry if k not in op.attrs and k not in (*NODE_FIELDS, "epilogue")]
     if extra:
-        ctx.fail(f"unknown attribute '{extra[0]}' for {op.name}{did_you_mean(extra[0], op.attrs)}",
-                 entry.line_of(extra[0]), f"{field}.{extra[0]}",
+        ctx.fail(f"unknown attribute {quote(extra[0])} for {op.name}{did_you_mean(extra[0], op.attrs)}",
+                 entry.line_of(extra[0]), f"{field}.{_key(extra[0])}",
                  valid=one_of(op.attrs) if op.attrs else f"{op.name} takes no attributes")
     return tuple(sorted(out.items()))
 
 
 def _check_order(nodes, tensors, defined_by, ctx):
-    # cycles first: a cycle is reported as such, not as an ordering problem
+    # cycles first: a cycle is reported as such, not as an ordering problem. Depth-first
+    # with an explicit stack (a long chain listed last-first must not hit the recursion limit).
     state = {}
-
-    def visit(node, path):
-        state[node.output] = "open"
-        for i in node.inputs:
-            dep = defined_by.get(i)
+    for root in nodes:
+        if root.output in state:
+            continue
+        state[root.output] = "open"
+        path, stack = [root.output], [(root, iter(root.inputs))]
+        while stack:
+            node, pending = stack[-1]
+            dep = next((defined_by[i] for i in pending if i in defined_by), None)
             if dep is None:
+                state[node.output] = "done"
+                stack.pop()
+                path.pop()
                 continue
             if state.get(dep.output) == "open":
                 cycle = path[path.index(dep.output):] + [dep.output]
                 ctx.fail("cyclic graph: " + " -> ".join(cycle), node.line, "graph",
                          valid="an acyclic graph (each tensor computed from earlier ones)")
             if dep.output not in state:
-                visit(dep, path + [dep.output])
-        state[node.output] = "done"
-
-    for node in nodes:
-        if node.output not in state:
-            visit(node, [node.output])
+                state[dep.output] = "open"
+                path.append(dep.output)
+                stack.append((dep, iter(dep.inputs)))
     seen = set(tensors)
     for node in nodes:
         for i in node.inputs:
             if i not in seen:
                 if i in defined_by:
-                    ctx.fail(f"tensor '{i}' is used before it is defined (at line {defined_by[i].line})", node.line,
-                             "inputs", valid="nodes listed in dependency order")
-                ctx.fail(f"tensor '{i}' is not defined{did_you_mean(i, seen)}", node.line, "inputs",
-                         valid="inputs and node outputs: " + one_of(seen))
+                    ctx.fail(f"tensor {quote(i)} is used before it is defined (at line {defined_by[i].line})",
+                             node.line, "inputs", valid="nodes listed in dependency order")
+                ctx.fail(f"tensor {quote(i)} is not defined{did_you_mean(i, seen)}", node.line, "inputs",
+                         valid="inputs and node outputs: " + _few(seen))
         seen.add(node.output)
 
 
@@ -476,18 +553,40 @@ def _infer(node: Node, tensors: dict, ctx) -> Tensor:
     return Tensor(node.output, shape, ins[0].dtype, None, syms)
 
 
+def _check_fused(graph, ctx):
+    """Each fused store's expression within the renderers' reach (spec/limits.py USES)."""
+    def measure(e):              # (depth, terms); depth <= MAX_GRAPH_NODES, so recursion is bounded
+        if not isinstance(e, Call):
+            return 0, 1
+        sub = [measure(a) for a in e.args]
+        return 1 + max(d for d, _ in sub), limits.USES.get(e.op, 1) * sum(t for _, t in sub)
+    for g in fuse(graph):
+        depth, terms = measure(g.expr)
+        if depth > limits.MAX_FUSED_DEPTH or terms > limits.MAX_FUSED_TERMS:
+            node = g.nodes[-1]
+            ctx.fail(f"the elementwise chain fused into {quote(g.output)} is {depth} ops deep and renders "
+                     f"{terms} operand reads", node.line, "graph",
+                     valid=f"at most {limits.MAX_FUSED_DEPTH} ops and {limits.MAX_FUSED_TERMS} reads per fused "
+                           "store: split the chain (an intermediate that is also an output is not fused)")
+
+
 def _outputs(doc, tensors, nodes, ctx):
     outs = doc["outputs"]
     line = doc.line_of("outputs")
+    ctx.at(line, "outputs")
     produced = {n.output for n in nodes}
     if not outs:
         ctx.fail("a spec needs at least one output", line, "outputs")
-    if len(set(map(str, outs))) != len(outs):
+    for o in outs:
+        if not isinstance(o, str):
+            ctx.fail(f"an output is a tensor name, got {quote(o)}", line, "outputs",
+                     valid="node outputs: " + _few(produced))
+    if len(set(outs)) != len(outs):
         ctx.fail("duplicate names in outputs", line, "outputs")
     for o in outs:
         if o not in produced:
             where = "is a graph input" if o in tensors else "is not defined" + did_you_mean(o, produced)
-            ctx.fail(f"output '{o}' {where}", line, "outputs", valid="node outputs: " + one_of(produced))
+            ctx.fail(f"output {quote(o)} {where}", line, "outputs", valid="node outputs: " + _few(produced))
     return outs
 
 
@@ -498,15 +597,18 @@ def _targets(doc, graph, ctx) -> tuple:
     TARGETS = ctx.targets
     raw = doc.get("targets", list(DEFAULT_TARGETS))
     line = doc.line_of("targets")
+    ctx.at(line, "targets")
     if not raw:
         ctx.fail("empty target list", line, "targets", valid=one_of(TARGETS))
-    if isinstance(raw, list) and len(set(map(str, raw))) != len(raw):
+    for t in raw:
+        if not isinstance(t, str) or t not in TARGETS:
+            tline = raw.line_of(t) if isinstance(raw, LDict) else line
+            ctx.fail(f"unknown target {quote(t)}{did_you_mean(t, TARGETS)}", tline, "targets", valid=one_of(TARGETS))
+    if isinstance(raw, list) and len(set(raw)) != len(raw):
         ctx.fail("duplicate target", line, "targets")
     chosen = []
     for t in raw:
         tline = raw.line_of(t) if isinstance(raw, LDict) else line
-        if t not in TARGETS:
-            ctx.fail(f"unknown target {t!r}{did_you_mean(t, TARGETS)}", tline, "targets", valid=one_of(TARGETS))
         info = TARGETS[t]
         if isinstance(raw, LDict) and not _matches(raw[t], ctx, tline, f"targets.{t}", info):
             continue
@@ -527,12 +629,12 @@ def _matches(where, ctx, line, field, info) -> bool:
     if where is None:
         return True
     if not isinstance(where, LDict):
-        ctx.fail(f"a target filter is a mapping param -> [values], got {where!r}", line, field,
+        ctx.fail(f"a target filter is a mapping param -> [values], got {quote(where)}", line, field,
                  valid="e.g. {dtype: [float32]}")
     for key, allowed in where.items():
         if key not in ctx.params:
-            ctx.fail(f"filter on undefined parameter '{key}'{did_you_mean(key, ctx.params)}", where.line_of(key),
-                     f"{field}.{key}", valid="parameters " + one_of(ctx.params))
+            ctx.fail(f"filter on undefined parameter {quote(key)}{did_you_mean(key, ctx.params)}", where.line_of(key),
+                     f"{field}.{key}" if is_name(key) else field, valid="parameters " + one_of(ctx.params))
         allowed = allowed if isinstance(allowed, list) else [allowed]
         if ctx.kind == "dynamic" and key in ctx.dynamic:
             if info.dynamic:
@@ -602,17 +704,30 @@ def _limit_where(doc, graph, target, problem) -> tuple:
 
 
 def _tolerance(doc, ctx) -> dict:
+    """Per-dtype allowances added to the modelled error bound (run/validate.py): finite,
+    non-negative, and below the caps of spec/limits.py (beyond them a wrong output passes)."""
     raw = doc.get("tolerance", LDict())
+    ctx.at(doc.line_of("tolerance"), "tolerance")
+    caps = {"atol": limits.MAX_ATOL, "rtol": limits.MAX_RTOL}
+    valid = f"finite numbers: 0 <= atol <= {limits.MAX_ATOL}, 0 <= rtol <= {limits.MAX_RTOL}"
     out = {}
     for dtype, tol in raw.items():
         line = raw.line_of(dtype)
         if dtype not in DTYPES:
-            ctx.fail(f"unknown dtype {dtype!r}{did_you_mean(dtype, DTYPES)}", line, f"tolerance.{dtype}",
+            ctx.fail(f"unknown dtype {quote(dtype)}{did_you_mean(dtype, DTYPES)}", line, "tolerance",
                      valid=one_of(DTYPES))
-        if not isinstance(tol, LDict) or not set(tol) <= {"atol", "rtol"} or not tol or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in tol.values()):
-            ctx.fail(f"expected {{atol: number, rtol: number}}, got {tol!r}", line, f"tolerance.{dtype}",
-                     valid="non-negative atol and/or rtol")
+        if not isinstance(tol, LDict) or not tol or not set(tol) <= set(caps):
+            ctx.fail(f"expected {{atol: number, rtol: number}}, got {quote(tol)}", line, f"tolerance.{dtype}",
+                     valid=valid)
+        for key, v in tol.items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                ctx.fail(f"{key} must be a number, got {quote(v)}", tol.line_of(key), f"tolerance.{dtype}.{key}",
+                         valid=valid)
+            if not (math.isfinite(v) and 0 <= v <= caps[key]):
+                absurd = math.isfinite(v) and v > caps[key]
+                ctx.fail(f"{key} {quote(v)} is not allowed: it would pass outputs that are plainly wrong" if absurd
+                         else f"{key} {quote(v)} is not a finite, non-negative number",
+                         tol.line_of(key), f"tolerance.{dtype}.{key}", valid=valid)
         out[dtype] = {k: float(v) for k, v in tol.items()}
     return out
 
@@ -620,19 +735,20 @@ def _tolerance(doc, ctx) -> dict:
 def _schedule(doc, targets, ctx) -> dict:
     """Per-target hints, checked against each backend's declaration (backends/<x>/hints.py)."""
     raw = doc.get("schedule", LDict())
+    ctx.at(doc.line_of("schedule"), "schedule")
     out = {}
     for target, hints in raw.items():
         line = raw.line_of(target)
         if target not in ctx.targets:
-            ctx.fail(f"unknown target {target!r}{did_you_mean(target, ctx.targets)}", line, f"schedule.{target}",
+            ctx.fail(f"unknown target {quote(target)}{did_you_mean(target, ctx.targets)}", line, "schedule",
                      valid=one_of(ctx.targets))
         table = ctx.targets[target].hints
         if not isinstance(hints, LDict):
             ctx.fail("schedule hints are a mapping", line, f"schedule.{target}", valid=one_of(table.names))
         for key, value in hints.items():
             if key not in table:
-                ctx.fail(f"unknown hint '{key}'{did_you_mean(key, table.names)}", hints.line_of(key),
-                         f"schedule.{target}.{key}",
+                ctx.fail(f"unknown hint {quote(key)}{did_you_mean(key, table.names)}", hints.line_of(key),
+                         f"schedule.{target}",
                          valid=one_of(table.names) if table.names else "no hints for this target")
             problem = table[key].problem(value)
             if problem:
@@ -644,5 +760,25 @@ def _schedule(doc, targets, ctx) -> dict:
 def _mode(doc, ctx) -> str:
     mode = doc.get("mode", "fused")
     if mode not in MODES:
-        ctx.fail(f"unknown mode {mode!r}{did_you_mean(mode, MODES)}", doc.line_of("mode"), "mode", valid=one_of(MODES))
+        ctx.fail(f"unknown mode {quote(mode)}{did_you_mean(mode, MODES)}", doc.line_of("mode"), "mode",
+                 valid=one_of(MODES))
     return mode
+
+
+def _check_scalars(doc, ctx):
+    """Top-level values every variant shares: the seed's range (the input generator takes 64 bits)."""
+    seed = doc.get("seed", 0)
+    if not 0 <= seed <= limits.MAX_SEED:
+        ctx.fail(f"seed {quote(seed)} is out of range", doc.line_of("seed"), "seed",
+                 valid=f"an integer in [0, {limits.MAX_SEED}]")
+
+
+def _key(key) -> str:
+    """A mapping key as a field name: itself if it is a plain name, else quoted."""
+    return key if is_name(key) else quote(key)
+
+
+def _few(names, n: int = 12) -> str:
+    """one_of for lists that a spec controls (bounded)."""
+    names = sorted(str(x) for x in names)
+    return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")

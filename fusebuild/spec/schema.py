@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from ..ir.dtypes import DTYPES
 from ..ir.ops import OPS
+from . import limits
 from .dynamic import FIELDS as DYNAMIC_FIELDS
-from .fields import INPUT_FIELDS, MODES, NODE_FIELDS, SPEC_FIELDS, TOLERANCE_FIELDS
+from .fields import INPUT_FIELDS, MODES, NODE_FIELDS, SPEC_FIELDS
 
 NAME = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 64}
 PARAM_REF = {"type": "string", "pattern": r"^\$[A-Za-z_][A-Za-z0-9_]*$"}
@@ -92,9 +93,11 @@ def spec_schema(targets: dict) -> dict:
                                "properties": {t: filters for t in targets}}]},
         "tolerance": {"type": "object", "additionalProperties": False,
                       "properties": {d: {"type": "object", "additionalProperties": False, "minProperties": 1,
-                                         "properties": {k: {"type": "number", "minimum": 0} for k in TOLERANCE_FIELDS}}
+                                         "properties": {k: {"type": "number", "minimum": 0, "maximum": cap}
+                                                        for k, cap in (("atol", limits.MAX_ATOL),
+                                                                       ("rtol", limits.MAX_RTOL))}}
                                      for d in DTYPES}},
-        "seed": {"type": "integer"},          # any integer, as the loader takes it
+        "seed": {"type": "integer", "minimum": 0, "maximum": limits.MAX_SEED},
         "schedule": {"type": "object", "additionalProperties": False,
                      "properties": {t: info.hints.schema() for t, info in targets.items()}},
         "mode": {"enum": list(MODES)},

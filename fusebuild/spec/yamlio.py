@@ -3,12 +3,22 @@
 Specs are data: only `yaml.SafeLoader` constructors run (no tags that build objects).
 Mappings and sequences come back as `Located` dict/list subclasses carrying the line
 of the node and of each key/item, so errors can name `file:line`.
+
+Bounded work (spec/limits.py): before anything is constructed, the composed document is
+measured without recursion: nesting depth, and the number of values once aliases are
+expanded (an alias bomb of a few hundred bytes names billions), and recursive aliases
+are refused. Integer literals longer than any size or seed are refused before `int()`
+parses them. Floats in exponent form without a dot (`1e-3`, which YAML 1.1 reads as a
+string) are floats, as in YAML 1.2. Reader errors (control characters, NUL) name their line.
 """
 from __future__ import annotations
 
+import re
+
 import yaml
 
-from ..errors import SpecError
+from ..errors import SpecError, quote
+from . import limits
 
 
 class LDict(dict):
@@ -32,7 +42,64 @@ class LList(list):
 # libyaml's parser when present (about 10x faster: a 1,000-task project loads its specs in
 # milliseconds); constructors stay SafeConstructor's either way.
 class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    pass
+    def construct_document(self, node):
+        _measure(node)
+        return super().construct_document(node)
+
+
+def _children(node) -> list:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [x for pair in node.value for x in pair]
+    return []
+
+
+def _measure(root) -> None:
+    """Depth and alias-expanded size of a composed document, iteratively (post-order,
+    memoized per node, so shared nodes are counted as often as they are used but
+    visited once). Raises SpecError at the first limit broken."""
+    size, depth, open_ = {}, {}, set()
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            open_.discard(key)
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            line = node.start_mark.line + 1
+            if depth[key] > limits.MAX_YAML_DEPTH:
+                raise SpecError(f"values nested more than {limits.MAX_YAML_DEPTH} deep", line=line,
+                                valid=f"at most {limits.MAX_YAML_DEPTH} levels of mappings and lists")
+            if size[key] > limits.MAX_YAML_VALUES:
+                raise SpecError(f"the document expands to more than {limits.MAX_YAML_VALUES} values "
+                                "(YAML aliases are expanded where they are used)", line=line,
+                                valid=f"at most {limits.MAX_YAML_VALUES} values after alias expansion")
+            continue
+        if key in size:
+            continue
+        if key in open_:
+            raise SpecError("recursive YAML alias (a value that contains itself)", line=node.start_mark.line + 1,
+                            valid="aliases of values defined before and outside them")
+        open_.add(key)
+        stack.append((node, True))
+        stack.extend((k, False) for k in _children(node) if id(k) not in size)
+
+
+def _int(loader, node):
+    digits = node.value.replace("_", "").lstrip("+-")
+    if len(digits) > limits.MAX_INT_DIGITS:
+        raise SpecError(f"an integer literal of {len(digits)} digits", line=node.start_mark.line + 1,
+                        valid=f"integers of at most {limits.MAX_INT_DIGITS} digits")
+    return loader.construct_yaml_int(node)
+
+
+# YAML 1.2 floats that YAML 1.1 reads as strings: an exponent without a dot (1e-3, 2E5)
+_EXP_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+_LineLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXP_FLOAT, list("-+0123456789"))
+_LineLoader.add_constructor("tag:yaml.org,2002:int", _int)
 
 
 def _mapping(loader, node):
@@ -42,9 +109,10 @@ def _mapping(loader, node):
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float, bool)) or key is None:
-            raise SpecError(f"a mapping key must be a plain name, got {key!r}", line=key_node.start_mark.line + 1)
+            raise SpecError(f"a mapping key must be a plain name, got {quote(key)}", line=key_node.start_mark.line + 1)
         if key in out:
-            raise SpecError(f"duplicate key '{key}'", line=key_node.start_mark.line + 1, field=str(key),
+            raise SpecError(f"duplicate key {quote(key)}", line=key_node.start_mark.line + 1,
+                            field=str(key) if len(str(key)) <= 64 else quote(key),
                             valid="each key once per mapping")
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = key_node.start_mark.line + 1
@@ -75,5 +143,10 @@ def load_yaml(text: str, path: str):
         problem = " ".join(str(p) for p in (err.context, err.problem) if p)
         raise SpecError(f"YAML syntax error: {problem}", path=path, line=line,
                         valid="well-formed YAML (check indentation, colons and brackets)") from None
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, err.position) + 1 if isinstance(err.position, int) else None
+        char = chr(err.character) if isinstance(err.character, int) else err.character
+        raise SpecError(f"YAML: {err.reason}: {char!r}", path=path, line=line,
+                        valid="printable text (tabs and newlines only as whitespace)") from None
     except yaml.YAMLError as err:
-        raise SpecError(f"YAML error: {err}", path=path) from None
+        raise SpecError(f"YAML error: {type(err).__name__}", path=path) from None

@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
+from ...errors import ToolchainError
 from ...fsutil import read_json
 from ...toolchains import cpu_key, package_version
 from ..base import Backend as Base
 from ..base import Rendered, Toolchain
 from ..templating import make_env, used_templates
 from .render import TirRenderer
+
+LINK_TIMEOUT = 300          # seconds for the linker: a hung one fails its task, named
 
 
 class Backend(Base):
@@ -63,8 +67,16 @@ class Backend(Base):
         tvm.compile(mod, target=host_target()).mod.write_to_file(str(dest / "kernel.o"))
 
     def assemble(self, build_dir, dest):
+        """Link kernel.o into kernel.so: the command tvm.support.cc.create_shared runs, with a timeout."""
         from tvm.support import cc
-        cc.create_shared(str(Path(dest) / self.artifact_name), [str(Path(build_dir) / "kernel.o")])
+        cmd = [cc.get_cc() or "cc", "-shared", "-fPIC", "-o", str(Path(dest) / self.artifact_name),
+               str(Path(build_dir) / "kernel.o")]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=LINK_TIMEOUT, check=False)
+        except subprocess.TimeoutExpired:
+            raise ToolchainError(f"the linker did not finish in {LINK_TIMEOUT} s: {' '.join(cmd)}") from None
+        if proc.returncode:
+            raise ToolchainError(f"the linker exited {proc.returncode}: {(proc.stdout + proc.stderr)[-2000:]}")
 
     def run(self, build_dir, graph, inputs: dict) -> dict:
         """Through the runtime (runtime/tir_cpu.py): validation runs what fusebuild.load runs."""

@@ -91,6 +91,8 @@ def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
     b_pad = try_get(sch, b_name) if b_name.endswith("_pad") else None
 
     # Pack B into contiguous (N/nr, K, nr) panels (also the transpose for (N, K) B).
+    # this GEMM only: another GEMM reading the same B packs its own copy (a shared
+    # cache would be transformed twice)
     pack = b_pad if b_pad is not None else sch.cache_read(mm, 1, "global", consumer_blocks=[mm])
     if g.transpose_b:
         sch.transform_layout(mm, ("read", 1), lambda j, k: (j // nr, k, j % nr))
