@@ -98,6 +98,23 @@ targets: [tir-cuda]
 """
 
 
+PLAIN_SPEC = """\
+name: {name}
+params:
+  M: {ms}
+  N: {N}
+  K: {K}
+inputs:
+  x: {{shape: [M, K], dtype: bfloat16}}
+  w: {{shape: [N, K], dtype: bfloat16}}
+graph:
+  - {{op: matmul, inputs: [x, w], output: y, transpose_b: true}}
+outputs: [y]
+targets: [tir-cuda]
+"""
+CORE = {"gemm_l8b_up": [1024, 4096]}     # the GEMM core (no epilogue) against torch F.linear
+
+
 def gemm_spec(name, ms, n, k, act, schedule="") -> str:
     if act == "residual":
         return GEMM_SPEC.format(name=name, ms=ms, N=n, K=k, epi="{add: r}", schedule=schedule,
@@ -121,6 +138,9 @@ def spec_texts(smoke: bool) -> dict:
                                                        else DECODE_MS + PREFILL_MS, E=e, H=h)
     for name, (m, n, k, act) in ODD.items():
         out[name] = gemm_spec(name, [m], n, k, act)
+    for name, ms in CORE.items():
+        n, k = GEMM_NK[name.split("_", 1)[1]]
+        out[name] = PLAIN_SPEC.format(name=name, ms=ms, N=n, K=k)
     return out
 
 
@@ -315,7 +335,11 @@ def _problem(v):
         shapes = [(m, e), (h, e, e), (h, e, e), (e, h, h)]
         return "swiglu", "swiglu", m, e, h, 6 * m * e * h, 6 * e * h, shapes, eager, (m, e)
     m, n, k = p["M"], p["N"], p["K"]
-    if "r" in v.graph.inputs:
+    if len(v.graph.nodes) == 1:               # the GEMM core: torch's F.linear (cuBLAS) is the baseline
+        def eager(x, w):
+            return F.linear(x, w)
+        shapes, op = [(m, k), (n, k, k)], "gemm"
+    elif "r" in v.graph.inputs:
         def eager(x, w, b, r):
             return F.linear(x, w, b) + r
         shapes, op = [(m, k), (n, k, k), (n,), (m, n)], "bias_residual"
