@@ -73,15 +73,16 @@ def rotation(graph, kind: str, seed: int) -> tuple:
 
 
 def check(backend, folder, variant, cuda: bool) -> tuple:
-    """(status, reason): the candidate's outputs on the validation inputs vs the reference."""
-    graph = variant.graph
-    inputs = V.make_inputs(graph, variant.seed)
-    ref = V.reference(graph, {k: x.cuda() for k, x in inputs.items()} if cuda else inputs)
-    try:
-        outs = backend.run(folder, graph, inputs)
-    except Exception as err:  # noqa: BLE001 - a crashing candidate is recorded, never fatal
-        return "run-failed", f"{type(err).__name__}: {err}"[-1500:]
-    per = V.check_outputs(graph, outs, ref, variant.tolerance)
+    """(status, reason): the candidate's outputs on every validation input set vs the reference
+    and its per-element bound (validate.expected), as `doit build` judges an artifact."""
+    graph, per = variant.graph, {}
+    for which, inputs in V.input_sets(graph, variant.seed).items():
+        exp = V.expected(graph, {k: x.cuda() for k, x in inputs.items()} if cuda else inputs)
+        try:
+            outs = backend.run(folder, graph, inputs)
+        except Exception as err:  # noqa: BLE001 - a crashing candidate is recorded, never fatal
+            return "run-failed", f"{type(err).__name__}: {err}"[-1500:]
+        per[which] = V.check_outputs(graph, outs, exp, variant.tolerance)
     status, reason = V.verdict(per)
     return ("ok", None) if status is Status.PASS else ("wrong-result", reason)
 
