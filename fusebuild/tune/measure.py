@@ -47,7 +47,8 @@ def method(kind: str, rounds: int, sets: int, set_bytes: int, cache_bytes: int) 
             "random order per round", "rounds": rounds, "warmup_s": WARMUP_S, "min_sample_s": MIN_SAMPLE_S,
             "data": "random normal (validation's scales), rotated", "sets": sets, "set_bytes": set_bytes,
             "rotated_bytes": sets * set_bytes, "cache_bytes": cache_bytes,
-            "beyond_cache": sets * set_bytes > cache_bytes, "baseline": "the graph's torch reference, eager"}
+            "beyond_cache": sets * set_bytes > cache_bytes,
+            "baseline": "the graph in torch, op by op in its own dtypes (tune.runners.eager)"}
 
 
 def set_bytes(graph) -> int:

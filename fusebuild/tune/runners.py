@@ -13,7 +13,9 @@ not per-call packing, copies or argument checks:
              a call returns when the dispatch has finished
   tir-cuda   the artifact's ctypes loader with its launches bound to CUDA tensors once
              (Artifact.bind: pointers resolved once, so launch overhead stays off the GPU)
-  torch      the graph's torch reference on the same sets: the baseline of each run
+  torch      the graph in torch, op by op in its own dtypes (what a model runs), on the same
+             sets: the baseline of each run (not validation's reference, which accumulates
+             16-bit matmuls in float32 on upcast operands and would flatter a bf16 kernel)
 Each target's runtime is imported only by its runner.
 """
 from __future__ import annotations
@@ -71,16 +73,30 @@ class CudaRunner:
         return calls
 
 
+def eager(graph, inputs: dict) -> dict:
+    """The graph in torch as a model runs it: each op in its tensors' dtype (a matmul is
+    torch's own `a @ b.T`, cuBLAS or oneDNN with their accumulation), no upcast."""
+    from ..ir.ops import OPS
+    from ..run.validate import run_node
+    values = dict(inputs)
+    for node in graph.nodes:
+        args = [values[i] for i in node.inputs]
+        if OPS[node.op].kind == "matmul":
+            values[node.output] = args[0] @ (args[1].T if node.attr.get("transpose_b") else args[1])
+        else:
+            values[node.output] = run_node(node, args)
+    return values
+
+
 class TorchRunner:
-    """The graph's torch reference (eager, op by op) on the same sets, on the same device."""
+    """The graph in torch (`eager`) on the same sets, on the same device."""
 
     def __init__(self, graph, sets: list, cuda: bool = False):
         self.graph = graph
         self.sets = [{n: x.cuda() for n, x in s.items()} for s in sets] if cuda else sets
 
     def bind(self, folder=None) -> list:
-        from ..run.validate import reference
-        return [functools.partial(reference, self.graph, s) for s in self.sets]
+        return [functools.partial(eager, self.graph, s) for s in self.sets]
 
 
 RUNNERS = {"tir-cpu": TvmRunner, "mlir-cpu": IreeRunner, "tir-cuda": CudaRunner}

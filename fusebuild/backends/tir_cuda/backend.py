@@ -18,11 +18,13 @@ the epilogue text comes from the group's expression tree (graph.fold) and ops.j2
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from ...fsutil import read_json
@@ -196,7 +198,7 @@ class Backend(Base):
             raise RuntimeError("nvcc or the tilelang env is missing: " + self.toolchain().reason)
         flags = nvcc_flags(json.loads((build_dir / "plan.json").read_text()).get("hints", {}))
         cmd = [nvcc, *flags, f"-I{root / '3rdparty/cutlass/include'}", f"-I{root / 'src'}",
-               str(build_dir / "kernel.cu"), "-o", str(dest / "kernel.so")]
+               *reproducible(build_dir / "kernel.cu"), "-o", str(dest / "kernel.so")]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TOOL_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -229,6 +231,25 @@ class Backend(Base):
         art(*args)
         torch.cuda.synchronize(dev)
         return {n: outs[n].cpu() for n in graph.outputs}
+
+
+def reproducible(source: Path) -> list:
+    """nvcc arguments that make the same kernel.cu give the same kernel.so bytes wherever it is
+    built (a worker's folder, another checkout), so a device's verdict and the cache hold:
+    nvcc names internal device symbols after the source's path and a random number, and a
+    static initializer after its temporary file (tmpxft_<pid>). The source is compiled from
+    a folder named by its content, with a fixed seed; the .so is stripped (the loader needs
+    only its dynamic symbols: call, init, get_last_error)."""
+    data = source.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    tmp_root = Path("/tmp") if os.access("/tmp", os.W_OK) else Path(tempfile.gettempdir())   # not $TMPDIR: per worker
+    fixed = tmp_root / "fusebuild-nvcc" / digest / "kernel.cu"
+    if not fixed.exists() or fixed.read_bytes() != data:
+        fixed.parent.mkdir(parents=True, exist_ok=True)
+        tmp = fixed.with_name(f"kernel.cu.{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, fixed)              # concurrent builds of one source write the same bytes
+    return [str(fixed), f"-frandom-seed=0x{digest[:8]}", "-Xlinker", "--strip-all"]
 
 
 # --- render helpers -------------------------------------------------------------------
