@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
   }
   double t = omp_get_wtime() - t0;
   double flops = (double)iters * 12 * LANES * 2 * omp_get_max_threads();
-  printf("{\"gflops\": %.2f, \"seconds\": %.4f, \"threads\": %d, \"sink\": %g}\n", flops / t / 1e9, t,
+  printf("{\"gflops\": %.2f, \"seconds\": %.4f, \"threads\": %d, \"sink\": \"%g\"}\n", flops / t / 1e9, t,
          omp_get_max_threads(), sink);
   return 0;
 }

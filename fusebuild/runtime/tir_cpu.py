@@ -18,9 +18,21 @@ import sys
 from pathlib import Path
 
 
+def _threads() -> None:
+    """TVM's thread pool, when TVM_NUM_THREADS is unset, takes half the hardware threads on
+    x86 (it assumes hyper-threading): one thread on a 2-vCPU machine, where torch uses two.
+    A tir-cpu kernel runs on as many threads as torch does here (torch.get_num_threads(),
+    which follows OMP_NUM_THREADS and `doit -n`'s share of the cores); a user's own
+    TVM_NUM_THREADS wins. Read by TVM when its pool starts: before the first kernel runs."""
+    if "TVM_NUM_THREADS" not in os.environ:
+        import torch
+        os.environ["TVM_NUM_THREADS"] = str(torch.get_num_threads())
+
+
 @functools.cache
 def _runtime_library() -> str:
     """Path of libtvm_runtime.so, loaded RTLD_GLOBAL as tvm/base.py loads it."""
+    _threads()
     if "tvm" in sys.modules:
         return "(loaded by tvm)"
     import tvm_ffi  # noqa: F401  (loads libtvm_ffi.so, which libtvm_runtime.so links against)
