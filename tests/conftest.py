@@ -6,7 +6,7 @@ Test files mirror the package: tests/test_<package>_<module>.py tests
 fusebuild/<package>/<module>.py (tests/test_<module>.py for a top-level module,
 tests/test_<backend>_<module>.py for fusebuild/backends/<backend>/<module>.py).
 Anything that runs real `doit` is marked `e2e`, anything slower than ~5 s also `slow`;
-the quick loop is `pytest -m "not e2e and not slow"`.
+the quick loop is `pytest -m "not e2e and not slow" -n 2`.
 """
 from __future__ import annotations
 
