@@ -34,7 +34,6 @@ rows report GB/s = weight bytes read / fused time, and that as a fraction of the
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -437,23 +436,7 @@ def cmd_validate_dynamic(args):
     from fusebuild.run.gpu_validate import validate_one
     from fusebuild.spec import load_spec
 
-    from fusebuild.plan.artifacts import Artifact
-
-    @dataclasses.dataclass(frozen=True)
-    class At(Artifact):       # a planned artifact whose folder is out_dyn/<spec>/tir-cuda
-        folder: Path = None
-
-        @property
-        def dir(self):
-            return self.folder
-
-        @property
-        def report(self):
-            return self.folder / "no-such-report.json"     # a fresh report, never written
-
-        @property
-        def id(self):
-            return f"{self.variant.spec}/{self.variant.name}/dynamic"
+    from fusebuild.plan.artifacts import FolderArtifact
 
     work, backend, gpu = Path(args.work), get_backend("tir-cuda"), torch.cuda.get_device_name()
     reports = []
@@ -461,7 +444,7 @@ def cmd_validate_dynamic(args):
         spec = load_spec(path)
         folder = work / "out_dyn" / spec.name / "tir-cuda"
         for v in spec.variants:       # one: validate_one runs it at each of its sample sizes
-            r = validate_one(At(v, "tir-cuda", work / "out_dyn", folder), backend, gpu)
+            r = validate_one(FolderArtifact(v, "tir-cuda", work / "out_dyn", folder), backend, gpu)
             r.update(dynamic=True, M=[s.get("M") for s in r.get("samples", [])])
             reports.append(r)
             print(f"{r['status']:5} {spec.name} dynamic M={r['M']}  max_rel={r.get('max_rel')}  "

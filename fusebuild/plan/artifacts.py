@@ -49,6 +49,21 @@ class Artifact:
 
 
 @dataclass(frozen=True)
+class FolderArtifact(Artifact):
+    """A planned artifact's variant and target, built in another folder (a tuning candidate,
+    a benchmark's build): run and judged from `folder` as the planned one would be."""
+    folder: Path = None
+
+    @property
+    def dir(self) -> Path:
+        return self.folder
+
+    @property
+    def report(self) -> Path:
+        return self.folder / "validation.json"
+
+
+@dataclass(frozen=True)
 class NodeArtifact(Artifact):
     """One graph node of an artifact, built on its own (its variant holds the one-node graph)."""
     node: str = ""

@@ -102,9 +102,10 @@ def run_node(node, args: list):
     return OPS[node.op].reference(args, node.attr)
 
 
-def reference(graph, inputs: dict) -> dict:
-    """Every tensor of the graph, computed by the ops' torch references."""
-    return expected(graph, inputs, bounds=False).values
+def reference(graph, inputs: dict, run=run_node) -> dict:
+    """Every tensor of the graph, computed by the ops' torch references (or by `run(node,
+    args)`: tune's baseline runs each op as a model would, tune.runners.native)."""
+    return expected(graph, inputs, bounds=False, run=run).values
 
 
 @dataclass(frozen=True)
@@ -113,14 +114,14 @@ class Expected:
     bounds: dict               # tensor name -> float32 bound on |computed - value|, or None (0)
 
 
-def expected(graph, inputs: dict, bounds: bool = True) -> Expected:
+def expected(graph, inputs: dict, bounds: bool = True, run=run_node) -> Expected:
     """Reference values of every tensor and, with `bounds`, their error bounds (module doc)."""
     import torch
     values, errs = dict(inputs), {name: None for name in inputs}
     with torch.no_grad():
         for node in graph.nodes:
             args = [values[i] for i in node.inputs]
-            out = run_node(node, args).to(getattr(torch, graph.tensors[node.output].dtype))
+            out = run(node, args).to(getattr(torch, graph.tensors[node.output].dtype))
             values[node.output] = out
             if bounds:
                 errs[node.output] = node_bound(node, args, [errs[i] for i in node.inputs], out)

@@ -26,6 +26,7 @@ Imports torch, and the candidates' runtimes through runners.py; nothing else.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import statistics
@@ -48,7 +49,7 @@ def method(kind: str, rounds: int, sets: int, set_bytes: int, cache_bytes: int) 
             "data": "random normal (validation's scales), rotated", "sets": sets, "set_bytes": set_bytes,
             "rotated_bytes": sets * set_bytes, "cache_bytes": cache_bytes,
             "beyond_cache": sets * set_bytes > cache_bytes,
-            "baseline": "the graph in torch, op by op in its own dtypes (tune.runners.eager)"}
+            "baseline": "the graph in torch, op by op in its own dtypes (tune.runners.native)"}
 
 
 def set_bytes(graph) -> int:
@@ -73,18 +74,19 @@ def rotation(graph, kind: str, seed: int) -> tuple:
     return [V.make_inputs(graph, seed + i) for i in range(n)], {"sets": n, "set_bytes": per, "cache_bytes": cache}
 
 
-def check(backend, folder, variant, cuda: bool) -> tuple:
-    """(status, reason): the candidate's outputs on every validation input set vs the reference
-    and its per-element bound (validate.expected), as `doit build` judges an artifact."""
-    graph, per = variant.graph, {}
-    for which, inputs in V.input_sets(graph, variant.seed).items():
-        exp = V.expected(graph, {k: x.cuda() for k, x in inputs.items()} if cuda else inputs)
-        try:
-            outs = backend.run(folder, graph, inputs)
-        except Exception as err:  # noqa: BLE001 - a crashing candidate is recorded, never fatal
-            return "run-failed", f"{type(err).__name__}: {err}"[-1500:]
-        per[which] = V.check_outputs(graph, outs, exp, variant.tolerance)
-    status, reason = V.verdict(per)
+def check(backend, a, folder, cuda: bool) -> tuple:
+    """(status, reason): the candidate built in `folder` for artifact `a`, judged as `doit
+    build` judges an artifact (run.samples: every input set, the per-element bound; the
+    reference on the GPU when `cuda`)."""
+    from ..plan.artifacts import FolderArtifact
+    from ..run.samples import run_samples
+    fused = dataclasses.replace(a.variant, mode="fused")
+    try:
+        sampled = run_samples(FolderArtifact(fused, a.target, a.out, folder), backend,
+                              ref_device="cuda" if cuda else None)
+    except Exception as err:  # noqa: BLE001 - a crashing candidate is recorded, never fatal
+        return "run-failed", f"{type(err).__name__}: {err}"[-1500:]
+    status, reason = V.verdict(sampled.sets, sampled.ok, sampled.execution)
     return ("ok", None) if status is Status.PASS else ("wrong-result", reason)
 
 

@@ -73,30 +73,26 @@ class CudaRunner:
         return calls
 
 
-def eager(graph, inputs: dict) -> dict:
-    """The graph in torch as a model runs it: each op in its tensors' dtype (a matmul is
-    torch's own `a @ b.T`, cuBLAS or oneDNN with their accumulation), no upcast."""
+def native(node, args: list):
+    """One node as a model runs it: a matmul is torch's own `a @ b.T` in the operands' dtype
+    (cuBLAS or oneDNN with their accumulation), not the reference's float32 upcast."""
     from ..ir.ops import OPS
     from ..run.validate import run_node
-    values = dict(inputs)
-    for node in graph.nodes:
-        args = [values[i] for i in node.inputs]
-        if OPS[node.op].kind == "matmul":
-            values[node.output] = args[0] @ (args[1].T if node.attr.get("transpose_b") else args[1])
-        else:
-            values[node.output] = run_node(node, args)
-    return values
+    if OPS[node.op].kind == "matmul":
+        return args[0] @ (args[1].T if node.attr.get("transpose_b") else args[1])
+    return run_node(node, args)
 
 
 class TorchRunner:
-    """The graph in torch (`eager`) on the same sets, on the same device."""
+    """The graph in torch, op by op (`native`), on the same sets, on the same device."""
 
     def __init__(self, graph, sets: list, cuda: bool = False):
         self.graph = graph
         self.sets = [{n: x.cuda() for n, x in s.items()} for s in sets] if cuda else sets
 
     def bind(self, folder=None) -> list:
-        return [functools.partial(eager, self.graph, s) for s in self.sets]
+        from ..run.validate import reference
+        return [functools.partial(reference, self.graph, s, run=native) for s in self.sets]
 
 
 RUNNERS = {"tir-cpu": TvmRunner, "mlir-cpu": IreeRunner, "tir-cuda": CudaRunner}

@@ -281,7 +281,7 @@ class Session:
                 continue                                   # byte-identical to one timed here
             built.add(cid)
             folder = a.out / c["folder"]
-            status[cid] = check(backend, folder, v, kind == "cuda")
+            status[cid] = check(backend, a, folder, kind == "cuda")
             if status[cid][0] == OK:
                 folders[cid] = folder
         sets, facts = rotation(v.graph, kind, seed=7919)
