@@ -104,6 +104,16 @@ def test_tails_are_ceil_divided_and_guarded():
     assert "            if by * 16 + j < 7 and bx * 64 + i < 1000:" in dec
 
 
+def test_persistent_hint_loops_one_cta_per_sm_over_the_tiles():
+    src = render(gemm(M=4096, N=14336, K=4096, extra="schedule: {tir-cuda: {persistent: 1, swizzle: 6}}\n"))
+    assert ("    with T.Kernel(132, threads=256) as (pid):\n"
+            "        for by, bx in T.Persistent([32, 56], 132, pid, group_size=6):\n"
+            "            S_bias = T.alloc_shared((256,), \"bfloat16\")\n") in src
+    assert "            T.copy(C_s, t_y[by * 128, bx * 256])" in src and "T.use_swizzle" not in src
+    swiglu = render(swiglu_spec([4096], 4096, 14336, schedule="schedule: {tir-cuda: {dual_persistent: 1}}\n"))
+    assert "    with T.Kernel(132, threads=256) as (pid):\n        for by, bx in T.Persistent([32, 112], 132, pid, group_size=10):" in swiglu
+
+
 def test_epilogue_is_rendered_from_the_expression_tree():
     """Any elementwise chain works, e.g. a residual (M, N) operand: no epilogue name list."""
     text = """\
@@ -172,7 +182,10 @@ def test_dynamic_m_renders_one_prim_func_per_bucket_with_a_symbolic_m():
     assert parts[:3] == [("m1_16", 1, 16), ("m17_32", 17, 32), ("m33_64", 33, 64)] and parts[-1][2] == 4096
     assert [f"def {name}(" in src for name, _, _ in parts] == [True] * len(parts)
     assert "    with T.Kernel(16, T.ceildiv(M, 16), " in src            # 1024 / 64 W rows, M / 16 x rows
-    assert "            if by * 16 + j < M:" in src
+    # a CTA of whole rows stores with no row guard (as the static kernel of M = 16 does); the last one guards
+    assert ("        if (by + 1) * 16 <= M:\n            for i, j in T.Parallel(64, 16):\n"
+            "                ws_part_y[bz, by * 16 + j, bx * 64 + i] = C_l[i, j]\n        else:\n"
+            "            for i, j in T.Parallel(64, 16):\n                if by * 16 + j < M:\n") in src
     # at every M the dynamic artifact runs the static artifact's tiles
     for m in (1, 17, 64, 65, 300, 1024, 1025, 4096):
         static = json.loads(render(gemm(M=m, N=1024, K=1024, act="relu"), what="plan.json"))["launches"]
@@ -196,6 +209,9 @@ targets: [tir-cuda]
 """
     files, _ = render_spec(dynamic_rows(variant(text).graph, 1, 2048), "tir-cuda").files, None
     shapes = {p["name"]: p["shape"] for p in json.loads(files["plan.json"])["params"]}
+    # direct-mode split-K partials: the same T.copy in both branches; TileLang drops its row guard in the first
+    assert ("        if (by + 1) * 128 <= M:\n            T.copy(C_l, ws_part_y[bz, by * 128, bx * 128])\n"
+            "        else:\n            T.copy(C_l, ws_part_y[bz, by * 128, bx * 128])\n") in files["kernel.py"]
     assert shapes == {"t_x": ["M", 8192], "t_w": [512, 8192], "t_r": ["M", 512], "t_b": [512],
                       "ws_part_y": [shapes["ws_part_y"][0], "M", 512], "t_y": ["M", 512]}
     g = dynamic_rows(variant(text).graph, 1, 2048)

@@ -136,6 +136,7 @@ def test_a_dynamic_m_artifact_builds_with_one_call_that_takes_m(tmp_path):
     assert [p["shape"] for p in m["params"] if p["name"] == "t_x"] == [["M", 768]]
     cu = (tmp_path / "kernel.cu").read_text()
     assert "  if (M >= 1 && M <= 16) { if ((r = m1_16_call(" in cu
+    assert "if (((((int)blockIdx.y) * 16) + 16) <= M) {" in cu      # whole-tile CTAs: the unguarded store
     nm = subprocess.run(["nm", "-D", "--defined-only", str(tmp_path / "kernel.so")], capture_output=True, text=True)
     assert {"call", "init", "get_last_error"} <= set(nm.stdout.split())
     assert "m1_16_call" not in nm.stdout                                  # parts are internal

@@ -5,6 +5,8 @@ hint's name and what would apply, from a pure function and at spec load (`fusebu
 """
 from __future__ import annotations
 
+import dataclasses
+
 import random
 import subprocess
 import sys
@@ -84,6 +86,14 @@ def test_candidates_are_valid_and_reproducible_from_their_hints():
             assert choose(kind, m, n, k, config_hints(c, PREFIX[kind]), "x") == c
 
 
+def test_prefill_candidates_include_persistent_kernels_of_the_same_tiles():
+    cands = candidates("gemm", 4096, 14336, 4096)
+    tiled = {dataclasses.replace(c, persistent=0) for c in cands if c.persistent}
+    assert tiled and tiled <= set(cands)                  # each persistent one has its one-CTA-per-tile twin
+    assert all(c.split_k == 1 and c.mode == "direct" for c in cands if c.persistent)
+    assert not any(c.persistent for c in candidates("gemm", 16, 14336, 4096))       # decode: swap-AB
+
+
 def test_hint_names_are_the_targets_table():
     assert set(hint_names()) == set(TARGETS["tir-cuda"].hints.names)
 
@@ -103,6 +113,9 @@ def test_hint_names_are_the_targets_table():
      "of shared memory, 1 CTA(s) per SM have 227 KiB", "stages <= 4, or smaller tiles"),
     ("dual", (4096, 8192, 2048), {"dual_split_k": 2}, "split_k does not apply to the dual gate/up kernel", "leave it out"),
     ("gemm", (16, 4096, 4096), {"swap_ab": 1, "direct": 1}, "swap_ab and direct both set", "one of them"),
+    ("gemm", (16, 4096, 4096), {"persistent": 1}, "persistent=1 runs one CTA per SM over the direct-mode tiles of "
+     "one K pass; this launch is swap_ab_64x16x64_s8_t128_Square_sk2_mb2_p",
+     "leave persistent out, or direct mode with split_k 1 and min_blocks <= 1"),
 ])
 def test_hints_that_cannot_run_are_refused_with_what_would(kind, mnk, hints, message, valid):
     problems = check_hints(kind, *mnk, hints)

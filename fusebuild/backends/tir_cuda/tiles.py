@@ -11,7 +11,10 @@ accumulators sharing each x tile) and "down" (a GEMM of the dual's result). Its 
   block_N     rows on the wgmma N side (W rows in direct mode, x rows in swap_ab)
   block_K, num_stages, threads (consumer threads; TileLang adds a 128-thread TMA producer),
   split_k (K slices in CTAs along z, fp32 partials, one reduce launch applies the epilogue),
-  swizzle_panel, policy, min_blocks (CTAs per SM: bounds smem and registers), bias_smem.
+  swizzle_panel, policy, min_blocks (CTAs per SM: bounds smem and registers), bias_smem,
+  persistent  (direct mode, no split-K) one CTA per SM loops over the output tiles
+              (T.Persistent, rasterized in panels of swizzle_panel or 8 tile columns)
+              instead of one CTA per tile: a candidate the tuner measures, not a default.
 
 Tails: every M, N, K >= 1 is legal. Grids are ceil-divided and TileLang 0.1.15 predicates what
 falls outside a buffer: TMA loads zero-fill out-of-bounds boxes, TMA stores clip, and where a
@@ -72,13 +75,14 @@ class TileConfig:
     policy: str = "Square"
     min_blocks: int = 0             # 0: TileLang's default (one CTA per SM for warp-specialized kernels)
     bias_smem: bool = False         # stage 1-D epilogue operands (bias) in shared memory (direct, no split-K)
+    persistent: int = 0             # 1: NUM_SMS CTAs loop over the tiles (direct, no split-K, one CTA per SM)
 
     def short(self) -> str:
         s = f"{self.mode}_{self.block_M}x{self.block_N}x{self.block_K}_s{self.num_stages}_t{self.threads}_{self.policy}"
         s += f"_sk{self.split_k}" if self.split_k > 1 else ""
         s += f"_sw{self.swizzle_panel}" if self.swizzle_panel else ""
         s += f"_mb{self.min_blocks}" if self.min_blocks else ""
-        return s + ("_bs" if self.bias_smem else "")
+        return s + ("_bs" if self.bias_smem else "") + ("_p" if self.persistent else "")
 
     def registers(self) -> tuple:
         """(producer, consumer) setmaxnreg counts for `min_blocks` CTAs per SM, or (0, 0) for TileLang's.
@@ -124,7 +128,8 @@ C = TileConfig
 
 # hint name (after the kind's prefix) -> TileConfig field; `swap_ab: 1` / `direct: 1` pick the mode
 FIELDS = {"block_m": "block_M", "block_n": "block_N", "block_k": "block_K", "stages": "num_stages",
-          "threads": "threads", "split_k": "split_k", "swizzle": "swizzle_panel", "min_blocks": "min_blocks"}
+          "threads": "threads", "split_k": "split_k", "swizzle": "swizzle_panel", "min_blocks": "min_blocks",
+          "persistent": "persistent"}
 MODE_HINTS = ("swap_ab", "direct")
 PREFIX = {"gemm": "", "down": "", "dual": "dual_"}
 GLOBAL_HINTS = ("fast_math",)
@@ -267,6 +272,8 @@ def candidates(kind: str, M: int, N: int, K: int) -> list:
             for sk in ((1,) if kind == "dual" else (1, 2, 4)):
                 out.append(_fit_k(dataclasses.replace(base, block_M=bm, block_N=bn, threads=th, split_k=sk,
                                                       bias_smem=base.bias_smem and sk == 1), K))
+        # the same tiles as persistent kernels (one CTA per SM, no split-K)
+        out += [dataclasses.replace(c, persistent=1, min_blocks=0) for c in list(out) if c.split_k == 1]
     seen, unique = set(), []
     for c in out:
         if c not in seen and not check_config(c, kind, M, N, K):
@@ -360,6 +367,10 @@ def check_config(cfg: TileConfig, kind: str, M: int, N: int, K: int, names: dict
                            f"1..{min(8, max(iters, 1))}"))
     if not 0 <= cfg.min_blocks <= 4:
         out.append(Problem(n("min_blocks"), f"{n('min_blocks')}={cfg.min_blocks}", "1, 2, 3, 4"))
+    if cfg.persistent and (cfg.mode != "direct" or cfg.split_k > 1 or cfg.min_blocks > 1):
+        out.append(Problem(n("persistent"), f"{n('persistent')}=1 runs one CTA per SM over the direct-mode "
+                           f"tiles of one K pass; this launch is {cfg.short()}",
+                           f"leave {n('persistent')} out, or direct mode with split_k 1 and min_blocks <= 1"))
     per_sm = max(1, cfg.min_blocks)
     acc = cfg.block_M * cfg.block_N * (2 if dual else 1) // cfg.threads
     limit = min(MAX_ACC_PER_THREAD, cfg.registers()[1] - 64) if cfg.registers()[1] else MAX_ACC_PER_THREAD
