@@ -157,7 +157,10 @@ def main():
                      "compile_seconds": {f"{t} {kind}": r["timings"].get("compile")
                                          for (kind, t), r in reports.items()},
                      "dynamic_validated_at": [s["M"] for s in reports[("dynamic", "tir-cpu")]["samples"]],
-                     "schedule": {t: _schedule(reports[("static", t)]) for t in TARGETS}})
+                     "schedule": {t: _schedule(reports[("static", t)]) for t in TARGETS},
+                     "schedule_dynamic": {t: _schedule(reports[("dynamic", t)]) for t in TARGETS},
+                     "dynamic_timed_at": {t: (reports[("dynamic", t)].get("schedule") or {}).get("tuning", {})
+                                          .get("timed_at") for t in TARGETS}})
     result = {"benchmark": "gemm_bias_silu float32: tir-cpu and mlir-cpu (static and dynamic M) vs torch "
                            "F.silu(F.linear(x, w, b))",
               "threads": THREADS, "env": {k: os.environ.get(k) for k in ("TVM_NUM_THREADS", "OMP_NUM_THREADS")},
@@ -196,6 +199,13 @@ def main():
                    + ". Schedules (static tir-cpu / mlir-cpu): "
                    + "; ".join(f"{r['M']}x{r['N']}x{r['K']}: {r['schedule']['tir-cpu']} / {r['schedule']['mlir-cpu']}"
                                for r in rows) + ".")]
+    lines += ["", "Dynamic artifacts (one per N x K, M in [1, 4096]; schedules tir-cpu / mlir-cpu, a tuned one timed "
+                  "at its validated sizes, `docs/tuning.md`): " + "; ".join(
+                      f"M={r['M']} ({r['N']}x{r['K']}): {r['schedule_dynamic']['tir-cpu']} / "
+                      f"{r['schedule_dynamic']['mlir-cpu']}{_timed_at(r)}, dyn/static tir-cpu "
+                      f"{r['tir-cpu_dynamic_vs_static']:.2f}, mlir-cpu {r['mlir-cpu_dynamic_vs_static']:.2f} "
+                      f"({'within' if max(r[f'{t}_dynamic_vs_static'] for t in TARGETS) <= 1.10 else 'NOT within'} "
+                      "the 10% goal)" for r in rows) + "."]
     (out / f"{NAME}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -203,6 +213,11 @@ def main():
 def _schedule(report: dict) -> str:
     s = report.get("schedule") or {}
     return f"tuned on {s['tuned_on']}" if s.get("source") == "tuned" else s.get("source", "?")
+
+
+def _timed_at(row: dict) -> str:
+    at = row.get("dynamic_timed_at", {}).get("mlir-cpu")
+    return f" (timed at M = {', '.join(str(a['M']) for a in at)})" if at else ""
 
 
 def _cpu() -> str:

@@ -156,6 +156,36 @@ targets: [mlir-cpu]
     assert "tensor<?x?xf32>" in (tmp_path / "dxxt" / "M1to50" / "mlir-cpu" / "kernel.mlir").read_text()
 
 
+TILES = "schedule: {mlir-cpu: {dist_m: 32, dist_n: 16, vec_m: 8, vec_n: 16, vec_k: 8}}\n"
+
+
+@pytest.mark.parametrize("graph", ["rows", "xxt"])
+def test_mlir_cpu_tile_hints_of_a_dynamic_m_compile_and_validate_at_every_size(tmp_path, graph):
+    """Tile hints are checked against the range's maximum (tune.space.Problem), so a tuned
+    winner meets M below its tile: a `?` dimension (x @ x^T keeps them) takes partial tiles;
+    the row functions take the tiles where they fit (32 rows) and IREE's own below (rows.py).
+    Both compile and validate at every size."""
+    need("mlir-cpu")
+    text = (GEMM.format(wshape="20, 24", tb="true", target="mlir-cpu") if graph == "rows" else """\
+name: dxxt
+params:
+  M: {dynamic: [1, 50]}
+inputs:
+  x: {shape: [M, 16], dtype: float32}
+graph:
+  - {op: matmul, inputs: [x, x], output: y, transpose_b: true}
+outputs: [y]
+targets: [mlir-cpu]
+""")
+    v = variant_of(text + TILES, "mlir-cpu")
+    result = validate(v, "mlir-cpu", tmp_path)
+    assert result.ok and [s["M"] for s in result.samples][0] == 1, result.samples
+    mlir = next(tmp_path.rglob("kernel.mlir")).read_text()
+    funcs = {f.split("(", 1)[0]: f for f in mlir.split("func.func ")[1:]}
+    tiled = sorted(name for name, f in funcs.items() if "distribution = [32, 16, 0]" in f)
+    assert tiled == (["private @main_rows32"] if graph == "rows" else ["@main"]), tiled
+
+
 def test_at_size_specializes_only_the_graph():
     v = variant_of(GEMM.format(wshape="20, 24", tb="true", target="tir-cpu"), "tir-cpu")
     from fusebuild.plan.artifacts import Artifact

@@ -1,6 +1,7 @@
 """tune/records.py, problem.py, select.py, share.py and measure.py's arithmetic: the store,
-the keys, which winner a build uses (never another device's or toolchain's), the sentence
-`why` prints, records through the local cache."""
+the keys, which winner a build uses (never another device's or toolchain's, never a static
+problem's for a dynamic artifact or the reverse), the sentence `why` prints, records
+through the local cache."""
 from __future__ import annotations
 
 import json
@@ -13,8 +14,8 @@ from fusebuild import cache
 from fusebuild.backends import get_backend
 from fusebuild.plan.artifacts import Artifact
 from fusebuild.tune import device as D
-from fusebuild.tune.measure import stats
-from fusebuild.tune.problem import Key, canonical_graph, problem, problem_id
+from fusebuild.tune.measure import combine, method, stats
+from fusebuild.tune.problem import Key, canonical_graph, problem, problem_id, sizes
 from fusebuild.tune.records import Records, blob, parse_lines
 from fusebuild.tune.select import describe_change, key_for, schedule
 from fusebuild.tune.share import pull, push
@@ -34,8 +35,8 @@ targets: [tir-cpu]
 """
 
 
-def artifact(tmp_path, name="g", x="x", schedule_text="") -> Artifact:
-    v = variants(SPEC.format(name=name, x=x) + schedule_text, "tir-cpu")[0]
+def artifact(tmp_path, name="g", x="x", schedule_text="", m="64") -> Artifact:
+    v = variants(SPEC.format(name=name, x=x).replace("M: 64", f"M: {m}") + schedule_text, "tir-cpu")[0]
     return Artifact(v, "tir-cpu", tmp_path / "out")
 
 
@@ -61,6 +62,43 @@ def test_the_problem_has_no_names(tmp_path):
     assert canonical_graph(a.variant.graph) == canonical_graph(b.variant.graph)
     assert this_key(a) == this_key(b)
     assert problem_id(problem(a.variant.graph, {"threads": 1})) != problem_id(problem(a.variant.graph, {}))
+
+
+def test_a_dynamic_problem_is_keyed_by_its_range_and_the_sizes_it_is_timed_at(tmp_path):
+    static, dyn = artifact(tmp_path), artifact(tmp_path, m="{dynamic: [1, 64]}")
+    assert dyn.variant.name == "M1to64_N96_K32"
+    assert "sizes" not in problem(static.variant.graph, {})              # static digests unchanged
+    assert problem(dyn.variant.graph, {}, sizes(dyn.variant))["sizes"] == [{"M": 1}, {"M": 7}, {"M": 64}]
+    keys = {this_key(a) for a in (static, dyn, artifact(tmp_path, m="{dynamic: [1, 128]}"),
+                                  artifact(tmp_path, m="{dynamic: [1, 64], validate: [32]}"))}
+    assert len(keys) == 4                       # the range and the timed sizes are part of the problem
+    assert sizes(static.variant) == ({},) and sizes(dyn.variant) == ({"M": 1}, {"M": 7}, {"M": 64})
+
+
+def test_a_dynamic_winner_is_never_used_by_the_static_artifact_nor_the_reverse(tmp_path):
+    static, dyn = artifact(tmp_path), artifact(tmp_path, m="{dynamic: [1, 64]}")
+    backend = get_backend("tir-cpu")
+    path = tmp_path / "records.jsonl"
+    timed = [{"at": {"M": m}, "median_s": 1e-4} for m in (1, 7, 64)]
+    Records(path).append([record(this_key(dyn), "winner", WINNER, sizes=timed)])
+    s = schedule(dyn, backend, env(path))
+    assert s.source == "tuned" and s.used == WINNER
+    assert s.report()["tuning"]["timed_at"] == [{"M": 1}, {"M": 7}, {"M": 64}]
+    assert schedule(static, backend, env(path)).source == "default"
+    other = dict(WINNER, micro_n=32)
+    Records(path).append([record(this_key(static), "winner", other)])
+    assert schedule(static, backend, env(path)).used == other
+    assert schedule(dyn, backend, env(path)).used == WINNER
+    assert "timed_at" not in schedule(static, backend, env(path)).report()["tuning"]
+
+
+def test_a_dynamic_candidate_time_is_the_geometric_mean_of_each_round():
+    assert combine([[1.0, 4.0], [4.0, 1.0]]) == [2.0, 2.0]
+    assert combine([[3.0, 5.0]]) == [3.0, 5.0]                          # one size: its own times
+    facts = {"sets": 2, "set_bytes": 10, "cache_bytes": 15}
+    assert method("cpu", 3, [facts])["rotated_bytes"] == 20             # a static run's record, as before
+    dyn = method("cpu", 3, [dict(facts, at={"M": 1}), dict(facts, at={"M": 9})], ({"M": 1}, {"M": 9}))
+    assert [s["at"] for s in dyn["sizes"]] == [{"M": 1}, {"M": 9}] and "geometric mean" in dyn["objective"]
 
 
 def test_records_skip_bad_lines_and_drop_duplicates(tmp_path):

@@ -220,3 +220,41 @@ def test_mlir_cpu_hints_change_the_code_and_every_candidate_validates(tmp_path):
     tiled = next(r for r in recs if r["config"].get("dist_m"))
     folder = next((p.root / "out" / ".tune").rglob(tiled["candidate"]))
     assert "distribution = [32, 32, 0]" in (folder / "executables.mlir").read_text()
+
+
+def test_a_dynamic_m_artifact_is_tuned_at_its_sizes_and_builds_with_the_winner(tmp_path):
+    """mlir-cpu, M in [1, 64]: each candidate is timed at the validated sizes (1, 7, 64) in one
+    run, its record holds the per-size times and their geometric mean, the dynamic build uses
+    the winner and says so, and the static artifact of the same shape (M = 64) does not (nor
+    does the dynamic one take the static winner once that is tuned)."""
+    p = Project(tmp_path / "p")
+    p.spec("g", SPEC.replace("[tir-cpu]", "[mlir-cpu]"))
+    p.spec("gd", SPEC.replace("[tir-cpu]", "[mlir-cpu]").replace("name: g", "name: gd")
+           .replace("M: 64", "M: {dynamic: [1, 64]}"))
+    dyn, static = "gd/M1to64_N96_K32/mlir-cpu", ART.replace("tir-cpu", "mlir-cpu")
+    out = tune(p, dyn, "--space", "data_tiling=0,1", *FAST)
+    assert "M1..64x96x32 float32" in out and "geomean of M=1" in out, out
+    recs = records(p)
+    ms = measured(recs)
+    assert len(ms) == 2 and {r["status"] for r in ms} == {"ok"}, out
+    for r in ms:
+        assert [s["at"] for s in r["sizes"]] == [{"M": 1}, {"M": 7}, {"M": 64}]
+        assert all(s["median_s"] > 0 and s["torch_s"] > 0 and s["samples"] == 3 for s in r["sizes"])
+        assert r["samples"] == 3 and min(s["min_s"] for s in r["sizes"]) <= r["median_s"]    # a mean per round
+        assert "geometric mean" in r["method"]["objective"]
+    win = next(r for r in recs if r["kind"] == "winner")
+    assert len(win["sizes"]) == 3
+    p.doit("build", check=0)
+
+    def sched(art):
+        rep = json.loads((p.root / "out" / art / "validation.json").read_text())
+        assert rep["status"] == "pass"
+        return rep["schedule"]
+    assert sched(dyn)["source"] == "tuned" and sched(dyn)["resolved"] == win["config"]
+    assert sched(dyn)["tuning"]["timed_at"] == [{"M": 1}, {"M": 7}, {"M": 64}]
+    assert sched(static)["source"] == "default"
+    out = tune(p, static, "--space", "data_tiling=0,1", *FAST)
+    assert "never tuned" in out and "geomean" not in out, out
+    p.doit("build", check=0)
+    assert sched(static)["source"] == "tuned" and "timed_at" not in sched(static)["tuning"]
+    assert sched(dyn)["tuning"]["candidate"] == win["candidate"]

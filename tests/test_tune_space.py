@@ -109,6 +109,18 @@ def test_mlir_cpu_rules():
             assert c["data_tiling"] == 1
 
 
+def test_mlir_cpu_tiles_of_a_dynamic_m_must_fit_its_maximum():
+    """A dynamic M is checked at its range's maximum: a tile no larger than it serves every M
+    (smaller M take partial tiles; tests/test_dynamic_build.py compiles them)."""
+    v = variants(GEMM.format(M="{dynamic: [1, 64]}", N=256, K=256, dt="float32", target="mlir-cpu"), "mlir-cpu")[0]
+    p = Problem.of(v.graph, 2, 512)
+    assert [g.m for g in p.gemms] == [64]
+    tiles = {"data_tiling": 0, "dist_n": 64, "vec_m": 8, "vec_n": 16, "vec_k": 8}
+    space = space_of("mlir-cpu")
+    assert space.why_not(dict(tiles, dist_m=64), p) is None
+    assert "larger than the 64x256x256 matmul" in space.why_not(dict(tiles, dist_m=128), p)
+
+
 def test_overrides_are_checked():
     assert parse_overrides(["micro_n=16,32", "tile_m=64"]) == {"micro_n": (16, 32), "tile_m": (64,)}
     with pytest.raises(SpaceError, match="expected NAME=V1,V2"):

@@ -11,13 +11,15 @@ clocks or CPU load, date, method, or why it failed) and the winners.
                 backend's rules (hints.py `Rule`s: divisibility, registers, shared memory),
                 the spec's hints first, then a seeded random order, cut by a budget
   cuda.py       tir-cuda's space adapter (candidate values and rules stated without TileLang)
-  problem.py    the canonical problem and the records key
+  problem.py    the canonical problem and the records key (a dynamic problem: its range and
+                the sizes its candidates are timed at)
   device.py     which device a record belongs to; clocks, power and load snapshots
   candidates.py candidate artifacts (out/.tune/...) and the doit build of them
   builders.py   the pluggable build step (doit -n here; the engine's executor when it has one)
   runners.py    load a built artifact once, call it many times (TVM, IREE, the CUDA loader)
   measure.py    interleaved timing: warm-up, random data rotated beyond the last-level cache,
-                round-robin repetitions, median and IQR, clocks recorded (torch only)
+                round-robin repetitions, median and IQR, clocks recorded (torch only); a
+                dynamic problem at each of its sizes, judged by the geometric mean
   records.py    the store: append-only JSON lines, loaded into an index
   share.py      records through the artifact cache (a blob per problem key, local + remote)
   select.py     what a build uses: the winner for this device, else the spec's hints, else

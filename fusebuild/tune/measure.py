@@ -22,6 +22,11 @@ ever compared within a run.
              reference's (clearly_faster): on a noisy machine the reference stays
   clocks     a device snapshot (device.snapshot: CPU MHz and load average; GPU SM clock,
              power draw) before the first round, after the middle one and after the last
+  sizes      a dynamic problem (problem.sizes: several M) is timed at each of its sizes in
+             the same run: every (candidate, size) is an entry of the round robin, with its
+             own rotation sets; a candidate's time per round is the geometric mean of its
+             times at the sizes in that round, and the median, quartiles and the winner rule
+             work on those (per-size statistics are kept too)
 Imports torch, and the candidates' runtimes through runners.py; nothing else.
 """
 from __future__ import annotations
@@ -43,13 +48,23 @@ MAX_SETS = 512
 CAP_BYTES = {"cpu": 1 << 30, "cuda": 8 << 30}
 
 
-def method(kind: str, rounds: int, sets: int, set_bytes: int, cache_bytes: int) -> dict:
-    return {"timing": "cuda-events" if kind == "cuda" else "perf_counter", "interleaved": "round-robin, "
-            "random order per round", "rounds": rounds, "warmup_s": WARMUP_S, "min_sample_s": MIN_SAMPLE_S,
-            "data": "random normal (validation's scales), rotated", "sets": sets, "set_bytes": set_bytes,
-            "rotated_bytes": sets * set_bytes, "cache_bytes": cache_bytes,
-            "beyond_cache": sets * set_bytes > cache_bytes,
-            "baseline": "the graph in torch, op by op in its own dtypes (tune.runners.native)"}
+OBJECTIVE = "geometric mean over the sizes of each round's per-call times"
+
+
+def method(kind: str, rounds: int, facts: list, timed: tuple = ({},)) -> dict:
+    """How a run timed: `facts` is one rotation's facts (rotation()) per size of `timed`, a
+    dynamic problem's with the size itself ({at: {M: 61}, sets, set_bytes, cache_bytes})."""
+    out = {"timing": "cuda-events" if kind == "cuda" else "perf_counter", "interleaved": "round-robin, "
+           "random order per round", "rounds": rounds, "warmup_s": WARMUP_S, "min_sample_s": MIN_SAMPLE_S,
+           "data": "random normal (validation's scales), rotated",
+           "baseline": "the graph in torch, op by op in its own dtypes (tune.runners.native)"}
+    rotated = [dict(f, rotated_bytes=f["sets"] * f["set_bytes"], beyond_cache=f["sets"] * f["set_bytes"] >
+                    f["cache_bytes"]) for f in facts]
+    if timed == ({},):
+        out.update(rotated[0])
+    else:
+        out.update(objective=OBJECTIVE, sizes=rotated)
+    return out
 
 
 def set_bytes(graph) -> int:
@@ -144,6 +159,51 @@ def interleaved(entries: dict, kind: str, rounds: int = ROUNDS, seed: int = 0) -
             snaps.append(dict(D.snapshot(kind), at="middle", t=round(time.time(), 1)))
     snaps.append(dict(D.snapshot(kind), at="end", t=round(time.time(), 1)))
     return samples, snaps, batch
+
+
+def run(target: str, graph, timed: tuple, folders: dict, rounds: int = ROUNDS, seed: int = 0) -> tuple:
+    """Time the built candidates (`folders`: {candidate: folder}) and the graph in torch at
+    each size of `timed` (problem.sizes: ({},) for a static graph) in ONE interleaved run.
+    Returns ({candidate or "torch": stats}, {candidate: why it did not load}, snapshots,
+    method): a static problem's stats as stats() plus `calls_per_sample`; a dynamic one's
+    over the per-round geometric means (combine), plus `sizes`: each size's own stats,
+    calls per sample and torch time ([{at: {M: 61}, median_s, ..., torch_s}, ...])."""
+    from .runners import TorchRunner, runner
+    kind = D.kind(target)
+    calls, failed, facts = {}, {}, []
+    for i, values in enumerate(timed):
+        g = graph.specialize(values) if values else graph
+        sets, fact = rotation(g, kind, seed=7919)
+        facts.append(dict(at=dict(values), **fact) if values else fact)
+        bound = runner(target, g, sets)
+        for cid, folder in folders.items():
+            if cid not in failed:
+                try:
+                    calls[(cid, i)] = bound.bind(folder)
+                except Exception as err:  # noqa: BLE001 - a candidate that does not load is recorded
+                    failed[cid] = f"{type(err).__name__}: {err}"
+        calls[("torch", i)] = TorchRunner(g, sets, kind == "cuda").bind()
+    calls = {k: v for k, v in calls.items() if k[0] not in failed}
+    samples, snaps, batch = interleaved(calls, kind, rounds, seed)
+    got = {}
+    for cid in ["torch", *(c for c in folders if c not in failed)]:
+        per = [samples[(cid, i)] for i in range(len(timed))]
+        got[cid] = stats(combine(per))
+        if timed == ({},):
+            got[cid]["calls_per_sample"] = batch[(cid, 0)]
+        else:
+            got[cid]["sizes"] = [dict(at=dict(values), **stats(x), calls_per_sample=batch[(cid, i)],
+                                      **({"torch_s": got["torch"]["sizes"][i]["median_s"]} if cid != "torch" else {}))
+                                 for i, (values, x) in enumerate(zip(timed, per))]
+    return got, failed, snaps, method(kind, rounds, facts, timed)
+
+
+def combine(per_size: list) -> list:
+    """One entry's time per round over several sizes (one list per size, one time per round):
+    the geometric mean of the round's times, so every size weighs alike whatever its scale."""
+    if len(per_size) == 1:
+        return list(per_size[0])
+    return [math.exp(statistics.fmean(math.log(t) for t in ts)) for ts in zip(*per_size)]
 
 
 def clearly_faster(a: dict, b: dict) -> bool:

@@ -7,6 +7,16 @@ and a copy of it under another name with other tensor names share their tuning. 
 values for hints that are not searched (`threads`, `npu`, ...) are part of it too: they
 change what is measured.
 
+A dynamic problem (`M: {dynamic: [1, 4096]}`: one artifact for every M in the range) has no
+single M to time at. Its canonical graph holds the range (Graph.canonical), and the problem
+adds the sizes a candidate is timed at (`sizes`): the sizes its artifact is validated at
+(the variant's `samples`: the range's minimum, a prime near its geometric middle, its
+maximum, and the spec's `validate:` sizes). A candidate's time is the geometric mean over
+them (measure.py), so each size counts alike (a 2x loss at M=1 weighs as much as at 4096);
+the minimum stands for decode-like calls, the maximum for full batches, the prime for the
+ragged sizes in between, and `validate:` lets a spec add the sizes it cares about (they are
+then checked and timed). A dynamic problem never shares a key with a static one.
+
 A record's key is (problem, target, device, toolchain versions); `key_id` is its short digest.
 Pure data: no toolchain, no torch.
 """
@@ -30,8 +40,17 @@ def canonical_graph(graph) -> dict:
                       for n in c["nodes"]]}
 
 
-def problem(graph, pinned: dict) -> dict:
-    return {"graph": canonical_graph(graph), "pinned": dict(sorted(pinned.items()))}
+def sizes(variant) -> tuple:
+    """The sizes a candidate of `variant` is timed at: ({},) for a static variant (its one
+    shape), else its validation samples ({M: 1}, {M: 61}, {M: 4096}, ...)."""
+    return tuple(variant.samples) if variant.dynamic else ({},)
+
+
+def problem(graph, pinned: dict, timed: tuple = ({},)) -> dict:
+    out = {"graph": canonical_graph(graph), "pinned": dict(sorted(pinned.items()))}
+    if graph.dynamic:           # only then: static problems keep the digests they always had
+        out["sizes"] = [dict(sorted(s.items())) for s in timed]
+    return out
 
 
 def problem_id(prob: dict) -> str:
@@ -39,16 +58,20 @@ def problem_id(prob: dict) -> str:
 
 
 def summary(graph) -> str:
-    """A short human name of the problem: `1024x1024x1024 float32 matmul+add+silu`."""
+    """A short human name of the problem: `1024x1024x1024 float32 matmul+add+silu` (a
+    dynamic dimension as its range: `M1..4096x1024x1024 ...`)."""
+    def dims(x) -> list:
+        return [str(n) if s is None else f"{s}{graph.dynamic[s][0]}..{graph.dynamic[s][1]}"
+                for n, s in zip(x.shape, x.symbols)]
+
     parts = []
     for g in fuse(graph):
         ops = "+".join(n.op for n in g.nodes)
         if g.matmul is not None:
             a = graph.tensors[g.matmul.inputs[0]]
-            m, n = graph.tensors[g.matmul.output].shape
-            parts.append(f"{m}x{n}x{a.shape[1]} {a.dtype} {ops}")
+            parts.append(f"{'x'.join(dims(graph.tensors[g.matmul.output]))}x{dims(a)[1]} {a.dtype} {ops}")
         else:
-            parts.append(f"{'x'.join(map(str, graph.tensors[g.output].shape))} {ops}")
+            parts.append(f"{'x'.join(dims(graph.tensors[g.output]))} {ops}")
     return "; ".join(parts)
 
 

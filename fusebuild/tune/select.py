@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .. import settings
 from . import device as D
-from .problem import Key, problem, problem_id
+from .problem import Key, problem, problem_id, sizes
 from .records import Records
 
 SETTING = "FUSEBUILD_TUNING"
@@ -36,7 +36,7 @@ class Schedule:
     given: dict
     used: dict
     tuned_on: str = ""
-    winner: dict = field(default_factory=dict)     # key_id, candidate, median_s, run (tuned only)
+    winner: dict = field(default_factory=dict)     # key_id, candidate, median_s, run, timed_at (tuned only)
     note: str = ""                                  # why a winner was not used
 
     def key_fields(self) -> dict:
@@ -84,7 +84,7 @@ def _versions(backend) -> tuple:
 
 def key_for(variant, target: str, space, versions: dict, device: str) -> Key:
     given = variant.schedule.get(target, {})
-    return Key.of(problem_id(problem(variant.graph, space.pinned(given))), target, device, versions)
+    return Key.of(problem_id(problem(variant.graph, space.pinned(given), sizes(variant))), target, device, versions)
 
 
 def tunable(a) -> bool:
@@ -115,7 +115,12 @@ def schedule(a, backend, env=None) -> Schedule:
         return Schedule(plain.source, given, plain.used, note=f"tuned winner not used: {'; '.join(bad)}")
     return Schedule("tuned", given, dict(win["config"]), f"{win['key']['device']}, {win['date'][:10]}",
                     {"key_id": key.id, "candidate": win["candidate"], "median_s": win.get("median_s"),
-                     "run": win.get("run")})
+                     "run": win.get("run"), **_timed_at(win)})
+
+
+def _timed_at(win: dict) -> dict:
+    """A dynamic problem's winner: the sizes it was timed at (median_s is their geometric mean)."""
+    return {"timed_at": [s["at"] for s in win["sizes"]]} if win.get("sizes") else {}
 
 
 _PULLED = set()

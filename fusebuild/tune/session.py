@@ -34,7 +34,7 @@ from ..hashing import digest, file_sha256
 from ..tables import table
 from . import device as D
 from . import manifest as M
-from .problem import Key, summary
+from .problem import Key, sizes, summary
 from .records import OK, Records, now
 from .space import config_id, show
 
@@ -257,6 +257,7 @@ class Session:
             recs.append({**_head(key, man, run_id), "kind": "winner", "candidate": winner["candidate"],
                          "config": winner["config"], "median_s": winner["median_s"], "iqr_s": winner["iqr_s"],
                          "torch_s": winner.get("torch_s"), "previous": prev, "rule": RULE,
+                         **({"sizes": winner["sizes"]} if "sizes" in winner else {}),
                          "reference": ({k: ref[k] for k in ("candidate", "median_s", "q1_s", "q3_s")}
                                        if ref else None)})
         self.store.append(recs)
@@ -266,9 +267,9 @@ class Session:
                                     sum(1 for r in recs if r.get("status") in FAILED), changed))
 
     def _measure_run(self, a, man, wanted, anchor, todo, key, run_id, backend) -> list:
-        """Check, then time `wanted` interleaved with torch: one measurement record each."""
-        from .measure import check, interleaved, method, rotation, stats
-        from .runners import TorchRunner, runner
+        """Check, then time `wanted` interleaved with torch (at each of a dynamic problem's
+        sizes: problem.sizes): one measurement record each."""
+        from . import measure
         v, kind = a.variant, D.kind(a.target)
         status, folders = {}, {}
         built = set()
@@ -281,22 +282,13 @@ class Session:
                 continue                                   # byte-identical to one timed here
             built.add(cid)
             folder = a.out / c["folder"]
-            status[cid] = check(backend, a, folder, kind == "cuda")
+            status[cid] = measure.check(backend, a, folder, kind == "cuda")
             if status[cid][0] == OK:
                 folders[cid] = folder
-        sets, facts = rotation(v.graph, kind, seed=7919)
-        run = runner(a.target, v.graph, sets)
-        calls = {}
-        for cid, folder in folders.items():
-            try:
-                calls[cid] = run.bind(folder)
-            except Exception as err:  # noqa: BLE001 - a candidate that does not load is recorded
-                status[cid] = ("run-failed", f"{type(err).__name__}: {err}")
-        calls["torch"] = TorchRunner(v.graph, sets, kind == "cuda").bind()
-        samples, snaps, batch = interleaved(calls, kind, self.opts.rounds, seed=int(digest(run_id)[:8], 16))
-        got = {cid: stats(x) for cid, x in samples.items()}
+        got, failed, snaps, how = measure.run(a.target, v.graph, sizes(v), folders, self.opts.rounds,
+                                              seed=int(digest(run_id)[:8], 16))
+        status.update({cid: ("run-failed", why) for cid, why in failed.items()})
         torch_s = got["torch"]["median_s"]
-        how = method(kind, self.opts.rounds, facts["sets"], facts["set_bytes"], facts["cache_bytes"])
         recs = []
         for i, c in enumerate(wanted):
             cid = c["id"]
@@ -307,9 +299,9 @@ class Session:
             if src != cid:
                 rec["same_as"] = src
             if st == OK:
-                rec.update(got[src], torch_s=torch_s, calls_per_sample=batch[src])
+                rec.update(got[src], torch_s=torch_s)
                 text = (f"{got[src]['median_s'] * 1e3:9.3f} ms  IQR {got[src]['iqr_s'] * 1e3:.3f} ms  "
-                        f"{torch_s / got[src]['median_s']:.2f}x torch")
+                        f"{torch_s / got[src]['median_s']:.2f}x torch{_sizes_text(got[src])}")
             else:
                 rec["error"] = str(why or "")[-1500:]
                 text = f"{st}: {_first_line(rec['error'])}"
@@ -416,6 +408,13 @@ def _space_text(space, rejected: dict, problem) -> str:
     left = sum(rejected.values())
     rules = ", ".join(f"{k} {v}" for k, v in sorted(rejected.items(), key=lambda kv: -kv[1]))
     return f"{', '.join(space.searched_for(problem))}" + (f" ({left} left out by rules: {rules})" if left else "")
+
+
+def _sizes_text(stats: dict) -> str:
+    """`  geomean of M=1 0.012, M=61 0.210, M=4096 9.871 ms` for a dynamic problem's stats."""
+    if "sizes" not in stats:
+        return ""
+    return "  geomean of " + ", ".join(f"{show(s['at'])} {s['median_s'] * 1e3:.3f}" for s in stats["sizes"]) + " ms"
 
 
 def _winner_text(win) -> str:

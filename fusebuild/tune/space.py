@@ -64,6 +64,9 @@ class Problem:
 
     @staticmethod
     def of(graph, cores: int = 1, vector_bits: int = 512) -> Problem:
+        """A dynamic M is its range's maximum (Tensor.shape holds it): rules that bound a tile
+        by the problem hold for every M in the range; smaller M take partial tiles (mlir-cpu's
+        row functions and `?` dimensions, tir-cpu's rows/tiles dispatch)."""
         gemms = []
         for g in fuse(graph):
             if g.matmul is not None:

@@ -10,11 +10,18 @@ static size (a private function: IREE's static code), and inserts the rows into 
 (`scf.if` per bit; offsets accumulate). Outputs of one type start from distinct values (see
 `split_main`: IREE would otherwise alias them). M = 1 or 1024 is one call of the static code;
 any other M is at most log2(hi) + 1 calls. Other dynamic graphs keep `?` dimensions.
+
+Tile hints (a tuned winner's lowering_config) shape the row functions they fit: one with
+fewer rows than the workgroup tile (`dist_m`) keeps IREE's own tiles for its size, since a
+tile mostly of padding only slows it (tuning the 1..4096 gemm_bias_silu: a 32-row tile made
+the 1-row call 1.4x slower than IREE's choice). So one winner tuned for large M costs small M
+nothing.
 """
 from __future__ import annotations
 
 import dataclasses
 
+from .hints import TILE_HINTS
 from .render import elem, size_var, ttype, vtype
 
 
@@ -40,12 +47,20 @@ def powers(hi: int) -> list:
     return out[::-1]
 
 
+def fitting(hints: dict, rows: int) -> dict:
+    """The hints of a row function of `rows` rows: without the tile hints when its rows are
+    fewer than the workgroup tile's (IREE then picks the tiles for that size)."""
+    if hints.get("dist_m") is None or rows >= hints["dist_m"]:
+        return hints
+    return {k: v for k, v in hints.items() if k not in TILE_HINTS}
+
+
 def split_main(job, param, renderer, opmacros) -> tuple:
     """(private functions, the context of rows.j2's `main`)."""
     g, t = job.graph, job.graph.tensors
     lo, hi = g.dynamic[param]
     sizes = powers(hi)
-    funcs = [renderer(dataclasses.replace(job, graph=g.specialize({param: n})), opmacros)
+    funcs = [renderer(dataclasses.replace(job, graph=g.specialize({param: n}), hints=fitting(job.hints, n)), opmacros)
              .function(f"main_rows{n}", private=True) for n in sizes]
     rows_in = [n for n in g.inputs if t[n].symbols[0] == param]
     source = rows_in[0]
