@@ -392,6 +392,9 @@ def cmd_time(args):
         art = Artifact(a.dir / "kernel.json")
         impls = {"fused": [art.bind(*s, o) for s, o in zip(sets, outs)],
                  "eager": [lambda s=s: eager(*s) for s in sets]}
+        base = Path(args.baseline) / a.dir.relative_to(work) / "kernel.json" if args.baseline else None
+        if base is not None and base.exists():        # the same artifact as an earlier fusebuild built it
+            impls["baseline"] = [Artifact(base).bind(*s, o) for s, o in zip(sets, outs)]
         dname = v.spec if v.spec in dyn else None
         if dname and dyn[dname].range[0] <= m <= dyn[dname].range[1]:
             impls["dynamic"] = [dyn[dname].bind(*s, o) for s, o in zip(sets, outs)]
@@ -419,6 +422,7 @@ def cmd_time(args):
         rows.append(row)
         dump()      # after every row: a run cut short still leaves its numbers
         extra = f"  dyn {ms['dynamic'] * 1e3:8.1f} us" if "dynamic" in ms else ""
+        extra += f"  baseline {ms['baseline'] * 1e3:8.1f} us" if "baseline" in ms else ""
         print(f"{a.id:50s} fused {ms['fused'] * 1e3:8.1f} us  eager {ms['eager'] * 1e3:8.1f} us  "
               f"x{ms['eager'] / ms['fused']:.3f}  {wbytes / ms['fused'] / 1e6:7.0f} GB/s{extra}  | loop: fused "
               f"{loop['fused'] * 1e3:.1f} eager {loop['eager'] * 1e3:.1f} us", flush=True)
@@ -468,6 +472,7 @@ def enrich(raw: dict) -> dict:
                          speedup_eager=r["eager_ms"] / r["fused_ms"],
                          speedup_eager_loop=(r["eager_loop_ms"] / r["fused_loop_ms"]) if r.get("fused_loop_ms") else None,
                          dyn_vs_static=(r["dynamic_ms"] / r["fused_ms"]) if r.get("dynamic_ms") else None,
+                         vs_baseline=(r["baseline_ms"] / r["fused_ms"]) if r.get("baseline_ms") else None,
                          speedup_compile=(r["compile_ms"] / r["fused_ms"]) if r.get("compile_ms") else None))
     rows.sort(key=lambda r: (r["spec"], r["M"]))
     bars = []
@@ -511,6 +516,15 @@ def markdown(res: dict) -> str:
                    f"{r['eager_ms'] * 1e3:.1f} | {r['speedup_eager']:.3f} | "
                    f"{r['speedup_eager_loop'] and format(r['speedup_eager_loop'], '.3f') or '-'} | {d} | {dv} | {c} | "
                    f"{cl.get('sm_mhz', '-')} | {cl.get('power_w', '-')} | {tiles} |")
+    if any(r.get("vs_baseline") for r in res["rows"]):
+        out += ["", "## Before / after", "",
+                "`before us`: the same artifact built by the earlier fusebuild (`time --baseline`), timed in the "
+                "same interleaved run; `x before` = before / now (> 1: now faster).", "",
+                "| spec | M | N | K | now us | before us | x before | now % copy |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        out += [f"| {r['spec']} | {r['M']} | {r['N']} | {r['K']} | {r['fused_ms'] * 1e3:.1f} | "
+                f"{r['baseline_ms'] * 1e3:.1f} | {r['vs_baseline']:.3f} | {100 * r['frac_copy']:.0f} |"
+                for r in res["rows"] if r.get("vs_baseline")]
     met = sum(b["met"] for b in res["bars"])
     out += ["", f"## Bars: {met}/{len(res['bars'])} met", "", "| bar | met | value |", "|---|---|---:|"]
     out += [f"| {b['bar']} | {'yes' if b['met'] else '**no**'} | {b['value']:.3f} |" for b in res["bars"]]
@@ -566,6 +580,8 @@ def main():
     t.add_argument("--work", default=str(REPO / "build" / "gpu_bench"))
     t.add_argument("--json", required=True)
     t.add_argument("--only", help="time only the specs whose names start with one of these (comma-separated)")
+    t.add_argument("--baseline", help="a work dir whose out/ holds the same artifacts built by an earlier fusebuild: "
+                                      "each row also times that one, interleaved (before/after in one run)")
     t.add_argument("--compile", choices=("none", "silu", "all"), default="none",
                    help="also time torch.compile (default mode; ~10-30 s of compiling per row)")
     d = sub.add_parser("validate-dynamic")
