@@ -152,6 +152,18 @@ def test_bad_hints_are_refused_when_the_spec_loads_with_file_line_and_field():
     assert parse_spec(mlp("split_k: 2, dual_stages: 2"), "specs/mlp.yaml").variants
 
 
+def test_a_dynamic_m_checks_its_hints_in_every_m_bucket():
+    """A dynamic M renders one kernel per bucket: a hint that cannot run the decode bucket is refused
+    at load (not at render), naming the bucket; the same hint on a prefill-only range loads."""
+    spec = swiglu_spec([1], 2048, 8192, name="mlp", schedule="schedule:\n  tir-cuda: {persistent: 1}\n")
+    with pytest.raises(SpecError, match=r"schedule.tir-cuda.persistent: .*matmul y \(16x2048x8192, the M bucket "
+                                        r"of 16\): persistent=1 runs one CTA per SM"):
+        parse_spec(spec.replace("M: [1]", "M: {dynamic: [1, 4096]}"), "specs/mlp.yaml")
+    ok = spec.replace("M: [1]", "M: {dynamic: [128, 4096]}").replace("{persistent: 1}",
+                                                                      "{persistent: 1, direct: 1, split_k: 1}")
+    assert parse_spec(ok, "specs/mlp.yaml").variants
+
+
 def test_fusebuild_check_reports_a_bad_hint_without_a_traceback(tmp_path):
     path = tmp_path / "mlp.yaml"
     path.write_text(mlp("dual_block_m: 1"))

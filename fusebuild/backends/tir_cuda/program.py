@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ...errors import FusebuildError
 from ...ir.graph import fuse
-from .tiles import Problem, check_hints
+from .tiles import Problem, buckets, check_hints
 
 DTYPES = ("bfloat16", "float16")
 
@@ -142,8 +142,16 @@ def check(graph, hints: dict) -> list:
         program = recognize(graph)
     except UnsupportedGraph as err:
         return [Problem(None, err.message, err.valid or "")]
-    out = []
-    for kind, m, n, k, where in launches(graph, program):
-        out += [Problem(p.hint, f"{where} ({m}x{n}x{k}): {p.message}", p.valid)
-                for p in check_hints(kind, m, n, k, hints)]
+    ranges = list(graph.dynamic.values()) if graph.dynamic else []
+    # a dynamic M renders one kernel per M bucket, each with the config of the bucket's M: check them all
+    ms = sorted({rep for lo, hi in ranges[:1] for _, _, rep in buckets(lo, hi)}) or [None]
+    out, seen = [], set()
+    for rep in ms:
+        for kind, m, n, k, where in launches(graph, program):
+            m = m if rep is None else rep
+            for p in check_hints(kind, m, n, k, hints):
+                text = f"{where} ({m}x{n}x{k}{'' if rep is None else ', the M bucket of ' + str(m)}): {p.message}"
+                if (p.hint, p.message) not in seen:
+                    seen.add((p.hint, p.message))
+                    out.append(Problem(p.hint, text, p.valid))
     return out
