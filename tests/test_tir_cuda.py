@@ -87,9 +87,27 @@ def test_decode_is_swap_ab_with_split_k_guards_and_the_epilogue_in_the_reduce():
     assert "            T.gemm(W_s, X_s, C_l, transpose_B=True" in src
     assert "            if by * 16 + j < 1:\n                ws_part_y[bz, by * 16 + j, bx * 64 + i] = C_l[i, j]" in src
     assert '    ws_part_y: T.Tensor((2, 1, 4096), "float32"),' in src
-    assert "    with T.Kernel(16, 1, threads=128) as (rx, ry):" in src
+    assert "    with T.Kernel(16, 1, threads=128) as (rx, ry):" in src and "ws_tick" not in src
     assert ('t_y[ry * 1 + i, rx * 256 + j] = T.cast(((R_l[i, j] + T.cast(t_bias[rx * 256 + j], "float32")) * '
             in src)
+
+
+def test_inline_reduce_lets_the_last_split_reduce_and_store_without_a_second_kernel():
+    src = render(gemm(M=1, N=4096, K=4096, extra="schedule: {tir-cuda: {inline_reduce: 1}}\n"))
+    assert '    ws_tick_y: T.Tensor((1, 64), "int32"),' in src
+    assert src.count("with T.Kernel(") == 1
+    # each split publishes its partials and counts itself in; the one that finds the other in reduces
+    assert ("        T.call_extern(\"handle\", \"__threadfence\")\n        T.sync_threads()\n"
+            "        for t in T.Parallel(1):\n            arrived[t] = T.atomic_add(ws_tick_y[by, bx], 1, return_prev=True)\n"
+            "        T.sync_threads()\n        if arrived[0] == 1:\n") in src
+    assert ("                    if s != bz and by * 16 + j < 1:\n"
+            "                        C_l[i, j] = C_l[i, j] + ws_part_y[s, by * 16 + j, bx * 64 + i]\n") in src
+    assert ('                    t_y[by * 16 + j, bx * 64 + i] = T.cast(((C_l[i, j] + T.cast(t_bias[bx * 64 + i], '
+            '"float32")) * ') in src
+    assert "            for t in T.Parallel(1):\n                ws_tick_y[by, bx] = 0\n" in src
+    tick = [p for p in json.loads(render(gemm(M=1, N=4096, K=4096, extra="schedule: {tir-cuda: {inline_reduce: 1}}\n"),
+                                         what="plan.json"))["params"] if p["name"] == "ws_tick_y"]
+    assert tick[0]["zeroed"] is True and tick[0]["dtype"] == "int32"      # the loader zeroes it once
 
 
 def test_tails_are_ceil_divided_and_guarded():

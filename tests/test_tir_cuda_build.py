@@ -119,6 +119,19 @@ def test_odd_decode_and_model_shapes_build_and_end_built_not_validated(project):
 
 @pytest.mark.slow
 @needs_env
+def test_an_in_kernel_split_k_reduce_lowers_to_a_fence_and_an_arrival_counter(tmp_path):
+    v = load_spec(SHAPES / "decode_gemm.yaml").variants[0]          # M = 1 x 4097 x 768: split-K
+    files, _ = render_spec(v, "tir-cuda", hints={"inline_reduce": 1}).files, None
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    CUDA.compile(tmp_path, tmp_path)
+    cu = (tmp_path / "kernel.cu").read_text()
+    assert len(json.loads((tmp_path / "lower.json").read_text())["kernels"]) == 1      # no reduce kernel
+    assert "__threadfence();" in cu and "AtomicAddRet(" in cu
+
+
+@pytest.mark.slow
+@needs_env
 def test_a_dynamic_m_artifact_builds_with_one_call_that_takes_m(tmp_path):
     v = load_spec(SHAPES / "odd_wide.yaml").variants[0]          # 300 x 4097 x 768, bias + SiLU
     files, _ = render_spec(dynamic_rows(v.graph, 1, 300), "tir-cuda").files, None

@@ -94,6 +94,14 @@ def test_prefill_candidates_include_persistent_kernels_of_the_same_tiles():
     assert not any(c.persistent for c in candidates("gemm", 16, 14336, 4096))       # decode: swap-AB
 
 
+def test_split_k_candidates_include_the_in_kernel_reduce():
+    cands = candidates("gemm", 16, 4096, 4096)
+    inline = [c for c in cands if c.inline_reduce]
+    assert inline and all(c.split_k > 1 for c in inline)
+    assert {dataclasses.replace(c, inline_reduce=0) for c in inline} <= set(cands)
+    assert not default("gemm", 16, 4096, 4096).inline_reduce          # measured slower on an H200
+
+
 def test_hint_names_are_the_targets_table():
     assert set(hint_names()) == set(TARGETS["tir-cuda"].hints.names)
 

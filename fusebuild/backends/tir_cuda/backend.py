@@ -153,7 +153,10 @@ class Backend(Base):
                     ctx, record, ws = launch.gemm(graph, step[1], cfg, mtext, pname, epi, step[0],
                                                   reads.get(step[1].matmul.inputs[0]))
                     if ws:
-                        spaces[ws["name"]] = max(ws["split_k"], spaces.get(ws["name"], (0,))[0]), ws
+                        was = spaces.get(ws["name"], (0, {}))
+                        tick = {k: ws.get(k) or was[1].get(k) for k in ("tick", "tiles_n")}
+                        tick["tiles_n"] = max(ws.get("tiles_n") or 0, was[1].get("tiles_n") or 0) or None
+                        spaces[ws["name"]] = max(ws["split_k"], was[0]), dict(ws, **tick)
                 ctxs.append(dict(ctx, step=i))
                 records.append(dict(record, part=name))
             # One prim_func per program step: TileLang 0.1.15 mis-sizes the shared memory of a second
@@ -288,12 +291,18 @@ def _ranges(graph, program, hints, m, dynamic) -> list:
 
 
 def _with_workspaces(base, spaces) -> list:
-    """Split-K partials (fp32 [split_k, M, N], the largest split_k of any part) before the outputs."""
+    """Split-K partials (fp32 [split_k, M, N], the largest split_k of any part) before the outputs,
+    and, where a split reduces in-kernel, its arrival counters (int32 [M, tiles along N]: a row per
+    x row covers every tile row; zeroed once by the loader, reset by the split that reduces)."""
     out = list(base)
     for name, (sk, ws) in spaces.items():
         at = next(i for i, p in enumerate(out) if p["role"] == "output")
         out.insert(at, {"name": name, "role": "workspace", "tensor": None, "shape": [sk, ws["M"], ws["N"]],
                         "dtype": "float32", "m_dim": 1, "comment": f"workspace: split-K partial sums of {ws['group']}"})
+        if ws.get("tick"):
+            out.insert(at + 1, {"name": ws["tick"], "role": "workspace", "tensor": None, "zeroed": True,
+                                "shape": [ws["M"], ws["tiles_n"]], "dtype": "int32", "m_dim": 0,
+                                "comment": f"workspace: arrivals of the K splits of each tile of {ws['group']}"})
     return out
 
 

@@ -13,6 +13,8 @@ HINTS = table(
     Hint("stages", "software pipeline stages", None, 1, 8, tune=(2, 3, 4)),
     Hint("threads", "threads per CTA", None, choices=_THREADS),
     Hint("split_k", "K split into this many partial GEMMs, reduced with the epilogue", None, 1, 256),
+    Hint("inline_reduce", "split-K: 1 the last split of a tile reduces and applies the epilogue in-kernel "
+                          "(no second kernel); 0 (default) a separate reduce kernel", None, choices=(0, 1)),
     Hint("swizzle", "rasterization panel width (T.use_swizzle)", None, 1, 64),
     Hint("min_blocks", "CTAs per SM the kernel is compiled for (register budget)", None, 1, 4),
     Hint("persistent", "1: one CTA per SM loops over the output tiles (direct mode, no split-K)", None,

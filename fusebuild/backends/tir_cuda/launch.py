@@ -43,16 +43,17 @@ def _g(cfg, K, dtype, am, an) -> dict:
 
 def _common(cfg, comment) -> dict:
     return {"mode": cfg.mode, "threads": cfg.threads, "swizzle": cfg.swizzle_panel, "split_k": cfg.split_k,
-            "persistent": None,
+            "persistent": None, "fix": None,
             "annotations": cfg.annotations(), "smem_loads": [], "comment": comment, "config": cfg.short()}
 
 
 def _record(cfg) -> dict:
-    """The config as plan.json records it; `persistent` only when set, so plans (and the compile
-    keys that read them) of the tilings that existed before it stay byte-identical."""
+    """The config as plan.json records it; `persistent` and `inline_reduce` only when set, so plans
+    (and the compile keys that read them) of the tilings that existed before them stay byte-identical."""
     out = dataclasses.asdict(cfg)
-    if not out["persistent"]:
-        del out["persistent"]
+    for field in ("persistent", "inline_reduce"):
+        if not out[field]:
+            del out[field]
     return out
 
 
@@ -117,6 +118,17 @@ def gemm(graph, g, cfg, M, pname, epi, kind, a_name=None) -> tuple:
     workspace = None
     if sk == 1:
         ctx["epi"] = epi(g.expr, "C_l[i, j]", row, col, smem)
+    elif cfg.inline_reduce:        # the last split to arrive reduces: no second kernel
+        part, tick = f"ws_part_{g.output}", f"ws_tick_{g.output}"
+        ctx.update(Part=part, fix={"tick": tick, "splits": sk,
+                                   "guard": ctx.get("guard") if cfg.mode == "swap_ab" else
+                                   _guard(row, M, col, n, cfg.block_M, cfg.block_N)},
+                   epi=epi(g.expr, "C_l[i, j]", row, col))
+        if cfg.mode == "direct":
+            ctx.update(row=row, col=col)
+        workspace = {"name": part, "split_k": sk, "M": M, "N": n, "group": g.output,
+                     "tick": tick, "tiles_n": ctx["grid"][0]}
+        record["workspace"] = part
     else:
         part = f"ws_part_{g.output}"
         rn = 256 if n >= 256 else 64

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-_DT = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+_DT = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32, "int32": torch.int32}
 
 
 class Artifact:
@@ -64,8 +64,9 @@ class Artifact:
         if self.range and m <= self._ws_m:
             return
         self._retired.append(self.workspaces)    # launchers from bind() may still point into them
-        self.workspaces = {q["name"]: torch.empty([m if d == "M" else d for d in q["shape"]], dtype=_DT[q["dtype"]],
-                                                  device=self.device)
+        # split-K arrival counters start at zero (the kernel resets them after each use)
+        self.workspaces = {q["name"]: (torch.zeros if q.get("zeroed") else torch.empty)(
+                               [m if d == "M" else d for d in q["shape"]], dtype=_DT[q["dtype"]], device=self.device)
                            for q in self.params if q["role"] == "workspace"}
         self._ws_m = m or 0
 

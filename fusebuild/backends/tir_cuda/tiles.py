@@ -12,6 +12,11 @@ accumulators sharing each x tile) and "down" (a GEMM of the dual's result). Its 
   block_K, num_stages, threads (consumer threads; TileLang adds a 128-thread TMA producer),
   split_k (K slices in CTAs along z, fp32 partials, one reduce launch applies the epilogue),
   swizzle_panel, policy, min_blocks (CTAs per SM: bounds smem and registers), bias_smem,
+  inline_reduce  (split-K) 0: a separate reduce kernel sums the fp32 partials and applies the
+              epilogue; 1: the last K split of each tile to finish does it in-kernel (it finds out
+              through an atomic arrival counter per tile, reset by that split). A candidate, not
+              the default: on an H200 it was 0-14% slower at every split-K benchmark shape (the
+              reduce falls on one CTA per tile, after its own K loop, instead of a wide grid).
   persistent  (direct mode, no split-K) one CTA per SM loops over the output tiles
               (T.Persistent, rasterized in panels of swizzle_panel or 8 tile columns)
               instead of one CTA per tile: a candidate the tuner measures, not a default.
@@ -76,12 +81,14 @@ class TileConfig:
     min_blocks: int = 0             # 0: TileLang's default (one CTA per SM for warp-specialized kernels)
     bias_smem: bool = False         # stage 1-D epilogue operands (bias) in shared memory (direct, no split-K)
     persistent: int = 0             # 1: NUM_SMS CTAs loop over the tiles (direct, no split-K, one CTA per SM)
+    inline_reduce: int = 0          # split-K: 0 a separate reduce kernel, 1 the last split reduces in-kernel
 
     def short(self) -> str:
         s = f"{self.mode}_{self.block_M}x{self.block_N}x{self.block_K}_s{self.num_stages}_t{self.threads}_{self.policy}"
         s += f"_sk{self.split_k}" if self.split_k > 1 else ""
         s += f"_sw{self.swizzle_panel}" if self.swizzle_panel else ""
         s += f"_mb{self.min_blocks}" if self.min_blocks else ""
+        s += "_ir" if self.split_k > 1 and self.inline_reduce else ""
         return s + ("_bs" if self.bias_smem else "") + ("_p" if self.persistent else "")
 
     def registers(self) -> tuple:
@@ -129,7 +136,7 @@ C = TileConfig
 # hint name (after the kind's prefix) -> TileConfig field; `swap_ab: 1` / `direct: 1` pick the mode
 FIELDS = {"block_m": "block_M", "block_n": "block_N", "block_k": "block_K", "stages": "num_stages",
           "threads": "threads", "split_k": "split_k", "swizzle": "swizzle_panel", "min_blocks": "min_blocks",
-          "persistent": "persistent"}
+          "persistent": "persistent", "inline_reduce": "inline_reduce"}
 MODE_HINTS = ("swap_ab", "direct")
 PREFIX = {"gemm": "", "down": "", "dual": "dual_"}
 GLOBAL_HINTS = ("fast_math",)
@@ -138,7 +145,7 @@ GLOBAL_HINTS = ("fast_math",)
 def hint_names() -> tuple:
     """Every schedule hint tir-cuda reads (the TARGETS table in fusebuild/backends lists the same)."""
     plain = [*FIELDS, *MODE_HINTS]
-    dual = [f"dual_{h}" for h in plain if h != "split_k"]
+    dual = [f"dual_{h}" for h in plain if h not in ("split_k", "inline_reduce")]
     return (*plain, *dual, *GLOBAL_HINTS)
 
 
@@ -272,6 +279,9 @@ def candidates(kind: str, M: int, N: int, K: int) -> list:
             for sk in ((1,) if kind == "dual" else (1, 2, 4)):
                 out.append(_fit_k(dataclasses.replace(base, block_M=bm, block_N=bn, threads=th, split_k=sk,
                                                       bias_smem=base.bias_smem and sk == 1), K))
+    # split-K: the in-kernel reduce by the last split as the alternative to the reduce kernel
+    out += [dataclasses.replace(c, inline_reduce=1) for c in list(out) if c.split_k > 1]
+    if base.mode != "swap_ab":
         # the same tiles as persistent kernels (one CTA per SM, no split-K)
         out += [dataclasses.replace(c, persistent=1, min_blocks=0) for c in list(out) if c.split_k == 1]
     seen, unique = set(), []
@@ -286,7 +296,10 @@ def config_hints(cfg: TileConfig, prefix: str = "") -> dict:
     """Schedule hints that select `cfg` for a launch whose hints carry `prefix` ("" or "dual_")."""
     out = {prefix + ("swap_ab" if cfg.mode == "swap_ab" else "direct"): 1}
     for hint, field in FIELDS.items():
-        if getattr(cfg, field) and not (prefix and hint == "split_k"):
+        if hint == "inline_reduce":         # only with split-K (and there is none in the dual kernel)
+            if cfg.split_k > 1 and cfg.inline_reduce and not prefix:
+                out["inline_reduce"] = 1
+        elif getattr(cfg, field) and not (prefix and hint == "split_k"):
             out[prefix + hint] = getattr(cfg, field)
     return out
 
