@@ -96,8 +96,8 @@ def test_a_dynamic_candidate_time_is_the_geometric_mean_of_each_round():
     assert combine([[1.0, 4.0], [4.0, 1.0]]) == [2.0, 2.0]
     assert combine([[3.0, 5.0]]) == [3.0, 5.0]                          # one size: its own times
     facts = {"sets": 2, "set_bytes": 10, "cache_bytes": 15}
-    assert method("cpu", 3, [facts])["rotated_bytes"] == 20             # a static run's record, as before
-    dyn = method("cpu", 3, [dict(facts, at={"M": 1}), dict(facts, at={"M": 9})], ({"M": 1}, {"M": 9}))
+    assert method("perf_counter", 3, [facts])["rotated_bytes"] == 20             # a static run's record, as before
+    dyn = method("perf_counter", 3, [dict(facts, at={"M": 1}), dict(facts, at={"M": 9})], ({"M": 1}, {"M": 9}))
     assert [s["at"] for s in dyn["sizes"]] == [{"M": 1}, {"M": 9}] and "geometric mean" in dyn["objective"]
 
 

@@ -15,7 +15,10 @@ ever compared within a run.
              (calls per sample) so one sample lasts at least MIN_SAMPLE_S
   rounds     ROUNDS times: every entry takes one sample, in a fresh random order per round
              (round robin: drift hits all candidates alike)
-  timing     CPU: perf_counter around the batch; GPU: CUDA events around the batch
+  timing     CPU: perf_counter around the batch; GPU: CUDA events around replays of a CUDA
+             graph of one pass over the sets (device time: at ~10 us a kernel called from Python
+             is timed as its launch overhead, and torch's op-by-op baseline as its launches),
+             or around the calls themselves if some entry cannot be captured
   spread     median, quartiles, IQR and min of the per-call times of the samples
   winner     the fastest candidate replaces the reference (the incumbent re-timed, else the
              spec's hints or defaults) only if its interquartile range lies wholly below the
@@ -51,10 +54,11 @@ CAP_BYTES = {"cpu": 1 << 30, "cuda": 8 << 30}
 OBJECTIVE = "geometric mean over the sizes of each round's per-call times"
 
 
-def method(kind: str, rounds: int, facts: list, timed: tuple = ({},)) -> dict:
-    """How a run timed: `facts` is one rotation's facts (rotation()) per size of `timed`, a
-    dynamic problem's with the size itself ({at: {M: 61}, sets, set_bytes, cache_bytes})."""
-    out = {"timing": "cuda-events" if kind == "cuda" else "perf_counter", "interleaved": "round-robin, "
+def method(timing: str, rounds: int, facts: list, timed: tuple = ({},)) -> dict:
+    """How a run timed (`timing`: cuda-graphs | cuda-events | perf_counter, as interleaved()
+    reports it): `facts` is one rotation's facts (rotation()) per size of `timed`, a dynamic
+    problem's with the size itself ({at: {M: 61}, sets, set_bytes, cache_bytes})."""
+    out = {"timing": timing, "interleaved": "round-robin, "
            "random order per round", "rounds": rounds, "warmup_s": WARMUP_S, "min_sample_s": MIN_SAMPLE_S,
            "data": "random normal (validation's scales), rotated",
            "baseline": "the graph in torch, op by op in its own dtypes (tune.runners.native)"}
@@ -106,25 +110,59 @@ def check(backend, a, folder, cuda: bool) -> tuple:
 
 
 class Timer:
+    """Seconds per call. On the GPU, device time: one pass over the rotation sets is captured as a
+    CUDA graph and replayed between CUDA events, so a 10 us kernel is not timed as Python's
+    launch overhead, nor torch's op-by-op baseline as its launches (`graphs` False after a failed
+    capture: then events around calls from Python, for every entry alike)."""
+
     def __init__(self, cuda: bool):
-        self.cuda = cuda
+        self.cuda, self.graphs, self._captured = cuda, cuda, {}
         if cuda:
             import torch
             self.torch = torch
 
+    def capture(self, entries: dict) -> None:
+        """One CUDA graph per entry (a pass over its sets), after its warm-up; if any entry cannot
+        be captured, none is (a comparison must time every entry the same way)."""
+        t = self.torch.cuda
+        try:
+            for calls in entries.values():
+                g, stream = t.CUDAGraph(), t.Stream()
+                stream.wait_stream(t.current_stream())
+                with t.stream(stream):
+                    for c in calls:                 # warm this stream (lazy workspaces, cuBLAS handles)
+                        c()
+                t.current_stream().wait_stream(stream)
+                with t.graph(g):
+                    for c in calls:
+                        c()
+                self._captured[id(calls)] = g
+            t.synchronize()
+        except Exception:  # noqa: BLE001 - a runtime that cannot be captured is timed from Python
+            self._captured.clear()
+            self.graphs = False
+            t.synchronize()
+
     def sample(self, calls: list, start: int, batch: int) -> float:
-        """Seconds per call of `batch` calls, starting at set `start`."""
+        """Seconds per call of `batch` calls, starting at set `start` (with graphs: whole passes
+        over the sets, at least `batch` calls)."""
         n = len(calls)
         if self.cuda:
             t = self.torch.cuda
+            g = self._captured.get(id(calls))
+            reps = -(-batch // n) if g is not None else 0
             t.synchronize()
             a, b = t.Event(enable_timing=True), t.Event(enable_timing=True)
             a.record()
-            for j in range(batch):
-                calls[(start + j) % n]()
+            if g is not None:
+                for _ in range(reps):
+                    g.replay()
+            else:
+                for j in range(batch):
+                    calls[(start + j) % n]()
             b.record()
             b.synchronize()
-            return a.elapsed_time(b) / 1e3 / batch
+            return a.elapsed_time(b) / 1e3 / (reps * n if g is not None else batch)
         t0 = time.perf_counter()
         for j in range(batch):
             calls[(start + j) % n]()
@@ -133,7 +171,7 @@ class Timer:
 
 def interleaved(entries: dict, kind: str, rounds: int = ROUNDS, seed: int = 0) -> tuple:
     """entries: {name: [call per set]} -> ({name: [seconds per call, one per round]},
-    [device snapshots], {name: calls per sample})."""
+    [device snapshots], {name: calls per sample}, how it timed)."""
     timer = Timer(kind == "cuda")
     pos = {name: 0 for name in entries}
     batch = {}
@@ -146,6 +184,8 @@ def interleaved(entries: dict, kind: str, rounds: int = ROUNDS, seed: int = 0) -
             if time.perf_counter() - start >= WARMUP_S and done >= 3:
                 break
         batch[name] = max(1, math.ceil(MIN_SAMPLE_S / max(per, 1e-9)))
+    if timer.cuda:
+        timer.capture(entries)
     snaps = [dict(D.snapshot(kind), at="start", t=round(time.time(), 1))]
     samples = {name: [] for name in entries}
     rng = random.Random(seed)
@@ -158,7 +198,8 @@ def interleaved(entries: dict, kind: str, rounds: int = ROUNDS, seed: int = 0) -
         if r == rounds // 2:
             snaps.append(dict(D.snapshot(kind), at="middle", t=round(time.time(), 1)))
     snaps.append(dict(D.snapshot(kind), at="end", t=round(time.time(), 1)))
-    return samples, snaps, batch
+    timing = ("cuda-graphs" if timer.graphs else "cuda-events") if timer.cuda else "perf_counter"
+    return samples, snaps, batch, timing
 
 
 def run(target: str, graph, timed: tuple, folders: dict, rounds: int = ROUNDS, seed: int = 0) -> tuple:
@@ -184,7 +225,7 @@ def run(target: str, graph, timed: tuple, folders: dict, rounds: int = ROUNDS, s
                     failed[cid] = f"{type(err).__name__}: {err}"
         calls[("torch", i)] = TorchRunner(g, sets, kind == "cuda").bind()
     calls = {k: v for k, v in calls.items() if k[0] not in failed}
-    samples, snaps, batch = interleaved(calls, kind, rounds, seed)
+    samples, snaps, batch, timing = interleaved(calls, kind, rounds, seed)
     got = {}
     for cid in ["torch", *(c for c in folders if c not in failed)]:
         per = [samples[(cid, i)] for i in range(len(timed))]
@@ -195,7 +236,7 @@ def run(target: str, graph, timed: tuple, folders: dict, rounds: int = ROUNDS, s
             got[cid]["sizes"] = [dict(at=dict(values), **stats(x), calls_per_sample=batch[(cid, i)],
                                       **({"torch_s": got["torch"]["sizes"][i]["median_s"]} if cid != "torch" else {}))
                                  for i, (values, x) in enumerate(zip(timed, per))]
-    return got, failed, snaps, method(kind, rounds, facts, timed)
+    return got, failed, snaps, method(timing, rounds, facts, timed)
 
 
 def combine(per_size: list) -> list:
