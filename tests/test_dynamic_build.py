@@ -136,10 +136,8 @@ targets: [{target}]
     assert result.ok, result.outputs
 
 
-def test_dynamic_x_times_x_transposed_on_mlir_cpu(tmp_path):
-    """M as both the rows and the columns of the output: mlir-cpu keeps `?` dimensions."""
-    need("mlir-cpu")
-    text = """\
+# x @ x^T with a dynamic M: M is both the rows and the columns of the output
+DXXT = """\
 name: dxxt
 params:
   M: {dynamic: [1, 50]}
@@ -150,7 +148,12 @@ graph:
 outputs: [y]
 targets: [mlir-cpu]
 """
-    v = variant_of(text, "mlir-cpu")
+
+
+def test_dynamic_x_times_x_transposed_on_mlir_cpu(tmp_path):
+    """M as both the rows and the columns of the output: mlir-cpu keeps `?` dimensions."""
+    need("mlir-cpu")
+    v = variant_of(DXXT, "mlir-cpu")
     result = validate(v, "mlir-cpu", tmp_path)
     assert result.ok and [s["M"] for s in result.samples] == [1, 7, 50]
     assert "tensor<?x?xf32>" in (tmp_path / "dxxt" / "M1to50" / "mlir-cpu" / "kernel.mlir").read_text()
@@ -166,17 +169,7 @@ def test_mlir_cpu_tile_hints_of_a_dynamic_m_compile_and_validate_at_every_size(t
     the row functions take the tiles where they fit (32 rows) and IREE's own below (rows.py).
     Both compile and validate at every size."""
     need("mlir-cpu")
-    text = (GEMM.format(wshape="20, 24", tb="true", target="mlir-cpu") if graph == "rows" else """\
-name: dxxt
-params:
-  M: {dynamic: [1, 50]}
-inputs:
-  x: {shape: [M, 16], dtype: float32}
-graph:
-  - {op: matmul, inputs: [x, x], output: y, transpose_b: true}
-outputs: [y]
-targets: [mlir-cpu]
-""")
+    text = GEMM.format(wshape="20, 24", tb="true", target="mlir-cpu") if graph == "rows" else DXXT
     v = variant_of(text + TILES, "mlir-cpu")
     result = validate(v, "mlir-cpu", tmp_path)
     assert result.ok and [s["M"] for s in result.samples][0] == 1, result.samples

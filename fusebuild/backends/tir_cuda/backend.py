@@ -152,11 +152,11 @@ class Backend(Base):
                 else:
                     ctx, record, ws = launch.gemm(graph, step[1], cfg, mtext, pname, epi, step[0],
                                                   reads.get(step[1].matmul.inputs[0]))
-                    if ws:
-                        was = spaces.get(ws["name"], (0, {}))
-                        tick = {k: ws.get(k) or was[1].get(k) for k in ("tick", "tiles_n")}
-                        tick["tiles_n"] = max(ws.get("tiles_n") or 0, was[1].get("tiles_n") or 0) or None
-                        spaces[ws["name"]] = max(ws["split_k"], was[0]), dict(ws, **tick)
+                    if ws:      # one workspace for all parts: the most splits, the widest counters
+                        sk, was = spaces.get(ws["name"], (0, {}))
+                        spaces[ws["name"]] = max(ws["split_k"], sk), dict(
+                            ws, tick=ws.get("tick") or was.get("tick"),
+                            tiles_n=max(ws.get("tiles_n", 0), was.get("tiles_n", 0)))
                 ctxs.append(dict(ctx, step=i))
                 records.append(dict(record, part=name))
             # One prim_func per program step: TileLang 0.1.15 mis-sizes the shared memory of a second

@@ -11,7 +11,7 @@ as `Y[row, col] = ...` (swap-AB outputs, split-K partials, the reduce) get an ex
 whenever a tile can cross the buffer's edge. With a symbolic M, element stores and split-K
 partials branch once per CTA: a tile whose rows all lie below M stores with no row guard, as the
 static kernel of a tile-multiple M does (the guards cost the dynamic kernel up to 22% at M = 64
-on an H200: 11 of 70 benchmark points were over 5% slower than static; 2 with this branch).
+on an H200: 11 of 70 benchmark points were over 5% slower than static; none with this branch).
 """
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def gemm(graph, g, cfg, M, pname, epi, kind, a_name=None) -> tuple:
         ctx["epi"] = epi(g.expr, "C_l[i, j]", row, col, smem)
     elif cfg.inline_reduce:        # the last split to arrive reduces: no second kernel
         part, tick = f"ws_part_{g.output}", f"ws_tick_{g.output}"
-        ctx.update(Part=part, fix={"tick": tick, "splits": sk,
+        ctx.update(Part=part, fix={"tick": tick,
                                    "guard": ctx.get("guard") if cfg.mode == "swap_ab" else
                                    _guard(row, M, col, n, cfg.block_M, cfg.block_N)},
                    epi=epi(g.expr, "C_l[i, j]", row, col))
