@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -36,6 +37,9 @@ THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 NAME = os.environ.get("BENCH_NAME", "cpu_gemm")        # results file stem
 os.environ.setdefault("TVM_NUM_THREADS", str(THREADS))
 os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+# TVM's pool spins after each call; spinning workers slowed whatever ran next (IREE by up to
+# 1.2x on 2 vCPUs), so they yield at once and each run sees the machine as the others do
+os.environ.setdefault("TVM_THREAD_POOL_SPIN_COUNT", "0")
 
 SPEC = """\
 name: {name}
@@ -53,6 +57,7 @@ outputs: [y]
 targets: [tir-cpu, mlir-cpu]
 """
 SHAPES = [(1024, 1024, 1024), (1, 4096, 4096)]
+ROUNDS = 25
 DYNAMIC = "{dynamic: [1, 4096]}"          # the dynamic specs' M
 TARGETS = ("tir-cpu", "mlir-cpu")
 
@@ -140,11 +145,14 @@ def main():
             runs[f"tir-cpu {kind}"], outputs[f"tir-cpu {kind}"] = tvm_runner(f / "tir-cpu" / "kernel.so", [x, w, b], m, n)
             runs[f"mlir-cpu {kind}"], outputs[f"mlir-cpu {kind}"] = iree_runner(f / "mlir-cpu" / "kernel.vmfb", [x, w, b])
         runs["torch"] = lambda x=x, w=w, b=b: F.silu(F.linear(x, w, b))
-        reps = 20 if m > 1 else 200
+        reps = 10 if m > 1 else 100
         times = {name: [] for name in runs}
-        for _ in range(5):          # interleave: all see the same machine state
-            for name, fn in runs.items():
-                times[name].append(median_time(fn, reps))
+        order = random.Random(0)
+        for _ in range(ROUNDS):     # interleave: all see the same machine state
+            names = list(runs)
+            order.shuffle(names)    # TVM's pool spins after a call: no run always follows the same one
+            for name in names:
+                times[name].append(median_time(runs[name], reps))
         for name, got in outputs.items():
             torch.testing.assert_close(got(), want, atol=1e-3, rtol=1e-3, msg=name)
         med = {name: statistics.median(v) for name, v in times.items()}
@@ -163,11 +171,13 @@ def main():
                                           .get("timed_at") for t in TARGETS}})
     result = {"benchmark": "gemm_bias_silu float32: tir-cpu and mlir-cpu (static and dynamic M) vs torch "
                            "F.silu(F.linear(x, w, b))",
-              "threads": THREADS, "env": {k: os.environ.get(k) for k in ("TVM_NUM_THREADS", "OMP_NUM_THREADS")},
+              "threads": THREADS, "env": {k: os.environ.get(k) for k in ("TVM_NUM_THREADS", "OMP_NUM_THREADS",
+                                                                 "TVM_THREAD_POOL_SPIN_COUNT")},
               "machine": platform.processor() or platform.machine(),
               "cpu": _cpu(), "torch": torch.__version__, "tvm": tvm.__version__,
               "date": time.strftime("%Y-%m-%d"), "loadavg_before": load_before, "loadavg_after": loadavg(),
-              "method": "median over 5 interleaved rounds of the median of 20 (200 at M=1) calls; random inputs",
+              "method": f"median over {ROUNDS} interleaved rounds (each in a random order) of the median of 10 "
+                        "(100 at M=1) calls; random inputs",
               **meta, "rows": rows, "peak": peak()}
     pk = result["peak"]["formula"]["peak_gflops"]
     for r in rows:
@@ -177,7 +187,7 @@ def main():
     (out / f"{NAME}.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"# gemm_bias_silu float32 on the CPU ({THREADS} threads, {result['cpu']})", "",
              (f"torch {result['torch']}, apache-tvm {result['tvm']}, {result['date']}. "
-              "Median of interleaved runs; speed vs torch = torch time / target time (>1: faster than torch). "
+              f"Median of {ROUNDS} interleaved rounds in random order; speed vs torch = torch time / target time (>1: faster than torch). "
               "dynamic: one artifact for every M in [1, 4096], run at the row's M; dyn/static = dynamic time / "
               f"static time (goal <= 1.10). Load average before / after: {load_before} / {result['loadavg_after']}."),
              "",
@@ -200,7 +210,8 @@ def main():
                    + "; ".join(f"{r['M']}x{r['N']}x{r['K']}: {r['schedule']['tir-cpu']} / {r['schedule']['mlir-cpu']}"
                                for r in rows) + ".")]
     lines += ["", "Dynamic artifacts (one per N x K, M in [1, 4096]; schedules tir-cpu / mlir-cpu, a tuned one timed "
-                  "at its validated sizes, `docs/tuning.md`): " + "; ".join(
+                  "at its validated sizes; mlir-cpu's `M=n tuned on` parts: the row functions of n rows that "
+                  "run the winner tuned for the static n-row problem, `docs/tuning.md`): " + "; ".join(
                       f"M={r['M']} ({r['N']}x{r['K']}): {r['schedule_dynamic']['tir-cpu']} / "
                       f"{r['schedule_dynamic']['mlir-cpu']}{_timed_at(r)}, dyn/static tir-cpu "
                       f"{r['tir-cpu_dynamic_vs_static']:.2f}, mlir-cpu {r['mlir-cpu_dynamic_vs_static']:.2f} "
@@ -211,8 +222,9 @@ def main():
 
 
 def _schedule(report: dict) -> str:
-    s = report.get("schedule") or {}
-    return f"tuned on {s['tuned_on']}" if s.get("source") == "tuned" else s.get("source", "?")
+    """What the report's schedule column says (a dynamic artifact's parts with static winners too)."""
+    from fusebuild.engine.buildreport import schedule_text
+    return schedule_text(report["schedule"]) if report.get("schedule") else "?"
 
 
 def _timed_at(row: dict) -> str:

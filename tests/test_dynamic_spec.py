@@ -148,6 +148,14 @@ def test_check_says_how_each_target_gets_m(tmp_path, capsys):
     assert out[4] == "d/M4_N16: targets mlir-aie; mode fused; bucket of M: serves M = 3..4"
 
 
+def test_check_names_the_sizes_a_bucket_filter_leaves_without_an_artifact(tmp_path, capsys):
+    path = tmp_path / "d.yaml"
+    path.write_text(spec(targets="{tir-cpu: {}, mlir-aie: {M: [1, 4]}}"))
+    assert cli(["check", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith(
+        "mlir-aie: static shapes only, expanded into buckets M = 1, 4 (no mlir-aie artifact for M = 5..10)")
+
+
 def test_schema_declares_the_dynamic_form():
     options = spec_schema(TARGETS)["properties"]["params"]["additionalProperties"]["oneOf"]
     dyn = [o for o in options if o.get("type") == "object"]

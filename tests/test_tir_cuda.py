@@ -250,14 +250,50 @@ def test_hints_override_tiles_and_bad_ones_say_why():
     ("  - {op: add, inputs: [x, x], output: y}", "y is elementwise work not fused into a matmul"),
     ("  - {op: matmul, inputs: [x, w], output: y}", "nn.Linear layout (transpose_b: true)"),
     ("  - {op: matmul, inputs: [x, w], output: t, transpose_b: true}\n"
-     "  - {op: matmul, inputs: [x, w], output: y, transpose_b: true}", "not the SwiGLU pattern"),
+     "  - {op: matmul, inputs: [x, w], output: y, transpose_b: true}", "y does not multiply the previous result t"),
+    ("  - {op: matmul, inputs: [x, w], output: t, transpose_b: true}\n"
+     "  - {op: matmul, inputs: [t, w], output: y, transpose_b: true}", "t is a graph output and the A of the next"),
+    ("  - {op: matmul, inputs: [x, w], output: t, transpose_b: true}\n"
+     "  - {op: matmul, inputs: [t, w], output: y, transpose_b: true, epilogue: [{add: t}]}",
+     "t is read by more than the next matmul"),
 ])
 def test_unsupported_graphs_are_refused(graph, why):
+    outputs = "[t, y]" if "graph output" in why else "[y]"
     text = ("name: u\ninputs:\n  x: {shape: [64, 64], dtype: bfloat16}\n  w: {shape: [64, 64], dtype: bfloat16}\n"
-            f"graph:\n{graph}\noutputs: [y]\ntargets: [tir-cuda]\n")
+            f"graph:\n{graph}\noutputs: {outputs}\ntargets: [tir-cuda]\n")
     with pytest.raises(SpecError, match="tir-cuda cannot render this graph") as info:
         variant(text)                       # refused when the spec loads (`fusebuild check` says so)
     assert why in str(info.value) and "valid:" in str(info.value)
+
+
+MLP = """\
+name: mlp
+params: {{M: {m}, E: 768, H: 3072}}
+inputs:
+  x: {{shape: [M, E], dtype: bfloat16}}
+  w1: {{shape: [H, E], dtype: bfloat16}}
+  b1: {{shape: [H], dtype: bfloat16}}
+  w2: {{shape: [E, H], dtype: bfloat16}}
+  b2: {{shape: [E], dtype: bfloat16}}
+graph:
+  - {{op: matmul, inputs: [x, w1], output: h, transpose_b: true, epilogue: [{{add: b1}}, gelu]}}
+  - {{op: matmul, inputs: [h, w2], output: y, transpose_b: true, epilogue: [{{add: b2}}, {{add: x}}]}}
+outputs: [y]
+targets: [tir-cuda]
+"""
+
+
+@pytest.mark.parametrize("m", ["197", "{dynamic: [3, 1000]}"])
+def test_a_gelu_mlp_is_a_chain_of_two_launches_through_a_workspace(m):
+    """GPT-2 / BERT / ViT: fc1 + bias + GELU, then fc2 + bias + the residual x, one artifact."""
+    files = render_spec(variant(MLP.format(m=m)), "tir-cuda").files
+    plan = json.loads(files["plan.json"])
+    assert [(x["kind"], x["group"]) for x in plan["launches"] if x["part"] == plan["parts"][0]["name"]] == [
+        ("gemm", "h"), ("down", "y")]
+    roles = {p["name"]: (p["role"], p.get("alias_of")) for p in plan["params"]}
+    assert roles["ws_h"] == ("workspace", None) and roles["ws_h_in"] == ("alias", "ws_h")
+    assert list(roles)[-1] == "t_y" and "t_h" not in roles
+    assert "T.copy(ws_h_in[" in files["kernel.py"] or "ws_h_in[" in files["kernel.py"]
 
 
 def test_float32_is_not_a_tir_cuda_dtype():

@@ -65,6 +65,12 @@ class RenderJob:
     hints: dict                # resolved schedule hints (declared defaults filled in)
     spec: str                  # spec name (an identifier)
     variant: str               # variant name (identifiers and numbers only)
+    parts: dict = field(default_factory=dict)   # part_label -> hints: static winners of a dynamic artifact's parts
+
+
+def part_label(values: dict) -> str:
+    """`M=1024`: the name of one static part of a dynamic artifact (Backend.static_parts)."""
+    return ",".join(f"{k}={v}" for k, v in sorted(values.items()))
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,17 @@ class Backend(ABC):
 
     def schedule(self, build_dir: Path) -> dict:
         return {}
+
+    def static_parts(self, graph) -> tuple:
+        """The static problems a dynamic artifact of `graph` compiles and calls as they are, as
+        ({param: value}, static graph) pairs; a tuned winner of one shapes that part
+        (tune/select.py). () if none."""
+        return ()
+
+    def part_problem(self, used: dict, winner: dict) -> str | None:
+        """Why a part cannot take a static winner's hints beside the artifact's own `used`
+        (e.g. a flag that applies to the whole module), else None."""
+        return None
 
 
 # --- host buffers: for backends that run artifacts themselves (mlir-aie's emulator); ----

@@ -45,10 +45,12 @@ def rows(reports, ran: dict, history: dict) -> list:
 
 
 def schedule_text(sched) -> str:
-    """`tuned on <device>, <date>` | `hint` | `default` (tune/select.py), '-' if none recorded."""
+    """`tuned on <device>, <date>` | `hint` | `default` (tune/select.py), '-' if none recorded;
+    a dynamic artifact adds the parts that use their static problem's winner (`; M=1024 tuned on ...`)."""
     if not sched:
         return "-"
-    return f"tuned on {sched['tuned_on']}" if sched.get("source") == "tuned" else sched.get("source", "-")
+    text = f"tuned on {sched['tuned_on']}" if sched.get("source") == "tuned" else sched.get("source", "-")
+    return "; ".join([text] + [f"{k} tuned on {p['tuned_on']}" for k, p in (sched.get("parts") or {}).items()])
 
 
 def update_history(state_dir: Path, ran: dict) -> dict:

@@ -67,7 +67,8 @@ def _timed(stage: str):
 def render_job(project, a) -> RenderJob:
     """The hints are the ones tune/select.py picks: a tuned winner, else the spec's, else defaults."""
     backend = project.backend(a.target)
-    return RenderJob(a.variant.graph, select.schedule(a, backend).used, a.variant.spec, a.variant.name)
+    chosen = select.schedule(a, backend)
+    return RenderJob(a.variant.graph, chosen.used, a.variant.spec, a.variant.name, chosen.part_hints())
 
 
 @_timed("render")

@@ -159,8 +159,19 @@ def check_lines(spec) -> list:
                 by_target.setdefault(t, set()).add(v.params[p])
         for t, got in sorted(by_target.items()):
             text += f"; {t}: static shapes only, expanded into buckets {p} = {', '.join(map(str, sorted(got)))}"
+            gaps = uncovered(lo, hi, got)
+            if gaps:        # a target filter that drops buckets leaves sizes with no artifact
+                text += f" (no {t} artifact for {p} = {', '.join(f'{a}..{b}' if a < b else str(a) for a, b in gaps)})"
         lines.append(text)
     return lines
+
+
+def uncovered(lo: int, hi: int, built) -> list:
+    """[(a, b)]: the sizes in [lo, hi] that no built bucket serves. A size runs on the smallest
+    bucket >= it, so a target filter that keeps only some buckets ({M: [1, 16]}) still serves
+    every size up to its largest one, and none above it."""
+    top = max(built)
+    return [(top + 1, hi)] if top < hi else []
 
 
 def variant_note(v) -> str:

@@ -17,12 +17,14 @@ why). Only fused artifacts are tuned; FUSEBUILD_TUNING=off turns tuned schedules
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import settings
+from ..backends.base import part_label
 from . import device as D
 from .problem import Key, problem, problem_id, sizes
 from .records import Records
@@ -38,21 +40,30 @@ class Schedule:
     tuned_on: str = ""
     winner: dict = field(default_factory=dict)     # key_id, candidate, median_s, run, timed_at (tuned only)
     note: str = ""                                  # why a winner was not used
+    parts: dict = field(default_factory=dict)      # part label -> {used, tuned_on, key_id, candidate, median_s}
 
     def key_fields(self) -> dict:
         """What the render key holds (and `why` explains)."""
         out = {"source": self.source, "used": self.used}
         if self.tuned_on:
             out["tuned_on"] = self.tuned_on
+        if self.parts:
+            out["parts"] = {k: {"used": p["used"], "tuned_on": p["tuned_on"]} for k, p in self.parts.items()}
         return out
 
     def report(self) -> dict:
         out = {"source": self.source, "hints": self.given, "resolved": self.used}
         if self.tuned_on:
             out.update(tuned_on=self.tuned_on, tuning=self.winner)
+        if self.parts:
+            out["parts"] = self.parts
         if self.note:
             out["note"] = self.note
         return out
+
+    def part_hints(self) -> dict:
+        """What RenderJob.parts takes: part label -> hints."""
+        return {k: p["used"] for k, p in self.parts.items()}
 
 
 def records_path(env=None) -> Path | None:
@@ -104,18 +115,52 @@ def schedule(a, backend, env=None) -> Schedule:
     space = Space.of(backend.info)
     if not space.searched:
         return plain
-    key = key_for(a.variant, a.target, space, dict(_versions(backend)), D.name(a.target, env))
+    versions, device = dict(_versions(backend)), D.name(a.target, env)
+    key = key_for(a.variant, a.target, space, versions, device)
     store = load(path)
     win = store.winner(key.id) or _from_cache(store, key)
+    bad = _unusable(table, win)
     if win is None:
-        return plain
-    bad = [f"{k}={v}: {table[k].problem(v) if k in table else 'no such hint'}" for k, v in win["config"].items()
-           if k not in table or table[k].problem(v)]
-    if bad:
-        return Schedule(plain.source, given, plain.used, note=f"tuned winner not used: {'; '.join(bad)}")
-    return Schedule("tuned", given, dict(win["config"]), f"{win['key']['device']}, {win['date'][:10]}",
-                    {"key_id": key.id, "candidate": win["candidate"], "median_s": win.get("median_s"),
-                     "run": win.get("run"), **_timed_at(win)})
+        chosen = plain
+    elif bad:
+        chosen = Schedule(plain.source, given, plain.used, note=f"tuned winner not used: {bad}")
+    else:
+        chosen = Schedule("tuned", given, dict(win["config"]), f"{win['key']['device']}, {win['date'][:10]}",
+                          {"key_id": key.id, "candidate": win["candidate"], "median_s": win.get("median_s"),
+                           "run": win.get("run"), **_timed_at(win)})
+    return _with_parts(chosen, a, backend, space, store, versions, device)
+
+
+def _unusable(table, win) -> str:
+    """Why a winner's hints cannot be used ('' if they can): a hint no longer declared or accepted."""
+    if win is None:
+        return ""
+    return "; ".join(f"{k}={v}: {table[k].problem(v) if k in table else 'no such hint'}"
+                     for k, v in win["config"].items() if k not in table or table[k].problem(v))
+
+
+def _with_parts(chosen: Schedule, a, backend, space, store, versions: dict, device: str) -> Schedule:
+    """A dynamic artifact that calls static code per part (mlir-cpu's row functions) uses, in
+    each part, the winner tuned for that static problem where there is one: at M = 1024 it then
+    runs what the static artifact of M = 1024 runs. The dynamic winner was timed over the
+    range (its geometric mean), so a static problem's own winner knows that size better."""
+    if not a.variant.graph.dynamic:
+        return chosen
+    pinned, parts, notes = space.pinned(chosen.given), {}, []
+    for values, graph in backend.static_parts(a.variant.graph):
+        label = part_label(values)
+        key = Key.of(problem_id(problem(graph, pinned)), a.target, device, versions)
+        win = store.winner(key.id) or _from_cache(store, key)
+        if win is None:
+            continue
+        bad = _unusable(backend.info.hints, win) or backend.part_problem(chosen.used, win["config"])
+        if bad:
+            notes.append(f"{label}: tuned winner not used: {bad}")
+            continue
+        parts[label] = {"used": dict(win["config"]), "tuned_on": f"{win['key']['device']}, {win['date'][:10]}",
+                        "key_id": key.id, "candidate": win["candidate"], "median_s": win.get("median_s")}
+    note = "; ".join(n for n in (chosen.note, *notes) if n)
+    return dataclasses.replace(chosen, parts=parts, note=note)
 
 
 def _timed_at(win: dict) -> dict:
@@ -148,8 +193,38 @@ def describe_change(old: dict, new: dict) -> str:
     old_used, new_used = part(old, "used"), part(new, "used")
     src_old, src_new = leaf(old, "source"), leaf(new, "source")
     on_old, on_new = leaf(old, "tuned_on"), leaf(new, "tuned_on")
+    parts = _parts_change(part(old, "parts"), part(new, "parts"))
     if (old_used, src_old, on_old) == (new_used, src_new, on_new):
+        return parts
+    what = _main_change(old_used, new_used, src_old, src_new, on_old, on_new)
+    return f"{what}; {parts}" if parts else what
+
+
+def _parts_change(old: dict, new: dict) -> str:
+    """One clause for the static winners of a dynamic artifact's parts ({"M=1024.used.tile_m": ..}); '' if same."""
+    def by_label(fields):
+        out = {}
+        for k, v in fields.items():
+            label, rest = k.split(".", 1)
+            out.setdefault(label, {})[rest] = v
+        return out
+
+    a, b = by_label(old), by_label(new)
+    changed = sorted((k for k in set(a) | set(b) if a.get(k) != b.get(k)), key=lambda k: (len(k), k))
+    if not changed:
         return ""
+
+    def clause(label):
+        on = str((b.get(label) or {}).get("tuned_on", "")).strip('"')
+        if label not in a:
+            return f"{label} now uses its static winner (tuned on {on})"
+        if label not in b:
+            return f"{label} no longer has a static winner"
+        return f"{label} static winner changed (tuned on {on})"
+    return "tuning: " + ", ".join(clause(k) for k in changed)
+
+
+def _main_change(old_used, new_used, src_old, src_new, on_old, on_new) -> str:
     hints = ", ".join(f"{k} {old_used.get(k, 'unset')} -> {new_used.get(k, 'unset')}"
                       for k in sorted(set(old_used) | set(new_used)) if old_used.get(k) != new_used.get(k))
     if src_old is None:

@@ -72,6 +72,19 @@ class Backend(Base):
         plan = read_json(Path(build_dir) / "plan.json") or {}
         return {"flags": plan.get("flags", [])}
 
+    def static_parts(self, graph) -> tuple:
+        """A row-wise dynamic graph's row functions (rows.py): each is the static graph."""
+        from .rows import parts
+        return parts(graph)
+
+    def part_problem(self, used, winner) -> str | None:
+        """Compile flags apply to the whole module: a row function takes a winner's tiles only
+        if its flags are the artifact's."""
+        a, b = hint_flags(self.info.hints.resolve(used)), hint_flags(self.info.hints.resolve(winner))
+        if a == b:
+            return None
+        return f"its flags {' '.join(b) or '(none)'} are not the artifact's {' '.join(a) or '(none)'}"
+
     # --- compile / assemble / run -------------------------------------------------------
     def compile(self, build_dir, dest):
         """MLIR -> IREE's executable-targets phase: dispatches formed and code-generated."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..base import part_label
 from .hints import TILE_HINTS
 from .render import elem, size_var, ttype, vtype
 
@@ -55,13 +56,32 @@ def fitting(hints: dict, rows: int) -> dict:
     return {k: v for k, v in hints.items() if k not in TILE_HINTS}
 
 
+def part_graph(graph, param, rows: int):
+    """The graph at `rows` rows. A part may be smaller than the range's minimum (M = 17 is 16 + 1)."""
+    whole = dataclasses.replace(graph, ranges=tuple((p, 1 if p == param else lo, hi) for p, lo, hi in graph.ranges))
+    return whole.specialize({param: rows})
+
+
+def parts(graph) -> tuple:
+    """The static problems a row-wise dynamic graph's `main` calls: ({M: 4096}, graph), ..., ({M: 1}, graph)."""
+    param = row_param(graph)
+    return () if param is None else tuple(({param: n}, part_graph(graph, param, n))
+                                          for n in powers(graph.dynamic[param][1]))
+
+
+def part_hints(job, param, rows: int) -> dict:
+    """A row function's hints: the static problem's tuned winner where the build found one
+    (tune/select.py: that function is exactly the static graph), else the artifact's, fitted."""
+    return job.parts.get(part_label({param: rows})) or fitting(job.hints, rows)
+
+
 def split_main(job, param, renderer, opmacros) -> tuple:
     """(private functions, the context of rows.j2's `main`)."""
     g, t = job.graph, job.graph.tensors
     lo, hi = g.dynamic[param]
     sizes = powers(hi)
-    funcs = [renderer(dataclasses.replace(job, graph=g.specialize({param: n}), hints=fitting(job.hints, n)), opmacros)
-             .function(f"main_rows{n}", private=True) for n in sizes]
+    funcs = [renderer(dataclasses.replace(job, graph=part_graph(g, param, n), hints=part_hints(job, param, n)),
+                      opmacros).function(f"main_rows{n}", private=True) for n in sizes]
     rows_in = [n for n in g.inputs if t[n].symbols[0] == param]
     source = rows_in[0]
     var = size_var(param)

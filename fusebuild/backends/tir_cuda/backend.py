@@ -11,7 +11,7 @@ Files in the build folder:
   kernel.so     nvcc -arch sm_90a, cudart static, no libcuda (assemble)
   kernel.json   manifest the loader reads (loader.py): parameters, entry points, nvcc, ptxas
 
-What renders: program.py (one GEMM + epilogue, or SwiGLU with an optional down GEMM); tiles:
+What renders: program.py (one GEMM + epilogue or SwiGLU, then a chain of GEMMs of the result); tiles:
 tiles.py (any M, N, K >= 1; swap-AB decode kernels for M <= 64); launch contexts: launch.py;
 the epilogue text comes from the group's expression tree (graph.fold) and ops.j2.
 """

@@ -4,9 +4,13 @@ From graph.fuse()'s groups (the backend never re-derives fusion):
   one matmul group      [("gemm", g)]: GEMM with its epilogue on the fp32 accumulator
   SwiGLU                [("dual", g1, g2)]: two matmul groups sharing A (and K) where the second
                         group's epilogue reads the first's output and nothing else does: ONE
-                        kernel with two accumulators; then optionally [("down", g3)], a GEMM
-                        of that result
-Anything else is refused (UnsupportedGraph) with the fused groups shown.
+                        kernel with two accumulators
+  a chain               either of those, then [("down", g), ...]: each a GEMM of the result
+                        before it (SwiGLU's down projection; a GELU MLP's fc1 -> fc2), which
+                        lives in a workspace between the launches
+Anything else is refused (UnsupportedGraph) with the fused groups shown: elementwise work no
+matmul absorbs, two matmuls that are neither SwiGLU nor a chain, an intermediate that is also an
+output or that an epilogue reads.
 
 `launches` gives each launch's kind and M x N x K (what tiles.py chooses configs for);
 `check(graph, hints)` runs recognition and every launch's hint check without rendering, so a
@@ -19,6 +23,7 @@ from ...ir.graph import fuse
 from .tiles import Problem, buckets, check_hints
 
 DTYPES = ("bfloat16", "float16")
+MAX_LAUNCHES = 8            # GEMM launches of one artifact (a chain of that many matmul groups)
 
 
 class UnsupportedGraph(FusebuildError):
@@ -26,12 +31,13 @@ class UnsupportedGraph(FusebuildError):
 
 
 def recognize(graph) -> list:
-    """[("gemm", group)] or [("dual", g1, g2)] (+ [("down", group)]); else UnsupportedGraph."""
+    """[("gemm", group)] or [("dual", g1, g2)], then [("down", group), ...]; else UnsupportedGraph."""
     groups = fuse(graph)
     shown = "; ".join(f"{g.output} = " + (f"matmul({', '.join(g.matmul.inputs)})" if g.matmul else "elementwise")
                       + (f" + {len(g.nodes) - 1} fused op(s)" if len(g.nodes) > 1 else "") for g in groups)
-    valid = ("one matmul with a fused epilogue, or SwiGLU: two matmuls sharing A whose second epilogue "
-             "reads the first (optionally followed by one matmul of that result)")
+    valid = ("a chain of matmuls with fused epilogues (each next matmul's A the result before it: an MLP's "
+             "fc1 -> fc2), whose first two may be SwiGLU: two matmuls sharing A, the second's epilogue "
+             "reading the first")
 
     def refuse(why):
         raise UnsupportedGraph(f"tir-cuda cannot render this graph: {why} (fused groups: {shown})", valid=valid)
@@ -52,23 +58,27 @@ def recognize(graph) -> list:
             refuse(f"{g.output}: matmul B ({g.matmul.inputs[1]}) must be a graph input")
         if len(graph.tensors[g.matmul.inputs[0]].shape) != 2:
             refuse(f"{g.output}: matmul A must be 2-D (rows, K)")
-    if len(groups) == 1:
+    if len(groups) >= 2 and _is_dual(graph, groups[0], groups[1]):
+        g1, g2 = groups[0], groups[1]
+        _check_reads(graph, g1, refuse, allowed=())
+        _check_reads(graph, g2, refuse, allowed=(g1.output,))
+        program, rest = [("dual", g1, g2)], groups[2:]
+    else:
         _check_reads(graph, groups[0], refuse, allowed=())
-        return [("gemm", groups[0])]
-    g1, g2 = groups[0], groups[1]
-    if not _is_dual(graph, g1, g2):
-        refuse("more than one matmul group and the first two are not the SwiGLU pattern")
-    _check_reads(graph, g1, refuse, allowed=())
-    _check_reads(graph, g2, refuse, allowed=(g1.output,))
-    program = [("dual", g1, g2)]
-    if len(groups) == 3:
-        g3 = groups[2]
-        if g3.matmul.inputs[0] != g2.output or g2.output in graph.outputs:
-            refuse(f"{g3.output} must be a matmul of the SwiGLU result {g2.output}")
-        _check_reads(graph, g3, refuse, allowed=())
-        program.append(("down", g3))
-    elif len(groups) > 3:
-        refuse("more than three matmul groups")
+        program, rest = [("gemm", groups[0])], groups[1:]
+    for g in rest:              # a chain: each next GEMM multiplies the previous result (MLP: fc1 -> fc2)
+        prev = program[-1][-1].output
+        if g.matmul.inputs[0] != prev:
+            refuse(f"{g.output} does not multiply the previous result {prev} (a chain of GEMMs, or SwiGLU, "
+                   "each next matmul's A the result before it)")
+        if prev in graph.outputs:
+            refuse(f"{prev} is a graph output and the A of the next matmul {g.output}")
+        if len(graph.consumers(prev)) > 1:
+            refuse(f"{prev} is read by more than the next matmul")
+        _check_reads(graph, g, refuse, allowed=())
+        program.append(("down", g))
+    if len(program) > MAX_LAUNCHES:
+        refuse(f"{len(program)} GEMM launches (at most {MAX_LAUNCHES})")
     return program
 
 
@@ -122,12 +132,12 @@ def params(graph, program) -> list:
     t = graph.tensors
     ps = [{"name": f"t_{n}", "role": "input", "tensor": n, "shape": list(t[n].shape), "dtype": t[n].dtype,
            "comment": f"input {n}"} for n in graph.inputs]
-    if program[0][0] == "dual" and program[-1][0] == "down":
-        h = program[0][2].output
+    for i, step in enumerate(program[1:], 1):
+        h = step[1].matmul.inputs[0]
         # One TMA descriptor per buffer per prim_func (TileLang 0.1.15): the launch that
         # reads h gets its own parameter (same pointer, passed twice by the loader).
         ps.append({"name": f"ws_{h}", "role": "workspace", "tensor": h, "shape": list(t[h].shape),
-                   "dtype": t[h].dtype, "comment": f"workspace: {h}, written by launch 1"})
+                   "dtype": t[h].dtype, "comment": f"workspace: {h}, written by launch {i}"})
         ps.append({"name": f"ws_{h}_in", "role": "alias", "alias_of": f"ws_{h}", "alias_of_tensor": h,
                    "tensor": h, "shape": list(t[h].shape), "dtype": t[h].dtype,
                    "comment": f"the same buffer as ws_{h}, read by the next launch"})
