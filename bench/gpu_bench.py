@@ -334,6 +334,13 @@ def _problem(v):
             return F.linear(F.silu(F.linear(x, wg)) * F.linear(x, wu), wd)
         shapes = [(m, e), (h, e, e), (h, e, e), (e, h, h)]
         return "swiglu", "swiglu", m, e, h, 6 * m * e * h, 6 * e * h, shapes, eager, (m, e)
+    if v.spec.startswith("mlp_gelu"):         # GPT-2 / BERT / ViT MLP: fc1 + bias + GELU, fc2 + bias + residual
+        m, e, h = p["M"], p["E"], p["H"]
+
+        def eager(x, w1, b1, w2, b2):
+            return F.linear(F.gelu(F.linear(x, w1, b1)), w2, b2) + x
+        shapes = [(m, e), (h, e, e), (h,), (e, h, h), (e,)]
+        return "mlp", "mlp_gelu", m, e, h, 4 * m * e * h, 4 * e * h, shapes, eager, (m, e)
     m, n, k = p["M"], p["N"], p["K"]
     if len(v.graph.nodes) == 1:               # the GEMM core: torch's F.linear (cuBLAS) is the baseline
         def eager(x, w):

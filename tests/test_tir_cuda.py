@@ -248,7 +248,6 @@ def test_hints_override_tiles_and_bad_ones_say_why():
 
 @pytest.mark.parametrize("graph,why", [
     ("  - {op: add, inputs: [x, x], output: y}", "y is elementwise work not fused into a matmul"),
-    ("  - {op: matmul, inputs: [x, w], output: y}", "nn.Linear layout (transpose_b: true)"),
     ("  - {op: matmul, inputs: [x, w], output: t, transpose_b: true}\n"
      "  - {op: matmul, inputs: [x, w], output: y, transpose_b: true}", "y does not multiply the previous result t"),
     ("  - {op: matmul, inputs: [x, w], output: t, transpose_b: true}\n"
@@ -294,6 +293,24 @@ def test_a_gelu_mlp_is_a_chain_of_two_launches_through_a_workspace(m):
     assert roles["ws_h"] == ("workspace", None) and roles["ws_h_in"] == ("alias", "ws_h")
     assert list(roles)[-1] == "t_y" and "t_h" not in roles
     assert "T.copy(ws_h_in[" in files["kernel.py"] or "ws_h_in[" in files["kernel.py"]
+
+
+@pytest.mark.parametrize("m,n,mode", [(256, 512, "direct"), (4, 512, "swap_ab"), (4, 333, "swap_ab")])
+def test_a_weight_stored_k_by_n_is_loaded_in_k_steps_and_not_transposed(m, n, mode):
+    """transpose_b: false (GPT-2's Conv1D keeps W as [in, out]): [K step, N rows] tiles; in swap-AB
+    W is the A operand, read transposed. An odd N leaves W's rows unaligned: no async copies."""
+    files = render_spec(variant(gemm(M=m, N=n, K=256).replace("transpose_b: true", "transpose_b: false")
+                                .replace("w: {shape: [N, K]", "w: {shape: [K, N]")), "tir-cuda").files
+    src, plan = files["kernel.py"], json.loads(files["plan.json"])
+    assert plan["launches"][0]["config"]["mode"] == mode
+    if mode == "direct":
+        bn = plan["launches"][0]["config"]["block_N"]
+        assert f"B_s = T.alloc_shared((64, {bn})" in src and f"T.copy(t_w[k * 64, bx * {bn}], B_s)" in src
+        assert "T.gemm(A_s, B_s, C_l, transpose_B=False" in src
+    else:
+        assert "W_s = T.alloc_shared((64, 64)" in src and "t_w[" in src and ", bx * 64], W_s)" in src
+        assert "T.gemm(W_s, X_s, C_l, transpose_A=True, transpose_B=True" in src
+    assert ("pass_configs" in plan) == bool(n % 2)
 
 
 def test_float32_is_not_a_tir_cuda_dtype():

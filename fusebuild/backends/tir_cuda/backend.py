@@ -176,9 +176,10 @@ class Backend(Base):
                 "launches": [r for p in parts for r in p["records"]], "hints": hints}
         if dynamic:
             plan["dynamic"] = {"M": [ranges[0][1], ranges[-1][2]]}
-        if any(k % 2 for _, _, _, k, _ in launches(graph, program)):
-            # odd K: rows of x / w are not even 4-byte aligned, so no TMA and no cp.async; TileLang
-            # 0.1.15 still emits a 2-byte cp.async for a one-row x tile (its codegen check then
+        kn_odd = any(launch.w_kn(g) and graph.tensors[g.output].shape[1] % 2 for step in program for g in step[1:])
+        if kn_odd or any(k % 2 for _, _, _, k, _ in launches(graph, program)):
+            # odd K (or odd N of a [K, N] W): rows of x / w are not even 4-byte aligned, so no TMA and
+            # no cp.async; TileLang 0.1.15 still emits a 2-byte cp.async for a one-row x tile (its codegen check then
             # fails) unless both switches are off: plain guarded loads instead
             plan["pass_configs"] = {"tl.enable_async_copy": False, "tirx.use_async_copy": False}
         return Rendered({"kernel.py": text, "plan.json": json.dumps(plan, indent=1) + "\n"}, used_templates(env))

@@ -64,31 +64,45 @@ def comment(g) -> str:
 def _tiles(ctx, cfg, M, n, x, ws) -> tuple:
     """Grid, tile loads and GEMMs of one launch, and the output index (row, col) of acc[i, j].
 
-    x: the x operand's parameter; ws: [(W parameter, accumulator)], one per GEMM sharing the x tile.
-    direct: x rows on the wgmma M side (acc[i, j] is y[row i, col j]); swap-AB: W rows there
-    (acc[i, j] is y[row j, col i]), stored element by element under a guard.
+    x: the x operand's parameter; ws: [(W parameter, accumulator, W is [K, N])], one per GEMM
+    sharing the x tile. direct: x rows on the wgmma M side (acc[i, j] is y[row i, col j]); swap-AB:
+    W rows there (acc[i, j] is y[row j, col i]), stored element by element under a guard. A W in
+    nn.Linear layout [N, K] is loaded as [rows, K step] tiles and multiplied transposed; one
+    stored [K, N] (transpose_b: false, e.g. GPT-2's Conv1D) as [K step, rows] tiles, not transposed
+    (in swap-AB it is the A operand: transpose_A, which wgmma reads for 16-bit types).
     """
     bm, bn = cfg.block_M, cfg.block_N
+    k_at = f"{ctx['g']['k_base']}k * {cfg.block_K}"
+
+    def load(smem, src, rows, at, kn=False):
+        return {"smem": smem, "src": src, "shape": f"{cfg.block_K}, {rows}" if kn else f"{rows}, {cfg.block_K}",
+                "index": f"{k_at}, {at}" if kn else f"{at}, {k_at}"}
     w_smem = ["B_s"] if len(ws) == 1 else [f"B{i}_s" for i in range(1, len(ws) + 1)]
     if cfg.mode == "direct":
         ctx["grid"] = [ceil_text(n, bn), ceil_text(M, bm)]
         if cfg.persistent:      # NUM_SMS CTAs walk the (by, bx) tiles; the panel width rasterizes them
             ctx.update(persistent={"ctas": NUM_SMS, "domain": ctx["grid"][::-1], "group": cfg.swizzle_panel or 8},
                        swizzle=0)
-        ctx["loads"] = [{"smem": "A_s", "rows": bm, "src": x, "rows_at": f"by * {bm}"}] + [
-            {"smem": s, "rows": bn, "src": w, "rows_at": f"bx * {bn}"} for s, (w, _) in zip(w_smem, ws)]
-        ctx["gemms"] = [{"a": "A_s", "b": s, "acc": acc} for s, (_, acc) in zip(w_smem, ws)]
+        ctx["loads"] = [load("A_s", x, bm, f"by * {bm}")] + [
+            load(s, w, bn, f"bx * {bn}", kn) for s, (w, _, kn) in zip(w_smem, ws)]
+        ctx["gemms"] = [{"a": "A_s", "b": s, "acc": acc, "ta": False, "tb": not kn}
+                        for s, (_, acc, kn) in zip(w_smem, ws)]
         ctx.update(row0=f"by * {bm}", col0=f"bx * {bn}", full_tile=_full_tile(M, bm))
         return f"by * {bm} + i", f"bx * {bn} + j"
     w_smem = [s.replace("B", "W") for s in w_smem]
     ctx["grid"] = [ceil_text(n, bm), ceil_text(M, bn)]
-    ctx["loads"] = [{"smem": s, "rows": bm, "src": w, "rows_at": f"bx * {bm}"} for s, (w, _) in zip(w_smem, ws)] + [
-        {"smem": "X_s", "rows": bn, "src": x, "rows_at": f"by * {bn}"}]
-    ctx["gemms"] = [{"a": s, "b": "X_s", "acc": acc} for s, (_, acc) in zip(w_smem, ws)]
+    ctx["loads"] = [load(s, w, bm, f"bx * {bm}", kn) for s, (w, _, kn) in zip(w_smem, ws)] + [
+        load("X_s", x, bn, f"by * {bn}")]
+    ctx["gemms"] = [{"a": s, "b": "X_s", "acc": acc, "ta": kn, "tb": True} for s, (_, acc, kn) in zip(w_smem, ws)]
     row, col = f"by * {bn} + j", f"bx * {bm} + i"
     ctx.update(row=row, col=col, guard=_guard(row, M, col, n, bn, bm), full_tile=_full_tile(M, bn),
                full_guard=_guard(row, None, col, n, bn, bm))
     return row, col
+
+
+def w_kn(g) -> bool:
+    """The group's W is stored [K, N] (transpose_b: false), not in nn.Linear layout [N, K]."""
+    return not g.matmul.attr["transpose_b"]
 
 
 def _full_tile(M, rows: int) -> str:
@@ -105,7 +119,7 @@ def gemm(graph, g, cfg, M, pname, epi, kind, a_name=None) -> tuple:
     sk = cfg.split_k
     ctx = {**_common(cfg, comment(g)), "kind": "gemm", "Y": pname[g.output], "out_dtype": graph.tensors[g.output].dtype,
            "g": _g(cfg, k, graph.tensors[a].dtype, cfg.block_M, cfg.block_N)}
-    row, col = _tiles(ctx, cfg, M, n, a_name or pname[a], [(pname[b], "C_l")])
+    row, col = _tiles(ctx, cfg, M, n, a_name or pname[a], [(pname[b], "C_l", w_kn(g))])
     ctx["grid"].append(sk)
     smem = {}
     if cfg.mode == "direct" and cfg.bias_smem and sk == 1:
@@ -151,7 +165,7 @@ def dual(graph, g1, g2, cfg, M, pname, epi, out_name) -> tuple:
     ctx = {**_common(cfg, f"{comment(g1)} | {comment(g2)} (two accumulators, one x tile)"), "kind": "dual",
            "Y": out_name, "out_dtype": graph.tensors[g2.output].dtype,
            "g": _g(cfg, k, graph.tensors[x].dtype, cfg.block_M, cfg.block_N)}
-    row, col = _tiles(ctx, cfg, M, n, pname[x], [(pname[w1], "C1_l"), (pname[w2], "C2_l")])
+    row, col = _tiles(ctx, cfg, M, n, pname[x], [(pname[w1], "C1_l", w_kn(g1)), (pname[w2], "C2_l", w_kn(g2))])
     first = epi(g1.expr, "C1_l[i, j]", row, col) or "C1_l[i, j]"
     ctx["epi"] = epi(g2.expr, "C2_l[i, j]", row, col, inline={g1.output: first})
     record = {"kind": "dual", "group": g2.output, "first": g1.output, "M": M, "N": n, "K": k,

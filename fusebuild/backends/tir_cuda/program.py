@@ -52,8 +52,6 @@ def recognize(graph) -> list:
     for g in groups:
         if g.matmul is None:
             refuse(f"{g.output} is elementwise work not fused into a matmul's epilogue")
-        if not g.matmul.attr["transpose_b"]:
-            refuse(f"{g.output}: matmul B must be in nn.Linear layout (transpose_b: true)")
         if g.matmul.inputs[1] not in graph.inputs:
             refuse(f"{g.output}: matmul B ({g.matmul.inputs[1]}) must be a graph input")
         if len(graph.tensors[g.matmul.inputs[0]].shape) != 2:
