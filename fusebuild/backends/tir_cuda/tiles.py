@@ -34,9 +34,10 @@ crosses (merging neighbours with equal configs) and picks one at run time by M, 
 it runs exactly the kernel the static artifact of that M runs.
 
 Defaults come from the TileLang prototype's H100 sweeps (proto_tilelang/results/) for M >= 128
-with N, K in {4096, 14336}; a CTA-count model (`_fill`) replaces them only where they would
-leave most SMs idle (small N or M). Every config is data: `candidates()` lists what a tuner
-may try; `check_hints` says why a hinted config cannot run and what would.
+with N, K in {4096, 14336}; a CTA-count model (`_fill`) replaces them only where their waves
+would leave more than a quarter of the SMs idle (small N or M, or a short last wave). Every
+config is data: `candidates()` lists what a tuner may try; `check_hints` says why a hinted
+config cannot run and what would.
 """
 from __future__ import annotations
 
@@ -246,10 +247,12 @@ def estimate_seconds(cfg: TileConfig, M: int, N: int, K: int) -> float:
 
 
 def _fill(cfg: TileConfig, rep: int, N: int, K: int) -> TileConfig:
-    """Keep the tuned config unless it leaves more than half the SMs idle; then take the candidate
-    the model says is fastest (only if >= 15% faster)."""
+    """Keep the tuned config unless its waves leave more than a quarter of the SMs idle (e.g. 80
+    CTAs on 132 SMs: Phi-2's fc2 at M = 1024; 74: 8192 x 2048 at M = 128); then take the
+    candidate the model says is fastest (only if >= 15% faster)."""
     gx, gy, gz = cfg.grid(rep, N)
-    if gx * gy * gz >= NUM_SMS // 2:
+    ctas = gx * gy * gz
+    if ctas / (-(-ctas // NUM_SMS) * NUM_SMS) >= 0.75:
         return cfg
     best, best_t = cfg, estimate_seconds(cfg, rep, N, K) / 1.15
     for bm, bn in ((128, 256), (128, 128), (128, 112), (128, 64), (64, 128), (64, 112), (64, 64)):
