@@ -17,7 +17,7 @@ from fusebuild.tune import device as D
 from fusebuild.tune.measure import combine, method, stats
 from fusebuild.tune.problem import Key, canonical_graph, problem, problem_id, sizes
 from fusebuild.tune.records import Records, blob, parse_lines
-from fusebuild.tune.select import describe_change, key_for, schedule
+from fusebuild.tune.select import describe_change, key_for, render_code, schedule
 from fusebuild.tune.share import pull, push
 from fusebuild.tune.space import Space, config_id
 
@@ -161,6 +161,25 @@ def test_the_spec_hints_are_used_when_nothing_is_tuned_and_a_bad_winner_is_not(t
     Records(path).append([record(this_key(a), "winner", dict(WINNER, micro_n=999))])
     s = schedule(a, backend, env(path))
     assert s.source == "hint" and "micro_n=999" in s.note
+
+
+def test_a_winner_measured_with_other_render_code_builds_with_a_note_and_is_measured_again(tmp_path):
+    a = artifact(tmp_path)
+    backend = get_backend("tir-cpu")
+    path = tmp_path / "records.jsonl"
+    code = render_code(backend)
+    Records(path).append([record(this_key(a), "winner", WINNER, code=code)])
+    s = schedule(a, backend, env(path))
+    assert s.source == "tuned" and s.note == ""
+    Records(path).append([record(this_key(a), "winner", WINNER, code="0123456789abcdef", date="2026-12-02T00:00:00Z")])
+    s = schedule(a, backend, env(path))
+    assert s.source == "tuned" and s.used == WINNER          # still a checked, valid config
+    assert f"(render code 0123456789abcdef, now {code})" in s.note and "`fusebuild tune` measures it again" in s.note
+    old = record(this_key(a), "measurement", WINNER, code="0123456789abcdef")
+    Records(path).append([old])
+    st = Records(path)
+    assert list(st.measured(this_key(a).id)) == [old["candidate"]]
+    assert st.measured(this_key(a).id, code) == {}             # tune measures it again with this code
 
 
 def test_why_sentence_for_a_changed_winner():

@@ -130,7 +130,8 @@ def test_a_wrong_result_never_wins(proj):
     recs = records(proj)
     assert {r["status"] for r in recs} == {"wrong-result"} and len(recs) == 2, out
     assert "mismatches" in recs[0]["error"]
-    assert "none (every candidate failed)" in tune(proj, ART, "--space", "micro_n=16", *FAST)
+    assert "none (every candidate failed)" in tune(proj, ART, "--space", "micro_n=16", *FAST,
+                                                   env={"FUSEBUILD_TEMPLATE_OVERRIDES": str(PLANTED)})
     proj.doit("build", check=0)
     assert report(proj)["schedule"]["source"] == "default"
 

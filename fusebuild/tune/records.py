@@ -16,7 +16,8 @@ Two kinds of line, both carrying `key` (problem, target, device, toolchain versi
                `error`, time statistics (`median_s`, `q1_s`, `q3_s`, `iqr_s`, `min_s`,
                `samples`), `torch_s` (the graph in torch, same run), `run`, `anchor` (the
                incumbent winner re-timed as the run's reference), `date`, `method`, `env`
-               (clocks, power or CPU load before and after)
+               (clocks, power or CPU load before and after), `code` (the render code the
+               candidates were built with: tune/select.py render_code)
   winner       the winner of a run (compared only within that run): `candidate`, `config`,
                `median_s`, `run`, `date`, `previous` (the winner it replaced), `rule` and
                `reference` (what it had to beat: the re-timed winner, else the spec's hints
@@ -95,11 +96,12 @@ class Records:
     def of(self, key_id: str, kind: str | None = None) -> list:
         return [r for r in self.records if r.get("key_id") == key_id and (kind is None or r["kind"] == kind)]
 
-    def measured(self, key_id: str) -> dict:
-        """{candidate: its latest non-anchor measurement} (a failure counts: it is not retried)."""
+    def measured(self, key_id: str, code: str | None = None) -> dict:
+        """{candidate: its latest non-anchor measurement} (a failure counts: it is not retried);
+        with `code`, only measurements taken with that render code (select.render_code)."""
         out = {}
         for r in self.of(key_id, "measurement"):
-            if not r.get("anchor"):
+            if not r.get("anchor") and (code is None or r.get("code") == code):
                 out[r["candidate"]] = r
         return out
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .. import settings
 from ..backends.base import part_label
+from ..hashing import digest
 from . import device as D
 from .problem import Key, problem, problem_id, sizes
 from .records import Records
@@ -93,6 +94,16 @@ def _versions(backend) -> tuple:
     return tuple(sorted(backend.toolchain().versions.items()))
 
 
+@functools.cache
+def render_code(backend) -> str:
+    """Digest of what turns a config into a kernel: the backend's folder and its templates.
+    Records carry it (`code`): a winner measured with other render code still builds (its
+    config is checked as any hint is), with a note; `fusebuild tune` measures again what was
+    measured with other code (a changed kernel form may change which config is fastest)."""
+    from ..plan.keys import backend_folder, code_digest, templates_digest
+    return digest([code_digest(backend_folder(backend)), templates_digest(backend.template_folder)])[:16]
+
+
 def key_for(variant, target: str, space, versions: dict, device: str) -> Key:
     given = variant.schedule.get(target, {})
     return Key.of(problem_id(problem(variant.graph, space.pinned(given), sizes(variant))), target, device, versions)
@@ -127,8 +138,18 @@ def schedule(a, backend, env=None) -> Schedule:
     else:
         chosen = Schedule("tuned", given, dict(win["config"]), f"{win['key']['device']}, {win['date'][:10]}",
                           {"key_id": key.id, "candidate": win["candidate"], "median_s": win.get("median_s"),
-                           "run": win.get("run"), **_timed_at(win)})
+                           "run": win.get("run"), **_timed_at(win)}, note=stale(win, backend))
     return _with_parts(chosen, a, backend, space, store, versions, device)
+
+
+def stale(win: dict, backend) -> str:
+    """A note when the winner was measured with other render code ('' when the same)."""
+    now = render_code(backend)
+    if win.get("code") == now:
+        return ""
+    was = f"render code {win['code']}" if win.get("code") else "render code not recorded"
+    return (f"tuned winner measured with other {backend.name} kernel code ({was}, now {now}): it still builds; "
+            "`fusebuild tune` measures it again")
 
 
 def _unusable(table, win) -> str:
@@ -159,6 +180,8 @@ def _with_parts(chosen: Schedule, a, backend, space, store, versions: dict, devi
             continue
         parts[label] = {"used": dict(win["config"]), "tuned_on": f"{win['key']['device']}, {win['date'][:10]}",
                         "key_id": key.id, "candidate": win["candidate"], "median_s": win.get("median_s")}
+        if stale(win, backend):
+            notes.append(f"{label}: {stale(win, backend)}")
     note = "; ".join(n for n in (chosen.note, *notes) if n)
     return dataclasses.replace(chosen, parts=parts, note=note)
 

@@ -110,7 +110,7 @@ class Session:
 
     # --- plan + build ---------------------------------------------------------------------
     def tune(self, a):
-        from .select import key_for
+        from .select import key_for, render_code
         from .share import pull
         from .space import Problem, Space
         p = self.project
@@ -141,7 +141,8 @@ class Session:
                        f"({_space_text(space, rejected, problem)}); builds use "
                        f"{'the hints' if a.hints else 'the defaults'}")
             return
-        measured = self.store.measured(key.id)
+        code = render_code(backend)
+        measured = self.store.measured(key.id, code)
         known = {cid for cid, r in measured.items() if r["status"] == OK or not self.opts.retry_failed}
         new = [c for c in cands if config_id(c) not in known]
         win = self.store.winner(key.id)
@@ -163,7 +164,7 @@ class Session:
         built = self.build(a, ([win["config"]] if anchor else []) + new, _varied(cands))    # the anchor first
         self.cost[a.id]["build_s"] = round(time.perf_counter() - t0, 2)
         man = {"format": 1, "artifact": a.id, "spec": a.variant.spec, "variant": a.variant.name, "target": a.target,
-               "key": key.as_json(), "key_id": key.id, "problem": summary(a.variant.graph), "date": now(),
+               "key": key.as_json(), "key_id": key.id, "problem": summary(a.variant.graph), "date": now(), "code": code,
                "searched": _varied(cands), "candidates": built, "base": config_id(cands[0]),
                "anchor": anchor["candidate"] if anchor else None,
                "space": {"rejected": rejected, "budget": self.opts.budget}}
@@ -229,7 +230,7 @@ class Session:
         key = Key.from_json(dict(man["key"], device=device))
         if device != man["key"]["device"]:
             self.print(f"  note: built for {man['key']['device']}, measured on {device}: recorded for {device}")
-        measured = self.store.measured(key.id)
+        measured = self.store.measured(key.id, man.get("code"))
         todo = {c["id"] for c in man["candidates"] if c["id"] not in measured
                 or (self.opts.retry_failed and measured[c["id"]]["status"] != OK)}
         win = self.store.winner(key.id)
@@ -382,7 +383,7 @@ def choose(recs: list, win, anchor, base) -> tuple:
 
 def _head(key, man, run_id) -> dict:
     return {"format": 1, "key": key.as_json(), "key_id": key.id, "problem": man["problem"], "run": run_id,
-            "date": now()}
+            "date": now(), **({"code": man["code"]} if man.get("code") else {})}
 
 
 def _actual_device(kind: str) -> str:
