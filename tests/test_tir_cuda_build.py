@@ -1,5 +1,5 @@
 """tir-cuda builds of the shapes real models have (tests/data/cuda_shapes: decode M = 1..64, odd M/N/K,
-the bias + residual case, the Llama-3.2-1B MLP at M = 1 and 32, N = 4097, hinted split-K) and of a
+a GEMM chain, the bias + residual case, the Llama-3.2-1B MLP at M = 1 and 32, N = 4097, hinted split-K) and of a
 dynamic-M artifact, through TileLang lowering and nvcc. No GPU here: every artifact must end
 `built-not-validated`, never `pass`. Plus the pure parts: the dynamic dispatcher's text and the
 loader's M binding."""
