@@ -313,6 +313,19 @@ def test_a_weight_stored_k_by_n_is_loaded_in_k_steps_and_not_transposed(m, n, mo
     assert ("pass_configs" in plan) == bool(n % 2)
 
 
+def test_down_hints_tile_the_later_gemms_of_a_chain_apart_and_plain_hints_set_them_all():
+    def configs(schedule):
+        text = MLP.format(m=1024) + f"schedule: {{tir-cuda: {schedule}}}\n"
+        plan = json.loads(render_spec(variant(text), "tir-cuda").files["plan.json"])
+        return [(x["config"]["block_N"], x["config"]["split_k"]) for x in plan["launches"]]
+    default_fc1, default_fc2 = configs("{}")
+    assert configs("{down_block_n: 128, down_split_k: 2}") == [default_fc1, (128, 2)]
+    assert configs("{block_n: 128, split_k: 1}") == [(128, 1), (128, 1)]
+    assert configs("{block_n: 128, split_k: 1, down_block_n: 64}") == [(128, 1), (64, 1)]
+    with pytest.raises(SpecError, match=r"down_block_n=200: the wgmma N side"):
+        variant(MLP.format(m=1024) + "schedule: {tir-cuda: {down_block_n: 200}}\n")
+
+
 def test_float32_is_not_a_tir_cuda_dtype():
     with pytest.raises(Exception, match="target tir-cuda does not support dtype float32"):
         parse_spec(gemm().replace("dtype: bfloat16}", "dtype: float32}"), "specs/t.yaml")

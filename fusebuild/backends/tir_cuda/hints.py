@@ -1,12 +1,13 @@
 """tir-cuda's schedule hints (tiles.py says how each is used, and `check_hints` what applies
 to a shape: the loader runs it through program.check). Unset hints take the tuned default
 tile configuration of the shape class (tiles.default_*). The `dual_` ones set the SwiGLU
-gate/up kernel; the others the GEMM (and SwiGLU's down GEMM)."""
+gate/up kernel; the plain ones the GEMM, and also SwiGLU's down GEMM and every later GEMM of a
+chain unless their `down_` form is given (an MLP's fc1 and fc2 tiled apart)."""
 from ..hints import Hint, table
 
 _THREADS = (128, 256, 384, 512)
 
-HINTS = table(
+_GEMM = (
     Hint("block_m", "rows of x per CTA tile (swap-AB: rows of w)", None, 1, 256, tune=(64, 128, 256)),
     Hint("block_n", "rows of w per CTA tile (swap-AB: rows of x)", None, 1, 256, tune=(64, 112, 128, 224, 256)),
     Hint("block_k", "reduction depth of one pipeline stage", None, 1, 256, tune=(64, 128)),
@@ -21,6 +22,10 @@ HINTS = table(
          choices=(1,)),
     Hint("swap_ab", "1: compute C^T = W x^T (small M on the wgmma N side: decode)", None, choices=(1,)),
     Hint("direct", "1: x rows on the wgmma M side (prefill)", None, choices=(1,)),
+)
+
+HINTS = table(
+    *_GEMM,
     Hint("dual_block_m", "SwiGLU gate/up kernel: rows of x per CTA tile", None, 1, 256),
     Hint("dual_block_n", "SwiGLU gate/up kernel: rows of w per CTA tile", None, 1, 256),
     Hint("dual_block_k", "SwiGLU gate/up kernel: reduction depth of one stage", None, 1, 256),
@@ -31,5 +36,8 @@ HINTS = table(
     Hint("dual_persistent", "SwiGLU gate/up kernel: 1 runs one CTA per SM over the tiles", None, choices=(1,)),
     Hint("dual_swap_ab", "SwiGLU gate/up kernel: 1 selects the swap-AB (decode) form", None, choices=(1,)),
     Hint("dual_direct", "SwiGLU gate/up kernel: 1 selects the direct (prefill) form", None, choices=(1,)),
+    *(Hint(f"down_{h.name}", f"SwiGLU's down GEMM and every later GEMM of a chain (an MLP's fc2): {h.meaning} "
+                             f"(unset: the plain {h.name})", h.default, h.lo, h.hi, choices=h.choices)
+      for h in _GEMM),
     Hint("fast_math", "1: nvcc --use_fast_math (approximate expf/erff/division)", None, choices=(1,)),
 )

@@ -139,7 +139,7 @@ FIELDS = {"block_m": "block_M", "block_n": "block_N", "block_k": "block_K", "sta
           "threads": "threads", "split_k": "split_k", "swizzle": "swizzle_panel", "min_blocks": "min_blocks",
           "persistent": "persistent", "inline_reduce": "inline_reduce"}
 MODE_HINTS = ("swap_ab", "direct")
-PREFIX = {"gemm": "", "down": "", "dual": "dual_"}
+PREFIX = {"gemm": "", "down": "down_", "dual": "dual_"}   # "down_" hints fall back to the plain ones
 GLOBAL_HINTS = ("fast_math",)
 
 
@@ -147,7 +147,8 @@ def hint_names() -> tuple:
     """Every schedule hint tir-cuda reads (the TARGETS table in fusebuild/backends lists the same)."""
     plain = [*FIELDS, *MODE_HINTS]
     dual = [f"dual_{h}" for h in plain if h not in ("split_k", "inline_reduce")]
-    return (*plain, *dual, *GLOBAL_HINTS)
+    down = [f"down_{h}" for h in plain]
+    return (*plain, *dual, *down, *GLOBAL_HINTS)
 
 
 # --- shape buckets ------------------------------------------------------------------------
@@ -296,13 +297,14 @@ def candidates(kind: str, M: int, N: int, K: int) -> list:
 
 
 def config_hints(cfg: TileConfig, prefix: str = "") -> dict:
-    """Schedule hints that select `cfg` for a launch whose hints carry `prefix` ("" or "dual_")."""
+    """Schedule hints that select `cfg` for a launch whose hints carry `prefix` ("", "dual_", "down_")."""
+    dual = prefix == "dual_"
     out = {prefix + ("swap_ab" if cfg.mode == "swap_ab" else "direct"): 1}
     for hint, field in FIELDS.items():
         if hint == "inline_reduce":         # only with split-K (and there is none in the dual kernel)
-            if cfg.split_k > 1 and cfg.inline_reduce and not prefix:
-                out["inline_reduce"] = 1
-        elif getattr(cfg, field) and not (prefix and hint == "split_k"):
+            if cfg.split_k > 1 and cfg.inline_reduce and not dual:
+                out[prefix + "inline_reduce"] = 1
+        elif getattr(cfg, field) and not (dual and hint == "split_k"):
             out[prefix + hint] = getattr(cfg, field)
     return out
 
@@ -310,17 +312,29 @@ def config_hints(cfg: TileConfig, prefix: str = "") -> dict:
 # --- hints and checks -------------------------------------------------------------------------
 
 def _hinted(kind: str, M: int, N: int, K: int, hints: dict):
-    """(config, the hints that set it, problems found while applying them)."""
-    prefix = PREFIX[kind]
-    mine = {k[len(prefix):]: v for k, v in hints.items() if k.startswith(prefix) and k[len(prefix):] in
-            (*FIELDS, *MODE_HINTS) and (prefix or not k.startswith("dual_"))}
+    """(config, the hints that set it, problems found while applying them).
+
+    A "down" launch (SwiGLU's down GEMM, every later GEMM of a chain) takes the plain hints,
+    each replaced by its `down_` form where one is given (a `down_` mode replaces the plain mode):
+    so the GEMMs of an MLP can be tiled apart, and plain hints alone still set them all."""
+    known = (*FIELDS, *MODE_HINTS)
+    plain = {k: v for k, v in hints.items() if k in known}
+    if kind == "gemm":
+        mine, names = plain, {k: k for k in plain}
+    else:
+        prefix = PREFIX[kind]
+        own = {k[len(prefix):]: v for k, v in hints.items() if k.startswith(prefix) and k[len(prefix):] in known}
+        base = {} if kind == "dual" else {k: v for k, v in plain.items()
+                                          if not (k in MODE_HINTS and any(m in own for m in MODE_HINTS))}
+        mine = {**base, **own}
+        names = {k: prefix + k if k in own else k for k in mine}
     problems = []
     if kind == "dual" and "split_k" in mine:
-        problems.append(Problem("split_k", "split_k does not apply to the dual gate/up kernel", "leave it out"))
+        problems.append(Problem(names["split_k"], "split_k does not apply to the dual gate/up kernel", "leave it out"))
         mine.pop("split_k")
     cfg = default(kind, M, N, K)
     if mine.get("swap_ab") and mine.get("direct"):
-        problems.append(Problem(f"{prefix}direct", f"{prefix}swap_ab and {prefix}direct both set", "one of them"))
+        problems.append(Problem(names["direct"], f"{names['swap_ab']} and {names['direct']} both set", "one of them"))
     elif mine.get("swap_ab") and cfg.mode != "swap_ab":
         cfg = _decode(min(64, max(16, -(-M // 16) * 16)), N, K, dual=kind == "dual")
     elif mine.get("direct") and cfg.mode != "direct":
@@ -332,7 +346,7 @@ def _hinted(kind: str, M: int, N: int, K: int, hints: dict):
             cfg = dataclasses.replace(cfg, bias_smem=False)
         if "num_stages" not in changes:     # stages the user did not set follow the tiles they did
             cfg = _fit_stages(cfg, K, dual=kind == "dual")
-    return cfg, {k: prefix + k for k in mine}, problems
+    return cfg, names, problems
 
 
 def _fit_stages(cfg: TileConfig, K: int, dual: bool) -> TileConfig:
