@@ -84,6 +84,30 @@ def test_loader_takes_m_from_the_tensors_and_checks_its_range():
         art._bind_m([torch.zeros(301, 8), torch.zeros(301, 4)])
 
 
+def test_a_bound_launcher_keeps_its_artifact_and_workspaces_alive():
+    """`Artifact(p).bind(...)` keeps only the launcher: the workspaces must not be freed under it."""
+    import gc
+    import weakref
+    from fusebuild.backends.tir_cuda.loader import Artifact
+
+    class Lib:
+        def call(self, *args):
+            return 0
+
+        def get_last_error(self):
+            return b""
+    art = Artifact.__new__(Artifact)
+    art.name, art.range, art.lib, art._stream = "a", None, Lib(), lambda: 0
+    art.params = art.tensor_params = []
+    art.workspaces, art._ws_m, art._retired = {"ws": object()}, 0, []
+    alive = weakref.ref(art)
+    launch = art.bind()
+    del art
+    gc.collect()
+    assert alive() is not None and launch.artifact is alive() and "ws" in launch.artifact.workspaces
+    launch()
+
+
 def _kernel_cu(root, spec, variant) -> str:
     return (root / "out" / spec / variant / "tir-cuda" / "kernel.cu").read_text()
 

@@ -135,14 +135,21 @@ class Artifact:
         return args
 
     def bind(self, *tensors, stream=None):
-        """A zero-argument launcher with the pointers (and M) resolved once (hot loops, benchmarks)."""
+        """A zero-argument launcher with the pointers (and M) resolved once (hot loops, benchmarks).
+
+        The launcher holds this Artifact: its workspaces (split-K partials, a chain's
+        intermediates) and library live as long as the launcher does, even when the caller
+        keeps only the launcher (`Artifact(p).bind(...)`); otherwise they were freed and the
+        kernel wrote into memory torch had handed out again (an illegal address on an H200)."""
         args = self._args(tensors)
         call, err, name, cur = self.lib.call, self.lib.get_last_error, self.name, self._stream
+        owner = self
 
         def launch():   # the stream is looked up per call, so CUDA-graph capture on a side stream works
             s = stream.cuda_stream if stream is not None else cur()
             if call(*args, s) != 0:
                 raise RuntimeError(f"{name}: call failed: {err().decode()}")
+        launch.artifact = owner
         return launch
 
     def workspace_bytes(self) -> int:
