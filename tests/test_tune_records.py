@@ -180,6 +180,10 @@ def test_a_winner_measured_with_other_render_code_builds_with_a_note_and_is_meas
     st = Records(path)
     assert list(st.measured(this_key(a).id)) == [old["candidate"]]
     assert st.measured(this_key(a).id, code) == {}             # tune measures it again with this code
+    # a later run with this code re-timed the winner as its reference and kept it: no longer stale
+    Records(path).append([record(this_key(a), "measurement", WINNER, code=code, anchor=True,
+                                 date="2026-12-03T00:00:00Z")])
+    assert schedule(a, backend, env(path)).note == ""
 
 
 def test_why_sentence_for_a_changed_winner():

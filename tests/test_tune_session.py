@@ -134,6 +134,10 @@ def test_a_wrong_result_never_wins(proj):
                                                    env={"FUSEBUILD_TEMPLATE_OVERRIDES": str(PLANTED)})
     proj.doit("build", check=0)
     assert report(proj)["schedule"]["source"] == "default"
+    # the templates changed back (other render code): every candidate is measured again, and passes
+    out = tune(proj, ART, "--space", "micro_n=16", *FAST)
+    assert "(measured with other render code: measuring again)" in out and "2 candidate(s), 0 recorded, 2 new" in out
+    assert {r["status"] for r in records(proj)[len(recs):] if r["kind"] == "measurement"} == {"ok"}
 
 
 def test_build_only_then_measure_and_a_planted_wrong_artifact(proj, tmp_path):

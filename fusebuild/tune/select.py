@@ -138,14 +138,17 @@ def schedule(a, backend, env=None) -> Schedule:
     else:
         chosen = Schedule("tuned", given, dict(win["config"]), f"{win['key']['device']}, {win['date'][:10]}",
                           {"key_id": key.id, "candidate": win["candidate"], "median_s": win.get("median_s"),
-                           "run": win.get("run"), **_timed_at(win)}, note=stale(win, backend))
+                           "run": win.get("run"), **_timed_at(win)}, note=stale(win, backend, store))
     return _with_parts(chosen, a, backend, space, store, versions, device)
 
 
-def stale(win: dict, backend) -> str:
-    """A note when the winner was measured with other render code ('' when the same)."""
+def stale(win: dict, backend, store: Records) -> str:
+    """A note when the winner was measured with other render code ('' when the same, or when a
+    later run with this code re-timed it as its reference and it stayed the winner)."""
     now = render_code(backend)
-    if win.get("code") == now:
+    if win.get("code") == now or any(r["candidate"] == win["candidate"] and r.get("code") == now
+                                     and r.get("date", "") >= win.get("date", "")
+                                     for r in store.of(win["key_id"], "measurement")):
         return ""
     was = f"render code {win['code']}" if win.get("code") else "render code not recorded"
     return (f"tuned winner measured with other {backend.name} kernel code ({was}, now {now}): it still builds; "
@@ -180,8 +183,8 @@ def _with_parts(chosen: Schedule, a, backend, space, store, versions: dict, devi
             continue
         parts[label] = {"used": dict(win["config"]), "tuned_on": f"{win['key']['device']}, {win['date'][:10]}",
                         "key_id": key.id, "candidate": win["candidate"], "median_s": win.get("median_s")}
-        if stale(win, backend):
-            notes.append(f"{label}: {stale(win, backend)}")
+        if stale(win, backend, store):
+            notes.append(f"{label}: {stale(win, backend, store)}")
     note = "; ".join(n for n in (chosen.note, *notes) if n)
     return dataclasses.replace(chosen, parts=parts, note=note)
 

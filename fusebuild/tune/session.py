@@ -146,7 +146,8 @@ class Session:
         known = {cid for cid, r in measured.items() if r["status"] == OK or not self.opts.retry_failed}
         new = [c for c in cands if config_id(c) not in known]
         win = self.store.winner(key.id)
-        why = "" if measured else f" ({self.store.explain_missing(key)})"
+        why = ("" if measured else " (measured with other render code: measuring again)" if self.store.measured(key.id)
+               else f" ({self.store.explain_missing(key)})")
         self.print(f"{head}\n  key {key.id} on {key.device}{why}; space: {_space_text(space, rejected, problem)}; "
                    f"budget {self.opts.budget}: {len(cands)} candidate(s), {len(cands) - len(new)} recorded"
                    f"{f' ({merged} record(s) from the cache)' if merged else ''}, {len(new)} new")
