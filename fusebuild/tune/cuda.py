@@ -85,7 +85,7 @@ def _split_k(cfg, p):
 
 def _shape(cfg, p):
     for g in p.gemms:
-        for prefix in ("", "dual_", "down_"):
+        for prefix, _ in LAUNCHES:
             swap = _swap(cfg, g, prefix)
             for hint, size in (("block_m", g.n if swap else g.m), ("block_n", g.m if swap else g.n)):
                 v = cfg.get(prefix + hint)
@@ -121,7 +121,7 @@ def _swap(cfg, g, prefix="") -> bool:
 
 def _divides(cfg, p):
     for g in p.gemms:
-        for prefix in ("", "dual_", "down_"):
+        for prefix, _ in LAUNCHES:
             swap = _swap(cfg, g, prefix)
             bm, bn = cfg.get(prefix + "block_m"), cfg.get(prefix + "block_n")
             w_tile, x_tile = (bm, bn) if swap else (bn, bm)

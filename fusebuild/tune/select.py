@@ -183,8 +183,9 @@ def _with_parts(chosen: Schedule, a, backend, space, store, versions: dict, devi
             continue
         parts[label] = {"used": dict(win["config"]), "tuned_on": f"{win['key']['device']}, {win['date'][:10]}",
                         "key_id": key.id, "candidate": win["candidate"], "median_s": win.get("median_s")}
-        if stale(win, backend, store):
-            notes.append(f"{label}: {stale(win, backend, store)}")
+        old_code = stale(win, backend, store)
+        if old_code:
+            notes.append(f"{label}: {old_code}")
     note = "; ".join(n for n in (chosen.note, *notes) if n)
     return dataclasses.replace(chosen, parts=parts, note=note)
 
