@@ -30,7 +30,7 @@ graph:
   - {{op: matmul, inputs: [x, w], output: y, transpose_b: {tb}, epilogue: [{{add: bias}}, gelu, {{add: r}}]}}
 outputs: [y]
 targets: [{target}]
-"""
+{schedule}"""
 
 SWIGLU = """\
 name: dswiglu
@@ -59,7 +59,8 @@ def need(target):
 @pytest.mark.parametrize("tb", [True, False])
 def test_dynamic_gemm_is_one_artifact_valid_at_every_sample(tmp_path, target, tb):
     need(target)
-    v = variant_of(GEMM.format(wshape="20, 24" if tb else "24, 20", tb=str(tb).lower(), target=target), target)
+    v = variant_of(GEMM.format(wshape="20, 24" if tb else "24, 20", tb=str(tb).lower(), target=target,
+                               schedule=""), target)
     assert v.name == "M1to40" and v.dynamic == {"M": (1, 40)}
     result = validate(v, target, tmp_path)
     assert [s["M"] for s in result.samples] == [1, 4, 5, 33, 40]         # min, validate:, a prime, max
@@ -68,7 +69,7 @@ def test_dynamic_gemm_is_one_artifact_valid_at_every_sample(tmp_path, target, tb
     source = (folder / ("kernel.py" if target == "tir-cpu" else "kernel.mlir")).read_text()
     if target == "tir-cpu":
         assert "dim_M = T.int32()" in source and "x = T.match_buffer(var_x, (dim_M, 24)" in source
-        assert ("if dim_M < 4:" in source) == tb        # the run-time GEMV/GEMM dispatch (N, K) weights get
+        assert ("if dim_M < 8:" in source) == tb        # the run-time GEMV/GEMM dispatch (N, K) weights get
     else:
         assert "%x: tensor<?x24xf32>" in source and "func.call @main_rows32(" in source
 
@@ -76,7 +77,7 @@ def test_dynamic_gemm_is_one_artifact_valid_at_every_sample(tmp_path, target, tb
 @pytest.mark.parametrize("target", CPU)
 def test_dynamic_artifact_runs_at_a_size_it_was_not_validated_at(tmp_path, target):
     need(target)
-    v = variant_of(GEMM.format(wshape="20, 24", tb="true", target=target), target)
+    v = variant_of(GEMM.format(wshape="20, 24", tb="true", target=target, schedule=""), target)
     backend = build(v, target, tmp_path)
     for m in (2, 23, 33):
         g = v.graph.specialize({"M": m})
@@ -169,7 +170,7 @@ def test_mlir_cpu_tile_hints_of_a_dynamic_m_compile_and_validate_at_every_size(t
     the row functions take the tiles where they fit (32 rows) and IREE's own below (rows.py).
     Both compile and validate at every size."""
     need("mlir-cpu")
-    text = GEMM.format(wshape="20, 24", tb="true", target="mlir-cpu") if graph == "rows" else DXXT
+    text = GEMM.format(wshape="20, 24", tb="true", target="mlir-cpu", schedule="") if graph == "rows" else DXXT
     v = variant_of(text + TILES, "mlir-cpu")
     result = validate(v, "mlir-cpu", tmp_path)
     assert result.ok and [s["M"] for s in result.samples][0] == 1, result.samples
@@ -180,7 +181,7 @@ def test_mlir_cpu_tile_hints_of_a_dynamic_m_compile_and_validate_at_every_size(t
 
 
 def test_at_size_specializes_only_the_graph():
-    v = variant_of(GEMM.format(wshape="20, 24", tb="true", target="tir-cpu"), "tir-cpu")
+    v = variant_of(GEMM.format(wshape="20, 24", tb="true", target="tir-cpu", schedule=""), "tir-cpu")
     from fusebuild.plan.artifacts import Artifact
     a = Artifact(v, "tir-cpu", REPO / "out")
     b = at_size(a, {"M": 9})
@@ -193,7 +194,7 @@ def test_at_size_specializes_only_the_graph():
 @pytest.mark.slow
 def test_doit_build_reports_every_sample_and_a_planted_bug_at_its_size(project):
     need("tir-cpu")
-    project.spec("dgemm", GEMM.format(wshape="20, 24", tb="true", target="tir-cpu, mlir-cpu"))
+    project.spec("dgemm", GEMM.format(wshape="20, 24", tb="true", target="tir-cpu, mlir-cpu", schedule=""))
     result = project.doit("build", check=0)
     for target in CPU:
         report = json.loads((project.root / "out/dgemm/M1to40" / target / "validation.json").read_text())
@@ -213,7 +214,7 @@ def test_doit_build_reports_every_sample_and_a_planted_bug_at_its_size(project):
 
 
 def test_dynamic_inputs_are_drawn_at_the_sample_size():
-    v = variant_of(GEMM.format(wshape="20, 24", tb="true", target="tir-cpu"), "tir-cpu")
+    v = variant_of(GEMM.format(wshape="20, 24", tb="true", target="tir-cpu", schedule=""), "tir-cpu")
     g = v.graph.specialize({"M": 5})
     inputs = V.make_inputs(g, v.seed)
     assert inputs["x"].shape == torch.Size([5, 24]) and inputs["r"].shape == torch.Size([5, 20])

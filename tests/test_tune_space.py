@@ -50,7 +50,7 @@ def test_base_config_first_then_budget_cuts():
 def test_the_spec_hints_are_the_base():
     v = gemm()
     cands, _ = candidates("tir-cpu", v, budget=3, given={"tile_m": 128, "micro_n": 32})
-    assert cands[0] == {"tile_m": 128, "tile_n": 96, "micro_m": 4, "micro_n": 32}
+    assert cands[0] == {"tile_m": 128, "tile_n": 96, "micro_m": 8, "micro_n": 32, "gemv_max_m": 64}
 
 
 def test_tir_cpu_builds_each_effective_kernel_once():
@@ -69,8 +69,8 @@ def test_tir_cpu_effective_matches_the_schedule_arithmetic():
     t = tiling.tiles(1024, 1024, {"tile_m": 256, "tile_n": 96, "micro_m": 4, "micro_n": 40}, 16, 4, 2)
     assert (t.micro_m, t.micro_n, t.tile_m, t.tile_n) == (4, 32, 256, 64)   # 3 micro tiles do not divide 32
     assert "micro_n 40 -> 32: whole 16-lane vectors" in t.notes
-    t = tiling.tiles(1024, 1024, {"tile_m": 256, "tile_n": 96, "micro_m": 8, "micro_n": 64}, 16, 4, 2)
-    assert t.micro_m == 3                    # 4x64 floats = 1 KiB: not under the stack limit
+    t = tiling.tiles(1024, 1024, {"tile_m": 256, "tile_n": 96, "micro_m": 16, "micro_n": 64}, 16, 4, 2)
+    assert t.micro_m == 15                   # 16x64 floats = 4 KiB: not under the stack limit (lower.py)
 
 
 def test_register_rule_on_a_256_bit_cpu():

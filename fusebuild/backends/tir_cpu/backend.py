@@ -49,6 +49,7 @@ class Backend(Base):
     def compile(self, build_dir, dest):
         import tvm
 
+        from .lower import pipeline
         from .schedule import GemmSchedule, host_target, schedule
 
         build_dir, dest = Path(build_dir), Path(dest)
@@ -64,7 +65,7 @@ class Backend(Base):
                                (gemms(rows, True), rows["elementwise_blocks"]) if rows else None)
         (dest / "scheduled.py").write_text(mod.script())
         (dest / "schedule.json").write_text(json.dumps(dict(record, threads=threads), indent=1) + "\n")
-        tvm.compile(mod, target=host_target()).mod.write_to_file(str(dest / "kernel.o"))
+        tvm.compile(mod, target=host_target(), tir_pipeline=pipeline()).mod.write_to_file(str(dest / "kernel.o"))
 
     def assemble(self, build_dir, dest):
         """Link kernel.o into kernel.so: the command tvm.support.cc.create_shared runs, with a timeout."""

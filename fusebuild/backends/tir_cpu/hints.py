@@ -1,6 +1,6 @@
 """tir-cpu's schedule hints (see schedule/ for how each is used), and what a tuner needs to know.
 
-The schedule reduces hints it cannot use as given (to whole vectors, under the 1 KiB stack
+The schedule reduces hints it cannot use as given (to whole vectors, under the stack
 limit, to whole micro tiles dividing the padded shape, halving tile_m until every thread
 has 4 tiles: tiling.py), so many configurations build the same kernel. `effective` is that
 arithmetic: a tuner builds one candidate per effective configuration. The one rule is the
@@ -9,12 +9,12 @@ register file: a micro kernel that would spill is not tried.
 from ..hints import Hint, Rule, table
 from . import tiling
 
-TILE_HINTS = ("tile_m", "tile_n", "micro_m", "micro_n")
+TILE_HINTS = ("tile_m", "tile_n", "micro_m", "micro_n", "gemv_max_m")   # what `gemms` below captures
 
 
 def _gemm_path(g, cfg) -> bool:
-    """schedule.is_gemv's test: (N, K) weight and M below micro_m take the GEMV rule."""
-    return not (g.transpose_b and g.m < cfg["micro_m"])
+    """schedule.is_gemv's test: an (N, K) weight with M below tiling.gemv_below takes the GEMV rule."""
+    return not (g.transpose_b and g.m < tiling.gemv_below(cfg, g.k))
 
 
 def _effective(cfg, p) -> dict:
@@ -48,8 +48,11 @@ HINTS = table(
     Hint("tile_n", "columns of a parallel cache tile (rounded to whole micro tiles)", 96, 1, 4096,
          tune=(48, 96, 192, 384)),
     Hint("micro_m", "register tile rows: broadcasts of A per k step (reduced while the register tile would "
-                    "exceed 1 KiB)", 4, 1, 16, tune=(2, 4, 6, 8)),
+                    "exceed 4 KiB)", 8, 1, 16, tune=(2, 4, 6, 8)),
     Hint("micro_n", "register tile columns (rounded down to whole SIMD vectors)", 48, 1, 256, tune=(16, 32, 48, 64)),
+    Hint("gemv_max_m", "largest M an (N, K) weight multiplies without packing it (the GEMV rule: dot products "
+                       "along K, 4 rows of x by 4 rows of W per step; with K >= 1024); 0: only M below micro_m",
+         64, 0, 4096, tune=(0, 16, 64, 128)),
     Hint("threads", "worker threads of the kernel (default: the host's cores)", None, 1, 1024),
     rules=(Rule("registers", "accumulators + B vectors + the A broadcast fit the vector register file", _registers),),
     effective=_effective,

@@ -13,8 +13,8 @@ not an einsum.
 Dynamic sizes (ir/symbols.py): a dimension equal to a dynamic parameter M is the
 symbolic `dim_M` (`dim_M = T.int32()`; buffers with it are `T.match_buffer`ed from
 handles), so one compiled function takes any M. When the range of M straddles the
-GEMV threshold (micro_m: the static rule's `M < micro_m` decode path), the body is
-rendered twice under `if dim_M < micro_m: ... else: ...`: a rows branch (blocks and
+GEMV threshold (tiling.gemv_below: the static rule's small-M path), the body is
+rendered twice under `if dim_M < threshold: ... else: ...`: a rows branch (blocks and
 scratch named `*_rows`, scheduled as GEMV) and a tiles branch (scheduled as tiled GEMM):
 the dispatch a static build makes at compile time happens at run time.
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from ...ir.graph import broadcast_index, fold, fuse
 from ..text import group_comment, header
+from .tiling import gemv_below
 
 
 def size_var(param: str) -> str:
@@ -169,13 +170,14 @@ class TirRenderer:
         return ctx, plan
 
     def rows_threshold(self):
-        """(param, micro_m) when a GEMM with a (N, K) weight has a dynamic M: below micro_m
-        the static rule would take the GEMV path, so the kernel dispatches at run time."""
-        for mm in (n for n in self.g.nodes if n.op == "matmul"):
-            sym = self.t[mm.output].symbols[0]
-            if sym is not None and mm.attr["transpose_b"]:
-                return sym, int(self.job.hints["micro_m"])
-        return None
+        """(param, threshold) when GEMMs with (N, K) weights have a dynamic M: below the
+        threshold the static rule would take the GEMV path, so the kernel dispatches at run
+        time (the lowest threshold of those GEMMs: none runs as GEMV where its static twin would not)."""
+        hints = {h: int(self.job.hints[h]) for h in ("micro_m", "gemv_max_m")}
+        found = [(self.t[mm.output].symbols[0], gemv_below(hints, self.t[mm.inputs[0]].shape[1]))
+                 for mm in self.g.nodes if mm.op == "matmul" and mm.attr["transpose_b"]
+                 and self.t[mm.output].symbols[0] is not None]
+        return min(found, key=lambda f: f[1]) if found else None
 
 
 def _size(n, sym) -> str:

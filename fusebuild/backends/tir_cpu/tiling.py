@@ -2,14 +2,33 @@
 
 schedule/gemm.py applies these tiles; hints.py uses the same arithmetic to tell a tuner
 which hint configurations build the same kernel (the schedule reduces a hint to whole
-vectors, under the 1 KiB stack limit, to whole micro tiles dividing the padded shape, and
+vectors, under the stack limit, to whole micro tiles dividing the padded shape, and
 halves tile_m until every thread has 4 tiles), so it builds each kernel once.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-STACK_LIMIT = 1024            # bytes: TVM keeps smaller constant allocations on the stack (registers)
+STACK_LIMIT = 4096            # bytes: scratch buffers up to this stay allocas (registers): lower.py
+
+
+def gemv_below(hints: dict, k: int) -> int:
+    """An (N, K) weight with fewer rows of x than this takes the GEMV rule (no packing): rows
+    below micro_m cannot fill a register tile, and up to gemv_max_m rows the packing copy of
+    the weight costs more than the product saves, if K is long enough to amortize the GEMV's
+    horizontal sums (schedule/gemv.py)."""
+    return max(hints["micro_m"], hints["gemv_max_m"] + 1) if k >= GEMV_MIN_K else hints["micro_m"]
+
+
+def gemv_row_tile(m: int | None) -> int:
+    """Rows of x the GEMV rule multiplies per step (None: a dynamic M, padded to whole steps)."""
+    return GEMV_ROWS if m is None else min(GEMV_ROWS, m)
+
+
+GEMV_ROWS = 4                 # rows of x per GEMV step: 4 x 4 vector accumulators with 4 rows of W
+GEMV_MIN_K = 1024             # shorter K: 16 horizontal sums per output outweigh the packing saved
+                              # (M = 32..64 on 2 AVX-512 cores: GEMV 1.4x faster at K = 1024-4096,
+                              # 1.5x slower at K = 512, 2.5x at K = 333)
 
 
 def ceil_to(x: int, m: int) -> int:
@@ -41,7 +60,8 @@ def micro(m: int, micro_m: int, micro_n: int, lanes: int, nbytes: int, dynamic: 
     while mr * nr * nbytes >= STACK_LIMIT and mr > 1:
         mr -= 1
     if mr != micro_m:
-        notes.append(f"micro_m {micro_m} -> {mr}: the {mr + 1}x{nr} register tile would pass TVM's 1 KiB stack limit")
+        notes.append(f"micro_m {micro_m} -> {mr}: the {mr + 1}x{nr} register tile would pass the "
+                     f"{STACK_LIMIT // 1024} KiB stack limit")
     if dynamic is not None:
         return Tiles(mr, nr, (None, 0), notes=notes)
     if m < mr:                # tiny M on a (K, N) weight: shrink the micro tile instead of padding

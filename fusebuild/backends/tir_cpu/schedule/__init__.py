@@ -6,9 +6,10 @@ group a ``<out>_matmul`` reduction block writing an ``<out>_acc`` scratch buffer
 ``schedule()`` turns that into a fast kernel with plain schedule primitives (no
 auto-tuning, so a build stays well under a second), one rule per file:
 
-  gemm.py          M >= micro_m (or B laid out (K, N)): register-blocked micro kernel,
+  gemm.py          larger M (or B laid out (K, N)): register-blocked micro kernel,
                    packed B panels, fused epilogue on the registers, parallel cache tiles
-  gemv.py          (N, K) weight and M < micro_m (decode): SIMD reduction along K
+  gemv.py          (N, K) weight and M below micro_m, or up to gemv_max_m with K >= 1024
+                   (decode, short prompts): SIMD reduction along K, no packing
   elementwise.py   standalone elementwise blocks
   fast_math.py     polynomial exp/sigmoid/tanh in every store (vectorizable)
   target.py        the host's LLVM target and vector width
@@ -18,15 +19,16 @@ group's output gets that read hidden from the dependence check
 (common.hide_cross_group_reads). The returned record says, per GEMM, which rule ran
 and the tiles it used, with every reduction of a hint and its reason.
 
-A dynamic M (a symbolic `dim_M`) takes the same rules: the GEMM rule pads M to whole
-micro tiles with rows past M reading row M-1 (gemm.py), and a kernel whose M straddles
-micro_m is a rows/tiles dispatch whose two sides are scheduled apart (dispatch.py).
+A dynamic M (a symbolic `dim_M`) takes the same rules: both pad M to whole steps with rows
+past M reading row M-1 (gemm.py), and a kernel whose M straddles the GEMV threshold is a
+rows/tiles dispatch whose two sides are scheduled apart (dispatch.py).
 """
 from __future__ import annotations
 
 import tvm
 from tvm import s_tir, tirx
 
+from .. import tiling
 from . import dispatch, elementwise, gemm, gemv
 from .common import GemmSchedule, hide_cross_group_reads
 from .fast_math import prepare
@@ -38,7 +40,7 @@ __all__ = ["GemmSchedule", "host_target", "schedule"]
 def is_gemv(g: GemmSchedule) -> bool:
     if g.m_dynamic is not None:
         return g.rows and g.transpose_b
-    return g.transpose_b and g.m < g.hint("micro_m")
+    return g.transpose_b and g.m < tiling.gemv_below({h: g.hint(h) for h in ("micro_m", "gemv_max_m")}, g.k)
 
 
 def schedule(func: tirx.PrimFunc, gemms: list, elementwise_blocks: list, threads: int, rows=None) -> tuple:
@@ -63,8 +65,7 @@ def schedule(func: tirx.PrimFunc, gemms: list, elementwise_blocks: list, threads
 def _schedule(func: tirx.PrimFunc, gemms: list, elementwise_blocks: list, threads: int) -> tuple:
     sch = s_tir.Schedule(func)
     for g in gemms:
-        if not is_gemv(g):
-            gemm.pad(sch, g)
+        (gemv if is_gemv(g) else gemm).pad(sch, g)
     sch = s_tir.Schedule(hide_cross_group_reads(sch.mod["main"], gemms))
     record = {"gemms": {}, "elementwise": {}}
     for g in gemms:

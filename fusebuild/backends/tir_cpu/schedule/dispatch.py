@@ -1,7 +1,7 @@
 """The rows/tiles dispatch of a dynamic-M kernel: split it, schedule each side, join it back.
 
 A kernel whose M is dynamic and straddles the GEMV threshold is rendered as
-`if dim_M < micro_m: <rows> else: <tiles>` (render.py). Each side is scheduled as its own
+`if dim_M < threshold: <rows> else: <tiles>` (render.py). Each side is scheduled as its own
 function (`split`): schedule primitives such as pad_einsum place the blocks they create
 at the root and rewrite every reader of a buffer, which must not reach across the two
 sides. Both sides come from one parsed function, so they share its parameters and its
@@ -20,7 +20,7 @@ def split(func: tirx.PrimFunc) -> tuple:
     root = func.body.block
     ite = root.body
     if not isinstance(ite, tirx.IfThenElse):
-        raise TypeError("expected the rows/tiles dispatch (`if dim_M < micro_m: ... else: ...`) at the root")
+        raise TypeError("expected the rows/tiles dispatch (`if dim_M < threshold: ... else: ...`) at the root")
     return ite.condition, _with_root_body(func, ite.then_case), _with_root_body(func, ite.else_case)
 
 

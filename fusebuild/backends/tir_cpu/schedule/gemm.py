@@ -1,10 +1,11 @@
 """The GEMM rule: register-blocked micro kernel, packed B, fused epilogue, parallel cache tiles.
 
 * Register blocking.  The output is cut into ``micro_m x micro_n`` micro tiles
-  (default 4 rows x 48 columns = 4 x 3 AVX-512 vectors = 12 accumulators).  For
+  (default 8 rows x 48 columns = 8 x 3 AVX-512 vectors = 24 accumulators).  For
   each micro tile the whole K loop runs with the accumulators in registers: the
-  ``<out>_acc`` buffer compacts to that micro tile, stays under TVM's 1 KiB
-  stack-allocation limit, and LLVM promotes it to zmm registers.
+  ``<out>_acc`` buffer compacts to that micro tile, stays an alloca (../lower.py
+  keeps scratch buffers up to 4 KiB off TVM's heap workspace), and LLVM promotes it
+  to zmm registers.
 * Fused epilogue.  The epilogue block is ``reverse_compute_at`` the micro tile,
   so bias/activation run on the registers right before the single store.
 * B packing.  B is copied (inside the kernel, parallel) into panels
@@ -48,17 +49,27 @@ def micro_tile(sch: s_tir.Schedule, g: GemmSchedule, notes: list | None = None):
 
 def pad(sch: s_tir.Schedule, g: GemmSchedule):
     """Pad M/N to whole micro tiles, so the micro kernel never needs a predicate."""
-    mr, nr, mp, np_, _ = micro_tile(sch, g)
-    if (mp, np_) != (g.m, g.n):
-        mm = sch.get_sblock(g.matmul_block)
-        a = buf(sch.get(mm).reads[0]).name
-        sch.pad_einsum(mm, [mr, nr, 1])
-        # The epilogue reads the padded accumulator directly (no unpad copy).
-        sch.compute_inline(sch.get_sblock(buf(sch.get(mm).writes[0]).name))
-        a_pad = try_get(sch, f"{a}_pad") if g.m_dynamic is not None else None
-        if a_pad is not None:
-            clamp_rows(sch, a_pad)
-            sch.compute_inline(sch.get_sblock(f"{a}_pad"))
+    mr, nr, _, _, _ = micro_tile(sch, g)
+    pad_to(sch, g, [mr, nr, 1])
+
+
+def pad_to(sch: s_tir.Schedule, g: GemmSchedule, multiples: list):
+    """Pad the GEMM's M, N, K to `multiples` (pad_einsum). The epilogue reads the padded
+    accumulator directly (no unpad copy); with a dynamic M the padded rows read row M-1 of A
+    (clamp_rows) instead of a zero-filled copy of A."""
+    mr, nr, kr = multiples
+    if not ((g.m_dynamic is not None and mr > 1) or (g.m_dynamic is None and g.m % mr) or g.n % nr or g.k % kr):
+        return
+    mm = sch.get_sblock(g.matmul_block)
+    a = buf(sch.get(mm).reads[0]).name
+    sch.pad_einsum(mm, multiples)
+    unpad = try_get(sch, buf(sch.get(mm).writes[0]).name)     # none if only K was padded
+    if unpad is not None:
+        sch.compute_inline(unpad)
+    a_pad = try_get(sch, f"{a}_pad") if g.m_dynamic is not None and kr == 1 else None
+    if a_pad is not None:
+        clamp_rows(sch, a_pad)
+        sch.compute_inline(sch.get_sblock(f"{a}_pad"))
 
 
 def clamp_rows(sch: s_tir.Schedule, block):
@@ -78,6 +89,24 @@ def clamp_rows(sch: s_tir.Schedule, block):
                        tirx.BufferStore(store.buffer, tirx.BufferLoad(load.source, idx), store.indices),
                        b.init, b.alloc_buffers, b.match_buffers, b.annotations)
     sch.state.replace(sch.get_sref(block), new)
+
+
+def pack_panels(sch: s_tir.Schedule, pack, transpose_b: bool, nr: int, lanes: int, threads: int):
+    """The packing copy, one panel per parallel task: for each k, the panel's nr values are
+    stored as whole vectors (read with gathers from an (N, K) weight). Left to LLVM, the
+    copy in B's own order became scatters of 8 lanes, which cost about as much as the
+    product itself at M = 16 (4096 x 4096)."""
+    loops = sch.get_loops(pack)
+    if len(loops) != 2:
+        return parallel_copy(sch, pack, threads)
+    n, k = loops if transpose_b else loops[::-1]
+    panel, col = sch.split(n, [None, nr])
+    sch.reorder(panel, k, col)
+    vec_o, vec = sch.split(col, [None, lanes])
+    sch.unroll(vec_o)
+    sch.vectorize(vec)
+    if threads > 1:
+        sch.parallel(panel)
 
 
 def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
@@ -117,8 +146,7 @@ def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
         sch.parallel(sch.fuse(i0, j0))
     sch.decompose_reduction(mm, k)
 
-    # Packing copy: parallel over panels.
-    parallel_copy(sch, pack, threads)
+    pack_panels(sch, pack, g.transpose_b, nr, lanes, threads)
     a_name = buf(sch.get(mm).reads[0]).name
     x_pad = try_get(sch, a_name) if a_name.endswith("_pad") else None
     if x_pad is not None:
