@@ -246,3 +246,19 @@ def test_the_winner_is_the_newest_by_date_whatever_the_line_order(tmp_path):
     old = record(key, "winner", dict(WINNER, micro_n=32), date="2026-12-01T00:00:00Z")
     st.append([new, old])                                   # an older record merged in later
     assert Records(tmp_path / "records.jsonl").winner(key.id) == new
+
+
+def test_the_summary_times_a_kept_winner_with_its_newest_run(tmp_path):
+    """A winner kept by later runs has no newer winner record: the summary's median and `vs torch`
+    come from its newest timing, torch timed in that same run (an old winner record's torch time
+    once printed 16x)."""
+    from fusebuild.tune.session import _result
+    a = artifact(tmp_path)
+    key = this_key(a)
+    st = Records(tmp_path / "records.jsonl")
+    st.append([record(key, "measurement", WINNER, torch_s=16e-3),
+               record(key, "winner", WINNER, torch_s=16e-3),
+               record(key, "measurement", WINNER, anchor=True, date="2026-12-02T10:00:00Z", run="r2",
+                      median_s=2e-3, torch_s=1.8e-3)])
+    row = _result(a, key, st.winner(key.id), 0, 0, False, st)
+    assert (row["time"], row["vs_torch"]) == ("2.000 ms", "0.90x")

@@ -105,6 +105,12 @@ class Records:
                 out[r["candidate"]] = r
         return out
 
+    def latest_timing(self, key_id: str, candidate: str) -> dict | None:
+        """The candidate's newest successful measurement (a re-timed winner's anchor included):
+        its median and the torch time of the same run, the one ratio worth printing."""
+        times = [r for r in self.of(key_id, "measurement") if r["candidate"] == candidate and r.get("status") == OK]
+        return max(reversed(times), key=lambda r: r.get("date", "")) if times else None
+
     def winner(self, key_id: str) -> dict | None:
         """The key's newest winner by date (records merged from the cache may arrive in the
         file after newer ones); the later line breaks a tie."""

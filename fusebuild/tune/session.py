@@ -154,7 +154,7 @@ class Session:
         self.cost[a.id] = {"candidates": len(cands), "new": len(new), "from_cache": merged}
         if not new:
             self.print(f"  nothing new to measure; winner: {_winner_text(win)}")
-            self.results.append(_result(a, key, win, 0, 0, changed=False))
+            self.results.append(_result(a, key, win, 0, 0, changed=False, store=self.store))
             return
         if self.opts.dry_run:
             for c in new:
@@ -266,7 +266,7 @@ class Session:
         push(key, self.store.of(key.id))
         n_new = sum(1 for r in recs if r["kind"] == "measurement" and not r.get("anchor"))
         self.results.append(_result(a, key, self.store.winner(key.id), n_new,
-                                    sum(1 for r in recs if r.get("status") in FAILED), changed))
+                                    sum(1 for r in recs if r.get("status") in FAILED), changed, self.store))
 
     def _measure_run(self, a, man, wanted, anchor, todo, key, run_id, backend) -> list:
         """Check, then time `wanted` interleaved with torch (at each of a dynamic problem's
@@ -431,12 +431,15 @@ def _first_line(text) -> str:
     return (lines[-1] if lines else "")[:160]
 
 
-def _result(a, key, win, measured, failed, changed) -> dict:
+def _result(a, key, win, measured, failed, changed, store) -> dict:
+    """The summary row: the winner's newest timing and torch's in that same run (a winner kept
+    by later runs has newer timings than its winner record)."""
     r = {"artifact": a.id, "key_id": key.id, "measured": measured, "failed": failed, "changed": changed}
     if win:
-        r.update(winner=win["candidate"], time=f"{win['median_s'] * 1e3:.3f} ms")
-        if win.get("torch_s"):
-            r["vs_torch"] = f"{win['torch_s'] / win['median_s']:.2f}x"
+        timed = store.latest_timing(key.id, win["candidate"]) or win
+        r.update(winner=win["candidate"], time=f"{timed['median_s'] * 1e3:.3f} ms")
+        if timed.get("torch_s"):
+            r["vs_torch"] = f"{timed['torch_s'] / timed['median_s']:.2f}x"
     return r
 
 
