@@ -76,7 +76,7 @@ def test_the_benchmarks_tuned_prefill_defaults_are_kept():
            for n, k in ((14336, 4096), (4096, 14336), (4096, 4096))}
     assert got[(128, 14336, 4096)] == "direct_128x112x64_s4_t256_FullRow_bs"
     # M = 128 with N <= 64 x 132 SMs: swap-AB, measured faster on the H200 (test_m128_swap_ab_where_measured)
-    assert got[(128, 4096, 14336)] == got[(128, 4096, 4096)] == "swap_ab_64x128x64_s7_t128_Square_mb1"
+    assert got[(128, 4096, 14336)] == got[(128, 4096, 4096)] == "swap_ab_64x128x64_s7_t128_Square_sk2_mb1"
     assert got[(1024, 14336, 4096)] == "direct_128x224x64_s3_t256_Square_sw10_bs"
     assert {got[(m, n, k)] for m in (1024, 4096) for n, k in ((4096, 14336), (4096, 4096))} | {
         got[(4096, 14336, 4096)]} == {"direct_128x256x64_s3_t256_Square_sw10_bs"}
@@ -106,8 +106,8 @@ def test_m128_swap_ab_where_measured():
     """GEMM + epilogue at M = 65..128 reads W once (swap-AB, one CTA per SM) where its CTAs fit one
     wave and K is long: measured 1.07-1.21x faster than the direct tiles at four bench shapes,
     1.27x slower at 14336 x 4096 (bench/results/gpu_m128_experiment_h200.log)."""
-    swap = "swap_ab_64x128x64_s7_t128_Square_mb1"
-    for n, k in ((8192, 2048), (2048, 8192), (4096, 4096), (4096, 14336)):
+    for (n, k), split in {(8192, 2048): "", (2048, 8192): "_sk4", (4096, 4096): "_sk2", (4096, 14336): "_sk2"}.items():
+        swap = f"swap_ab_64x128x64_s7_t128_Square{split}_mb1"     # split-K as the measured configs had it
         assert default("gemm", 128, n, k).short() == swap and default("gemm", 65, n, k).short() == swap
     assert default("gemm", 128, 14336, 4096).mode == "direct"          # 224 CTAs: two waves of one
     assert default("gemm", 128, 1000, 4096).mode == "direct"           # few CTAs, not measured

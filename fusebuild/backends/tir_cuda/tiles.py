@@ -181,10 +181,17 @@ def _decode(rep: int, N: int, K: int, dual: bool) -> TileConfig:
     rows, bk = 64, 64
     per_stage = ((2 if dual else 1) * rows + rep) * bk * 2
     stages = max(2, min(8, (SMEM_PER_SM // 2 - 1024) // per_stage))
-    tiles, k_tiles, sk = -(-N // rows), -(-K // bk), 1
-    while not dual and tiles * sk < 0.75 * NUM_SMS and k_tiles // (2 * sk) >= 4 and sk < 8:
-        sk *= 2
+    sk, k_tiles = (1 if dual else _swap_split(N, K)), -(-K // bk)
     return C("swap_ab", rows, rep, bk, min(stages, -(-k_tiles // sk)), 128, sk, 0, "Square", 2)
+
+
+def _swap_split(N: int, K: int, rows: int = 64, bk: int = 64) -> int:
+    """Split-K of a swap-AB launch: only where N gives too few CTAs of `rows` W rows to keep the
+    memory system busy (each split keeps >= 4 K tiles)."""
+    tiles, k_tiles, sk = -(-N // rows), -(-K // bk), 1
+    while tiles * sk < 0.75 * NUM_SMS and k_tiles // (2 * sk) >= 4 and sk < 8:
+        sk *= 2
+    return sk
 
 
 def _tiled_gemm(rep: int, N: int, K: int) -> TileConfig:
@@ -200,11 +207,12 @@ def _tiled_gemm(rep: int, N: int, K: int) -> TileConfig:
 
 def _swap_128(N: int, K: int) -> TileConfig:
     """Swap-AB at M = 65..128: 64 W rows per CTA, the 128 rows of x on the wgmma N side, one CTA
-    per SM in 7 stages: W is read once. Measured on an H200 for GEMM + bias + GELU at M = 128
-    (bench/results/gpu_m128_experiment_h200.log), against the direct tiles it replaces: 14.4 vs
-    15.9-17.4 us at 8192 x 2048, 2048 x 8192 and 4096 x 4096, 37.4 vs 38.9 at 4096 x 14336; but
-    46.4 vs 36.4 at 14336 x 4096 (224 CTAs: two waves of one), hence one wave at most."""
-    return _fit_k(C("swap_ab", 64, 128, 64, 7, 128, 1, 0, "Square", 1), K)
+    per SM in 7 stages, split-K as for decode (4 at N = 2048, 2 at 4096): W is read once.
+    Measured on an H200 for GEMM + bias + GELU at M = 128 (bench/results/gpu_m128_experiment_h200.log),
+    against the direct tiles it replaces: 14.4 vs 15.9-17.4 us at 8192 x 2048, 2048 x 8192 and
+    4096 x 4096, 37.4 vs 38.9 at 4096 x 14336; but 46.4 vs 36.4 at 14336 x 4096 (224 CTAs: two
+    waves of one), hence one wave at most. The consolidated bench confirmed it at all 12 rows."""
+    return _fit_k(C("swap_ab", 64, 128, 64, 7, 128, _swap_split(N, K), 0, "Square", 1), K)
 
 
 def _swaps_at_128(kind: str, rep: int, N: int, K: int) -> bool:
