@@ -174,9 +174,11 @@ class TirRenderer:
         threshold the static rule would take the GEMV path, so the kernel dispatches at run
         time (the lowest threshold of those GEMMs: none runs as GEMV where its static twin would not)."""
         hints = {h: int(self.job.hints[h]) for h in ("micro_m", "gemv_max_m")}
-        found = [(self.t[mm.output].symbols[0], gemv_below(hints, self.t[mm.inputs[0]].shape[1]))
-                 for mm in self.g.nodes if mm.op == "matmul" and mm.attr["transpose_b"]
-                 and self.t[mm.output].symbols[0] is not None]
+        found = []
+        for mm in (n for n in self.g.nodes if n.op == "matmul" and n.attr["transpose_b"]):
+            sym = self.t[mm.output].symbols[0]
+            if sym is not None:
+                found.append((sym, gemv_below(hints, self.t[mm.inputs[0]].shape[1])))
         return min(found, key=lambda f: f[1]) if found else None
 
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 STACK_LIMIT = 4096            # bytes: scratch buffers up to this stay allocas (registers): lower.py
+GEMV_ROWS = 4                 # rows of x per GEMV step: 4 x 4 vector accumulators with 4 rows of W
+GEMV_MIN_K = 1024             # shorter K: 16 horizontal sums per output outweigh the packing saved
+                              # (M = 32..64 on 2 AVX-512 cores: GEMV 1.04-1.44x faster at K = 1024-4096,
+                              # 1.5x slower at K = 512, 2.5x at K = 333)
 
 
 def gemv_below(hints: dict, k: int) -> int:
@@ -23,12 +27,6 @@ def gemv_below(hints: dict, k: int) -> int:
 def gemv_row_tile(m: int | None) -> int:
     """Rows of x the GEMV rule multiplies per step (None: a dynamic M, padded to whole steps)."""
     return GEMV_ROWS if m is None else min(GEMV_ROWS, m)
-
-
-GEMV_ROWS = 4                 # rows of x per GEMV step: 4 x 4 vector accumulators with 4 rows of W
-GEMV_MIN_K = 1024             # shorter K: 16 horizontal sums per output outweigh the packing saved
-                              # (M = 32..64 on 2 AVX-512 cores: GEMV 1.4x faster at K = 1024-4096,
-                              # 1.5x slower at K = 512, 2.5x at K = 333)
 
 
 def ceil_to(x: int, m: int) -> int:

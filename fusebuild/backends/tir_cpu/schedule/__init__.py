@@ -28,7 +28,6 @@ from __future__ import annotations
 import tvm
 from tvm import s_tir, tirx
 
-from .. import tiling
 from . import dispatch, elementwise, gemm, gemv
 from .common import GemmSchedule, hide_cross_group_reads
 from .fast_math import prepare
@@ -40,7 +39,7 @@ __all__ = ["GemmSchedule", "host_target", "schedule"]
 def is_gemv(g: GemmSchedule) -> bool:
     if g.m_dynamic is not None:
         return g.rows and g.transpose_b
-    return g.transpose_b and g.m < tiling.gemv_below({h: g.hint(h) for h in ("micro_m", "gemv_max_m")}, g.k)
+    return g.transpose_b and g.m < g.gemv_below()
 
 
 def schedule(func: tirx.PrimFunc, gemms: list, elementwise_blocks: list, threads: int, rows=None) -> tuple:

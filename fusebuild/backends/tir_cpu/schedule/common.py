@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from tvm import s_tir, tirx
 
+from .. import tiling
 from ..hints import HINTS
 
 
@@ -20,11 +21,15 @@ class GemmSchedule:
     transpose_b: bool
     hints: dict = field(default_factory=dict, hash=False)
     m_dynamic: str | None = None   # the dynamic parameter M is (then `m` is its maximum), else None
-    rows: bool = False             # the rows side of a dynamic kernel's dispatch: M < micro_m
+    rows: bool = False             # the rows side of a dynamic kernel's dispatch: M below gemv_below
 
     def hint(self, name: str) -> int:
         """The spec's value, else the declared default (hints.py)."""
         return self.hints.get(name, HINTS[name].default)
+
+    def gemv_below(self) -> int:
+        """The M below which this GEMM's (N, K) weight takes the GEMV rule (tiling.gemv_below)."""
+        return tiling.gemv_below({h: self.hint(h) for h in ("micro_m", "gemv_max_m")}, self.k)
 
 
 def try_get(sch: s_tir.Schedule, name: str):

@@ -19,7 +19,7 @@ from __future__ import annotations
 from tvm import s_tir
 
 from .. import tiling
-from .common import GemmSchedule, attach, buf, out_dtype, try_get
+from .common import GemmSchedule, attach, buf, out_dtype, parallel_copy, try_get
 from .gemm import pad_to
 from .target import vector_lanes
 
@@ -30,6 +30,10 @@ def _lanes(sch, g: GemmSchedule) -> int:
     return vector_lanes(out_dtype(sch, sch.get_sblock(g.matmul_block)))
 
 
+def _step(g: GemmSchedule) -> int:
+    return tiling.gemv_row_tile(None if g.m_dynamic else g.m)
+
+
 def _pads_k(g: GemmSchedule, lanes: int) -> bool:
     return g.m_dynamic is None and g.m >= tiling.GEMV_ROWS and g.k % lanes != 0
 
@@ -37,17 +41,16 @@ def _pads_k(g: GemmSchedule, lanes: int) -> bool:
 def pad(sch: s_tir.Schedule, g: GemmSchedule):
     """Pad M to whole row steps (and K to whole vectors, see above) before scheduling."""
     lanes = _lanes(sch, g)
-    pad_to(sch, g, [tiling.gemv_row_tile(None if g.m_dynamic else g.m), 1, lanes if _pads_k(g, lanes) else 1])
+    pad_to(sch, g, [_step(g), 1, lanes if _pads_k(g, lanes) else 1])
 
 
 def _vectorized_copy(sch: s_tir.Schedule, copy, lanes: int, threads: int):
     """A zero-padded copy of x or W: parallel over rows, whole vectors along K."""
-    rows, cols = sch.get_loops(copy)
+    cols = sch.get_loops(copy)[-1]
     if int(sch.get(cols).extent) % lanes == 0:
         _, vec = sch.split(cols, [None, lanes])
         sch.vectorize(vec)
-    if threads > 1:
-        sch.parallel(rows)
+    parallel_copy(sch, copy, threads)
 
 
 def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
@@ -58,7 +61,7 @@ def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
     while lanes > 1 and k % lanes:
         lanes //= 2
     rows = max(r for r in (ROWS, 2, 1) if g.n % r == 0)
-    step = tiling.gemv_row_tile(None if g.m_dynamic else g.m)
+    step = _step(g)
     i, j, kl = sch.get_loops(mm)
     jo, ji = sch.split(j, [None, rows])
     rf = None
@@ -87,8 +90,7 @@ def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
     for copy in copies:
         _vectorized_copy(sch, copy, lanes, threads)
     m = f"M={g.m}" if g.m_dynamic is None else "M (dynamic, at run time)"
-    below = tiling.gemv_below({h: g.hint(h) for h in ("micro_m", "gemv_max_m")}, g.k)
-    notes = [f"{m} < {below} (micro_m; gemv_max_m + 1 if K >= {tiling.GEMV_MIN_K}) with an (N, K) weight: "
+    notes = [f"{m} < {g.gemv_below()} (micro_m; gemv_max_m + 1 if K >= {tiling.GEMV_MIN_K}) with an (N, K) weight: "
              "tile hints do not apply"]
     if k != g.k:
         notes.append(f"K={g.k} padded to {k}: whole {lanes}-lane vectors")
