@@ -1,7 +1,8 @@
-"""tir-cpu's small-M path (schedule/gemv.py) and its register tiles (lower.py): the GEMV rule
-multiplies up to gemv_max_m rows of x without packing W, 4 rows of x by 4 rows of W per step,
-with every tail (M, N, K) padded or narrowed instead of predicated; register tiles over TVM's
-1 KiB limit stay on the stack."""
+"""tir-cpu's small-M path (schedule/gemv.py) and its micro kernel (schedule/gemm.py, lower.py):
+the GEMV rule multiplies up to gemv_max_m rows of x without packing W, 4 rows of x by 4 rows of
+W per step, with every tail (M, N, K) padded or narrowed instead of predicated; the packed
+GEMM's K loop holds k_unroll steps per body (a divisor of K); register tiles over TVM's 1 KiB
+limit stay on the stack."""
 from __future__ import annotations
 
 import json
@@ -62,6 +63,21 @@ def test_gemv_or_packed_gemm(tmp_path):
     assert result.ok and sched["path"] == "gemm"
     result, sched = built(tmp_path / "c", 20, 20, 1000)              # K too short for the horizontal sums
     assert result.ok and sched["path"] == "gemm"
+
+
+def test_k_unroll_divides_k():
+    from fusebuild.backends.tir_cpu.tiling import k_unroll
+    assert [k_unroll(k, 2) for k in (1024, 333, 1)] == [2, 1, 1]
+    assert [k_unroll(k, 4) for k in (1000, 12, 6, 7)] == [4, 4, 3, 1]
+
+
+@pytest.mark.parametrize("k, hint, unroll", [(333, 4, 3), (331, 4, 1), (96, 4, 4), (90, 1, 1)])
+def test_k_unroll_validates(tmp_path, k, hint, unroll):
+    need_tvm()
+    result, sched = built(tmp_path, 40, 50, k, f"schedule: {{tir-cpu: {{k_unroll: {hint}}}}}\n")
+    assert result.ok, result.samples
+    assert sched["path"] == "gemm" and sched["k_unroll"] == unroll
+    assert any(n.startswith(f"k_unroll {hint} -> {unroll}") for n in sched["notes"]) == (hint != unroll)
 
 
 def _ll(mod, **kw) -> str:

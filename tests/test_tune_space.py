@@ -50,7 +50,7 @@ def test_base_config_first_then_budget_cuts():
 def test_the_spec_hints_are_the_base():
     v = gemm()
     cands, _ = candidates("tir-cpu", v, budget=3, given={"tile_m": 128, "micro_n": 32})
-    assert cands[0] == {"tile_m": 128, "tile_n": 96, "micro_m": 8, "micro_n": 32, "gemv_max_m": 64}
+    assert cands[0] == {"tile_m": 128, "tile_n": 96, "micro_m": 8, "micro_n": 32, "k_unroll": 2, "gemv_max_m": 64}
 
 
 def test_tir_cpu_builds_each_effective_kernel_once():

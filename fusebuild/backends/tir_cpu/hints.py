@@ -9,7 +9,7 @@ register file: a micro kernel that would spill is not tried.
 from ..hints import Hint, Rule, table
 from . import tiling
 
-TILE_HINTS = ("tile_m", "tile_n", "micro_m", "micro_n", "gemv_max_m")   # what `gemms` below captures
+TILE_HINTS = ("tile_m", "tile_n", "micro_m", "micro_n", "gemv_max_m", "k_unroll")   # what `gemms` below captures
 
 
 def _gemm_path(g, cfg) -> bool:
@@ -26,7 +26,7 @@ def _effective(cfg, p) -> dict:
 
 def _tiles(g, cfg, p, threads):
     t = tiling.tiles(g.m, g.n, cfg, p.lanes, p.bytes, threads)
-    return t.micro_m, t.micro_n, t.tile_m, t.tile_n
+    return t.micro_m, t.micro_n, t.tile_m, t.tile_n, tiling.k_unroll(g.k, cfg["k_unroll"])
 
 
 def _registers(cfg, p):
@@ -50,6 +50,8 @@ HINTS = table(
     Hint("micro_m", "register tile rows: broadcasts of A per k step (reduced while the register tile would "
                     "exceed 4 KiB)", 8, 1, 16, tune=(2, 4, 6, 8)),
     Hint("micro_n", "register tile columns (rounded down to whole SIMD vectors)", 48, 1, 256, tune=(16, 32, 48, 64)),
+    Hint("k_unroll", "K steps per body of the micro kernel's loop (the largest divisor of K up to this)", 2, 1, 8,
+         tune=(1, 2, 4)),
     Hint("gemv_max_m", "largest M an (N, K) weight multiplies without packing it (the GEMV rule: dot products "
                        "along K, 4 rows of x by 4 rows of W per step; with K >= 1024); 0: only M below micro_m",
          64, 0, 4096, tune=(0, 16, 64, 128)),

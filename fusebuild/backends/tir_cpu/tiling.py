@@ -24,6 +24,13 @@ def gemv_below(hints: dict, k: int) -> int:
     return max(hints["micro_m"], hints["gemv_max_m"] + 1) if k >= GEMV_MIN_K else hints["micro_m"]
 
 
+def k_unroll(k: int, hint: int) -> int:
+    """K steps the micro kernel's loop body holds: the largest divisor of K up to the hint (no
+    remainder loop, no predicate). Two steps per body ran 1024^3 5-7% faster than one on 2
+    AVX-512 cores, four 2-3% (interleaved A/B runs, docs/tuning.md)."""
+    return largest_divisor_at_most(k, max(1, hint))
+
+
 def gemv_row_tile(m: int | None) -> int:
     """Rows of x the GEMV rule multiplies per step (None: a dynamic M, padded to whole steps)."""
     return GEMV_ROWS if m is None else min(GEMV_ROWS, m)

@@ -135,7 +135,12 @@ def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
     else:
         i0, i1, i2 = sch.split(i, [None, tm // mr, mr])
     j0, j1, j2 = sch.split(j, [None, tn // nr, nr])
-    sch.reorder(i0, j0, j1, i1, k, i2, j2)  # B panel (j1) reused by all row blocks (i1)
+    ku = tiling.k_unroll(g.k, g.hint("k_unroll"))
+    if ku != g.hint("k_unroll"):
+        notes.append(f"k_unroll {g.hint('k_unroll')} -> {ku}: the largest divisor of K ({g.k}) up to it")
+    k, kk = sch.split(k, [None, ku])
+    sch.reorder(i0, j0, j1, i1, k, kk, i2, j2)  # B panel (j1) reused by all row blocks (i1)
+    sch.unroll(kk)
     if g.epilogue_block:  # epilogue on the register tile
         vectorize_epilogue(sch, attach(sch, g.epilogue_block, i1), lanes)
     j2o, j2i = sch.split(j2, [None, lanes])
@@ -151,5 +156,5 @@ def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
     x_pad = try_get(sch, a_name) if a_name.endswith("_pad") else None
     if x_pad is not None:
         parallel_copy(sch, x_pad, threads)
-    return {"path": "gemm", "tile_m": tm, "tile_n": tn, "micro_m": mr, "micro_n": nr,
+    return {"path": "gemm", "tile_m": tm, "tile_n": tn, "micro_m": mr, "micro_n": nr, "k_unroll": ku,
             "padded": [mp if mp is not None else f"ceil({g.m_dynamic}/{mr})*{mr}", np_], "notes": notes}
