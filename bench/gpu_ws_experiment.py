@@ -26,19 +26,38 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 VARIANTS = {"ws1_s3": (224, 64, 3, 1, True), "ws1_s4_r": (224, 64, 4, 1, False), "ws0_s3": (224, 64, 3, 0, True),
-            "ws1_k32": (224, 32, 6, 1, True), "ws1_256": (256, 64, 4, 1, False)}
+            "ws1_k32": (224, 32, 6, 1, True), "ws1_256": (256, 64, 4, 1, False),
+            "ws0_pairs": (224, 64, 3, 0, True, 1), "ws0_mc2": (224, 64, 3, 0, True, 2),
+            "ws0_mc2_s4r": (224, 64, 4, 0, False, 2)}
 M, N, K = 1024, 14336, 4096
 
 
-def kernel(bn, bk, stages, wait, staged) -> str:
-    """TileLang source of one variant: bias + SiLU GEMM, y = silu(x @ w^T + bias)."""
+def kernel(bn, bk, stages, wait, staged, cluster=0) -> str:
+    """TileLang source of one variant: bias + SiLU GEMM, y = silu(x @ w^T + bias).
+
+    cluster 0: a 2-D grid rasterized by T.use_swizzle(10) as fusebuild's kernels are; 1: a 1-D
+    grid walked in pairs of x row tiles, panels of 8 W tiles (the control for 2); 2: the same
+    walk with each pair a 2-CTA cluster sharing one W tile, loaded once and multicast by TMA
+    into both CTAs; a stage is released when the consumers of both CTAs are done with it (every
+    consumer warp arrives on both CTAs' empty barrier)."""
     s, gx, gy, iters = stages, -(-N // bn), -(-M // 128), -(-K // bk)
+    assert not (cluster and (wait or gx % 8 or gy % 2)), "clusters: drain every step, 8 | W tiles, 2 | x tiles"
+    if cluster:
+        launch = (f"    with T.Kernel({gx * gy}, threads=384{', cluster_dims=2' if cluster == 2 else ''}) as pid:\n"
+                  f"        pair = pid // 2\n"
+                  f"        bx = (pair // {4 * gy}) * 8 + pair % 8\n"
+                  f"        by = ((pair % {4 * gy}) // 8) * 2 + pid % 2")
+    else:
+        launch = (f"    with T.Kernel({gx}, {gy}, 1, threads=384) as (bx, by, bz):\n"
+                  f"        T.use_swizzle(10, order=\"row\")")
+    arrivals, sync = (16, "\n        T.cluster_sync()") if cluster == 2 else (8, "")
     value = ('(C_l[i, j] + T.cast(S_bias[j], "float32")) * T.fast_rcp(T.float32(1) + '
              'T.__exp(T.float32(0) - (C_l[i, j] + T.cast(S_bias[j], "float32"))))')
     store = (f'            C_s = T.alloc_shared((128, {bn}), "bfloat16")\n            T.copy(C_l, C_s)\n'
@@ -49,6 +68,10 @@ def kernel(bn, bk, stages, wait, staged) -> str:
                    f"                    if tx % 32 == 0:\n"
                    f"                        T.mbarrier_arrive(empty[(k + {s - 1}) % {s}])\n"
                    f"            T.wait_wgmma(0)")
+    elif cluster == 2:
+        release = (f"                T.wait_wgmma(0)\n                if tx % 32 == 0:\n"
+                   f"                    T.ptx_arrive_cluster_barrier(empty[k % {s}], 0)\n"
+                   f"                    T.ptx_arrive_cluster_barrier(empty[k % {s}], 1)")
     else:
         release = (f"                T.wait_wgmma(0)\n                if tx % 32 == 0:\n"
                    f"                    T.mbarrier_arrive(empty[k % {s}])")
@@ -65,23 +88,22 @@ def main(
     t_bias: T.Tensor(({N},), "bfloat16"),
     t_y: T.Tensor(({M}, {N}), "bfloat16"),
 ):
-    with T.Kernel({gx}, {gy}, 1, threads=384) as (bx, by, bz):
-        T.use_swizzle(10, order="row")
+{launch}
         S_bias = T.alloc_shared(({bn},), "bfloat16")
         A_s = T.alloc_shared(({s}, 128, {bk}), "bfloat16")
         B_s = T.alloc_shared(({s}, {bn}, {bk}), "bfloat16")
         C_l = T.alloc_fragment((128, {bn}), "float32")
         T.annotate_layout({{A_s: make_swizzled_layout(A_s), B_s: make_swizzled_layout(B_s)}})
         full = T.alloc_barrier([128] * {s})
-        empty = T.alloc_barrier([8] * {s})
+        empty = T.alloc_barrier([{arrivals}] * {s})
         tx = T.get_thread_binding()
-        T.copy(t_bias[bx * {bn}], S_bias)
+        T.copy(t_bias[bx * {bn}], S_bias){sync}
         if tx < 128:
             T.dec_max_nreg(40)
             for k in T.serial({iters}):
                 T.mbarrier_wait_parity(empty[k % {s}], ((k // {s}) & 1) ^ 1)
                 T.tma_copy({x_tile}, A_s[{st}, :, :], barrier=full[{st}])
-                T.tma_copy({w_tile}, B_s[{st}, :, :], barrier=full[{st}])
+                T.tma_copy({w_tile}, B_s[{st}, :, :], barrier=full[{st}]{', cluster_mask=3' if cluster == 2 else ''})
                 T.mbarrier_arrive(full[k % {s}])
         else:
             T.inc_max_nreg(232)
@@ -93,7 +115,7 @@ def main(
 {release}
             for i, j in T.Parallel(128, {bn}):
                 C_l[i, j] = {value}
-{store}
+{store}{sync}
 '''
 
 
@@ -117,7 +139,8 @@ def cmd_build(args):
         be.compile(d, d)
         be.assemble(d, d)
         ptxas = json.loads((d / "kernel.json").read_text())["ptxas"]
-        print(name, json.loads((d / "lower.json").read_text())["kernels"][0]["dynamic_smem"], "B smem;", *ptxas)
+        smem = re.search(r"dynamicSmemBytes = (\d+)", (d / "kernel.cu").read_text()).group(1)
+        print(name, smem, "B smem;", *ptxas)
 
 
 def cmd_time(args):
