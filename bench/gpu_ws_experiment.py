@@ -12,13 +12,21 @@ the kernel fusebuild renders, on the same launch, in one interleaved run.
         M1024_N14336_K4096/tir-cuda); W gets DIR's copy as `fusebuild` and one folder per variant
     python bench/gpu_ws_experiment.py time --work W --json F        # on the GPU (torch only)
 
-Variants (bf16 128-row tiles, 128 producer + 256 consumer threads, TMA loads, 232 consumer registers):
-  name      block_n block_k stages wgmma wait  epilogue store
-  ws1_s3    224     64      3      1           staged in shared memory, TMA store
-  ws1_s4_r  224     64      4      1           from registers (no staging tile: a 4th stage fits)
-  ws0_s3    224     64      3      0           staged (the hand-written kernel with fusebuild's drain)
-  ws1_k32   224     32      6      1           staged
-  ws1_256   256     64      4      1           from registers
+Variants (bf16 128-row tiles, 128 producer + 256 consumer threads, TMA loads, 232 consumer registers,
+FullRow warp policy unless said; walk: `swizzle` is T.use_swizzle(10) as fusebuild's kernels,
+`pairs` a 1-D grid in pairs of x tiles, panels of 8 W tiles, `cluster` the pairs as 2-CTA
+clusters multicasting the W tile):
+  name              block_n block_k stages wgmma wait  epilogue store   walk
+  ws1_s3            224     64      3      1           staged, TMA      swizzle
+  ws1_s4_r          224     64      4      1           from registers   swizzle
+  ws0_s3            224     64      3      0           staged, TMA      swizzle
+  ws1_k32           224     32      6      1           staged, TMA      swizzle
+  ws1_256           256     64      4      1           from registers   swizzle
+  ws0_pairs         224     64      3      0           staged, TMA      pairs
+  ws0_mc2           224     64      3      0           staged, TMA      cluster
+  ws0_mc2_s4r       224     64      4      0           from registers   cluster
+  ws0_square        224     64      3      0           staged, TMA      swizzle (Square policy)
+  ws0_pairs_square  224     64      3      0           staged, TMA      pairs (Square policy)
 The staging tile cannot share the pipeline's memory here (TileLang allocates each buffer apart and
 T.view needs equal sizes), so wait<1> costs a stage unless the epilogue stores from registers.
 """
@@ -35,11 +43,12 @@ REPO = Path(__file__).resolve().parent.parent
 VARIANTS = {"ws1_s3": (224, 64, 3, 1, True), "ws1_s4_r": (224, 64, 4, 1, False), "ws0_s3": (224, 64, 3, 0, True),
             "ws1_k32": (224, 32, 6, 1, True), "ws1_256": (256, 64, 4, 1, False),
             "ws0_pairs": (224, 64, 3, 0, True, 1), "ws0_mc2": (224, 64, 3, 0, True, 2),
-            "ws0_mc2_s4r": (224, 64, 4, 0, False, 2)}
+            "ws0_mc2_s4r": (224, 64, 4, 0, False, 2), "ws0_square": (224, 64, 3, 0, True, 0, "Square"),
+            "ws0_pairs_square": (224, 64, 3, 0, True, 1, "Square")}
 M, N, K = 1024, 14336, 4096
 
 
-def kernel(bn, bk, stages, wait, staged, cluster=0) -> str:
+def kernel(bn, bk, stages, wait, staged, cluster=0, policy="FullRow") -> str:
     """TileLang source of one variant: bias + SiLU GEMM, y = silu(x @ w^T + bias).
 
     cluster 0: a 2-D grid rasterized by T.use_swizzle(10) as fusebuild's kernels are; 1: a 1-D
@@ -111,7 +120,7 @@ def main(
             for k in T.serial({iters}):
                 T.mbarrier_wait_parity(full[k % {s}], (k // {s}) & 1)
                 T.wgmma_gemm(A_s[{st}, :, :], B_s[{st}, :, :], C_l, transpose_B=True,
-                             policy=T.GemmWarpPolicy.FullRow)
+                             policy=T.GemmWarpPolicy.{policy})
 {release}
             for i, j in T.Parallel(128, {bn}):
                 C_l[i, j] = {value}
@@ -152,7 +161,7 @@ def cmd_time(args):
 
     from fusebuild.backends.tir_cuda.loader import Artifact
     work = Path(args.work)
-    names = ["fusebuild", *VARIANTS]
+    names = ["fusebuild", *(args.only or VARIANTS)]
     gen = torch.Generator(device="cuda").manual_seed(0)
     sets = []   # 8 input sets (8 x 117 MB of w: beyond L2)
     for _ in range(8):
@@ -200,6 +209,7 @@ def main():
     t.add_argument("--work", required=True)
     t.add_argument("--json")
     t.add_argument("--rounds", type=int, default=25)
+    t.add_argument("--only", nargs="*", help="these variants (and fusebuild's kernel) only")
     args = ap.parse_args()
     {"build": cmd_build, "time": cmd_time}[args.cmd](args)
 

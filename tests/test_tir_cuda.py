@@ -55,19 +55,33 @@ def gemm(M=1024, N=512, K=1024, act="silu", extra=""):
 
 
 def test_bias_silu_large_m_golden_lines():
+    """M >= 1024: the hand-written kernel (tiles.py `ws`): a TMA producer warpgroup, mbarrier rings,
+    the CTAs' pair walk, the epilogue staged in its own tile."""
     files, deps = render(gemm(M=4096, N=1024), what=None)
     src = files["kernel.py"]
     assert '    t_bias: T.Tensor((1024,), "bfloat16"),  # input bias' in src
-    assert "    with T.Kernel(4, 32, 1, threads=256) as (bx, by, bz):" in src
-    assert '        T.use_swizzle(10, order="row")' in src
+    assert "from tilelang.layout import make_swizzled_layout" in src
+    assert "    with T.Kernel(128, threads=384) as pid:" in src and "T.use_swizzle" not in src
+    assert "        width = T.min(8, 4 - panel * 8)" in src         # 4 W tiles: a panel narrower than 8
     assert "        T.copy(t_bias[bx * 256], S_bias)" in src
-    assert "            T.gemm(A_s, B_s, C_l, transpose_B=True, policy=T.GemmWarpPolicy.Square)" in src
-    assert (f"            C_l[i, j] = ({SILU} * T.fast_rcp(T.float32(1) + T.__exp(T.float32(0) - {SILU})))"
+    assert "        empty = T.alloc_barrier([8] * 3)" in src
+    assert ("                T.tma_copy(t_w[bx * 256:bx * 256 + 256, k * 64:k * 64 + 64], B_s[k % 3, :, :], "
+            "barrier=full[k % 3])") in src
+    assert ("                T.wgmma_gemm(A_s[k % 3, :, :], B_s[k % 3, :, :], C_l, transpose_B=True, "
+            "policy=T.GemmWarpPolicy.Square)") in src
+    assert (f"                C_l[i, j] = ({SILU} * T.fast_rcp(T.float32(1) + T.__exp(T.float32(0) - {SILU})))"
             in src)
-    assert "        T.copy(C_s, t_y[by * 128, bx * 256])" in src
+    assert "            T.copy(C_s, t_y[by * 128, bx * 256])" in src
     assert set(deps["templates"]) == {"kernel.py.j2", "gemm.j2", "ops.j2"}
     (launch,) = json.loads(files["plan.json"])["launches"]
-    assert launch["config"]["block_N"] == 256 and launch["kind"] == "gemm"
+    assert launch["config"]["block_N"] == 256 and launch["kind"] == "gemm" and launch["config"]["ws"] == 1
+
+
+def test_ws_0_keeps_the_pipelined_kernel():
+    src = render(gemm(M=4096, N=1024, extra="schedule: {tir-cuda: {ws: 0}}"))
+    assert "    with T.Kernel(4, 32, 1, threads=256) as (bx, by, bz):" in src
+    assert '        T.use_swizzle(10, order="row")' in src and "make_swizzled_layout" not in src
+    assert "            T.gemm(A_s, B_s, C_l, transpose_B=True, policy=T.GemmWarpPolicy.Square)" in src
 
 
 @pytest.mark.parametrize("act,line", [
@@ -239,7 +253,9 @@ targets: [tir-cuda]
 
 def test_hints_override_tiles_and_bad_ones_say_why():
     src = render(gemm(M=4096, extra="schedule: {tir-cuda: {block_n: 128, stages: 4}}"))
-    assert "with T.Kernel(4, 32, 1, threads=256)" in src and "num_stages=4" in src
+    assert "tiles direct_128x128x64_s4_t256_FullRow_bs_ws" in src and "with T.Kernel(128, threads=384)" in src
+    src = render(gemm(M=4096, extra="schedule: {tir-cuda: {block_n: 128, stages: 4, split_k: 2}}"))
+    assert "with T.Kernel(4, 32, 2, threads=256)" in src and "num_stages=4" in src   # split-K: T.Pipelined
     with pytest.raises(SpecError, match=r"block_n=200: the wgmma N side is 16..256 in steps of 16"):
         variant(gemm(extra="schedule: {tir-cuda: {block_n: 200}}"))
     with pytest.raises(TileError, match=r"block_n=200: the wgmma N side"):   # render checks too (specs made elsewhere)

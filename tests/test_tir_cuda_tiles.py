@@ -71,15 +71,71 @@ def test_configs_depend_on_m_only_through_its_bucket():
 
 
 def test_the_benchmarks_tuned_prefill_defaults_are_kept():
-    """The H100-swept configs at the benchmark's M >= 128 shapes (docs/gpu.md) stay as they were."""
+    """The H100-swept configs at the benchmark's M >= 128 shapes (docs/gpu.md) stay as they were; at
+    M >= 1024 they run as the hand-written kernel (`ws`, its own CTA walk instead of the swizzle)."""
     got = {(m, n, k): default("gemm", m, n, k).short() for m in (128, 1024, 4096)
            for n, k in ((14336, 4096), (4096, 14336), (4096, 4096))}
+    swept = {(m, n, k): _direct("gemm", m, n, k).short() for m in (1024, 4096)
+             for n, k in ((14336, 4096), (4096, 14336), (4096, 4096))}
     assert got[(128, 14336, 4096)] == "direct_128x112x64_s4_t256_FullRow_bs"
     # M = 128 with N <= 64 x 132 SMs: swap-AB, measured faster on the H200 (test_m128_swap_ab_where_measured)
     assert got[(128, 4096, 14336)] == got[(128, 4096, 4096)] == "swap_ab_64x128x64_s7_t128_Square_sk2_mb1"
-    assert got[(1024, 14336, 4096)] == "direct_128x224x64_s3_t256_Square_sw10_bs"
-    assert {got[(m, n, k)] for m in (1024, 4096) for n, k in ((4096, 14336), (4096, 4096))} | {
-        got[(4096, 14336, 4096)]} == {"direct_128x256x64_s3_t256_Square_sw10_bs"}
+    assert swept[(1024, 14336, 4096)] == "direct_128x224x64_s3_t256_Square_sw10_bs"
+    assert set(swept.values()) - {swept[(1024, 14336, 4096)]} == {"direct_128x256x64_s3_t256_Square_sw10_bs"}
+    for mnk, form in swept.items():
+        assert got[mnk] == form.replace("_sw10", "") + "_ws"
+
+
+def test_the_hand_written_kernel_where_tma_loads_one_pass():
+    """ws by default: direct mode, M >= 1024, one K pass, K and N multiples of 8, not the dual kernel
+    (bench/results/gpu_ws_default_ab_h200.log: 37 M >= 1024 rows against the T.Pipelined kernels)."""
+    assert default("gemm", 1024, 4096, 4096).ws and default("down", 4096, 2048, 8192).ws
+    assert not default("dual", 1024, 14336, 4096).ws
+    assert not default("gemm", 512, 4096, 4096).ws                   # M bucket 512: T.Pipelined
+    assert not default("gemm", 1024, 4097, 768).ws                   # N = 4097: not a multiple of 8
+    assert not default("gemm", 1024, 1000, 333).ws                   # K = 333: no TMA
+    tuned = {"block_m": 128, "block_n": 128, "split_k": 2, "stages": 4, "threads": 256, "direct": 1}
+    assert choose("gemm", 1024, 896, 4864, tuned, "x").short() == "direct_128x128x64_s4_t256_Square_sk2"
+    assert choose("gemm", 1024, 4096, 4096, {"swizzle": 4}, "x").short() == "direct_128x256x64_s3_t256_Square_sw4_bs"
+    assert choose("gemm", 1024, 4096, 4096, {"ws": 0}, "x") == _direct("gemm", 1024, 4096, 4096)
+
+
+@pytest.mark.parametrize("kind,mnk,hints,message", [
+    ("gemm", (1024, 4096, 4096), {"ws": 1, "split_k": 2}, "ws=1 is the hand-written kernel of one direct-mode GEMM "
+     "tile per CTA and one K pass; this launch is gemm direct_128x256x64_s3_t256_Square_sk2_ws"),
+    ("gemm", (1024, 4096, 4100), {"ws": 1}, "ws=1 loads x and w by TMA only, which needs 16-byte row strides: "
+     "K=4100 and N=4096 must be multiples of 8"),
+    ("gemm", (1024, 4096, 4096), {"ws": 1, "swizzle": 4}, "swizzle does not apply to the hand-written kernel (ws=1)"),
+    ("gemm", (16, 4096, 4096), {"ws": 1}, "ws=1 is the hand-written kernel of one direct-mode GEMM tile per CTA"),
+    ("dual", (1024, 14336, 4096), {"dual_ws": 1}, "ws (the hand-written kernel) does not apply to the dual gate/up"),
+])
+def test_hand_written_kernel_hints_that_cannot_run(kind, mnk, hints, message):
+    problems = check_hints(kind, *mnk, hints)
+    assert problems and problems[0].message.startswith(message), problems
+
+
+@pytest.mark.parametrize("gx,gy", [(64, 8), (56, 32), (4, 32), (12, 9), (8, 5), (1, 1), (3, 1), (9, 2), (17, 7)])
+def test_the_pair_walk_visits_every_tile_once(gx, gy):
+    """launch.pair_walk's lines, evaluated as Python, map pid 0..gx*gy-1 onto every (bx, by) once;
+    in a full panel two x tiles run at a time over the panel's W tiles."""
+    from fusebuild.backends.tir_cuda.launch import PANEL, pair_walk
+
+    class T:
+        min = min
+
+        @staticmethod
+        def if_then_else(c, a, b):
+            return a if c else b
+    seen = []
+    for pid in range(gx * gy):
+        env = {"pid": pid, "T": T}
+        for line in pair_walk(gx, gy):
+            name, expr = line.split(" = ", 1)
+            env[name] = eval(expr, {}, env)
+        seen.append((env["bx"], env["by"]))
+    assert sorted(seen) == [(x, y) for x in range(gx) for y in range(gy)]
+    if gx >= PANEL and gy >= 2:
+        assert seen[:4] == [(0, 0), (0, 1), (1, 0), (1, 1)]
 
 
 def test_few_ctas_take_smaller_tiles():
@@ -99,7 +155,7 @@ def test_a_last_wave_leaving_a_quarter_of_the_sms_idle_takes_the_models_tiles(m,
     8192 x 2048 now defaults to swap-AB; its direct tiles, what `direct: 1` gets, keep the rule.)"""
     cfg = _direct("gemm", m_bucket(m), n, k)
     assert cfg.short() == now and now != was
-    assert default("gemm", 1024, 4096, 4096).short() == "direct_128x256x64_s3_t256_Square_sw10_bs"
+    assert _direct("gemm", 1024, 4096, 4096).short() == "direct_128x256x64_s3_t256_Square_sw10_bs"
 
 
 def test_m128_swap_ab_where_measured():

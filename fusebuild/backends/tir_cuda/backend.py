@@ -169,6 +169,7 @@ class Backend(Base):
         shown = [dict(p, shape=_symbolic(p, mdims)) for p in all_params]
         text = env.get_template("kernel.py.j2").render(
             dynamic=bool(dynamic), parts=parts, params=[dict(q, shape_text=shape_tuple(q["shape"])) for q in shown],
+            hand_written=any(c["ws"] for p in parts for f in p["funcs"] for c in f["launches"]),
             graph_lines=graph_lines(graph, attrs=False))
         plan = {"params": [{k: v for k, v in p.items() if k != "comment"} for p in shown],
                 "parts": [{"name": p["name"], "lo": p["lo"], "hi": p["hi"], "rep": p["rep"],

@@ -20,6 +20,8 @@ _GEMM = (
     Hint("min_blocks", "CTAs per SM the kernel is compiled for (register budget)", None, 1, 4),
     Hint("persistent", "1: one CTA per SM loops over the output tiles (direct mode, no split-K)", None,
          choices=(1,)),
+    Hint("ws", "1: the hand-written warp-specialized kernel (mbarrier rings, CTAs walked in pairs of x tiles; "
+               "direct mode, no split-K, K and N multiples of 8); 0: TileLang's T.Pipelined one", None, choices=(0, 1)),
     Hint("swap_ab", "1: compute C^T = W x^T (small M on the wgmma N side: decode)", None, choices=(1,)),
     Hint("direct", "1: x rows on the wgmma M side (prefill)", None, choices=(1,)),
 )

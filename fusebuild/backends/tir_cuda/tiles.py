@@ -20,6 +20,12 @@ accumulators sharing each x tile) and "down" (a GEMM of the dual's result). Its 
   persistent  (direct mode, no split-K) one CTA per SM loops over the output tiles
               (T.Persistent, rasterized in panels of swizzle_panel or 8 tile columns)
               instead of one CTA per tile: a candidate the tuner measures, not a default.
+  ws          (direct mode, no split-K, GEMM and down launches) the hand-written warp-specialized
+              kernel instead of TileLang's T.Pipelined one: a TMA producer warpgroup and the
+              consumers synchronize through full/empty mbarrier rings (lane 0 of each consumer
+              warp releases a stage), the epilogue is staged in its own shared tile, and CTAs walk
+              panels of 8 W tiles two x tiles at a time (launch.pair_walk). Its loads are TMA
+              only: K (and N) must be multiples of 8 (16-byte row strides).
 
 Tails: every M, N, K >= 1 is legal. Grids are ceil-divided and TileLang 0.1.15 predicates what
 falls outside a buffer: TMA loads zero-fill out-of-bounds boxes, TMA stores clip, and where a
@@ -35,7 +41,8 @@ it runs exactly the kernel the static artifact of that M runs.
 
 Defaults come from the TileLang prototype's H100 sweeps (proto_tilelang/results/) for M >= 128
 with N, K in {4096, 14336}; a CTA-count model (`_fill`) replaces them only where their waves
-would leave more than a quarter of the SMs idle (small N or M, or a short last wave). Every
+would leave more than a quarter of the SMs idle (small N or M, or a short last wave). At
+M >= 1024 a one-pass direct tile runs as the hand-written kernel (`ws`; `_hand_written`). Every
 config is data: `candidates()` lists what a tuner may try; `check_hints` says why a hinted
 config cannot run and what would.
 """
@@ -83,6 +90,7 @@ class TileConfig:
     bias_smem: bool = False         # stage 1-D epilogue operands (bias) in shared memory (direct, no split-K)
     persistent: int = 0             # 1: NUM_SMS CTAs loop over the tiles (direct, no split-K, one CTA per SM)
     inline_reduce: int = 0          # split-K: 0 a separate reduce kernel, 1 the last split reduces in-kernel
+    ws: int = 0                     # 1: the hand-written warp-specialized kernel (direct, no split-K)
 
     def short(self) -> str:
         s = f"{self.mode}_{self.block_M}x{self.block_N}x{self.block_K}_s{self.num_stages}_t{self.threads}_{self.policy}"
@@ -90,7 +98,7 @@ class TileConfig:
         s += f"_sw{self.swizzle_panel}" if self.swizzle_panel else ""
         s += f"_mb{self.min_blocks}" if self.min_blocks else ""
         s += "_ir" if self.split_k > 1 and self.inline_reduce else ""
-        return s + ("_bs" if self.bias_smem else "") + ("_p" if self.persistent else "")
+        return s + ("_bs" if self.bias_smem else "") + ("_p" if self.persistent else "") + ("_ws" if self.ws else "")
 
     def registers(self) -> tuple:
         """(producer, consumer) setmaxnreg counts for `min_blocks` CTAs per SM, or (0, 0) for TileLang's.
@@ -126,10 +134,12 @@ class TileConfig:
         return -(-N // self.block_N), -(-M // self.block_M), self.split_k
 
     def smem(self, dual: bool = False) -> int:
-        """Bytes of shared memory of the K pipeline (the epilogue's staging tile reuses it)."""
+        """Bytes of shared memory of the K pipeline, and of the epilogue's 16-bit staging tile where
+        it cannot reuse the pipeline's (ws: TileLang allocates it apart)."""
         b_rows = self.block_N * (2 if dual and self.mode == "direct" else 1)
         a_rows = self.block_M * (2 if dual and self.mode == "swap_ab" else 1)
-        return self.num_stages * (a_rows + b_rows) * self.block_K * 2 + 1024
+        staging = self.block_M * self.block_N * 2 if self.ws else 0
+        return self.num_stages * (a_rows + b_rows) * self.block_K * 2 + staging + 1024
 
 
 C = TileConfig
@@ -137,7 +147,7 @@ C = TileConfig
 # hint name (after the kind's prefix) -> TileConfig field; `swap_ab: 1` / `direct: 1` pick the mode
 FIELDS = {"block_m": "block_M", "block_n": "block_N", "block_k": "block_K", "stages": "num_stages",
           "threads": "threads", "split_k": "split_k", "swizzle": "swizzle_panel", "min_blocks": "min_blocks",
-          "persistent": "persistent", "inline_reduce": "inline_reduce"}
+          "persistent": "persistent", "inline_reduce": "inline_reduce", "ws": "ws"}
 MODE_HINTS = ("swap_ab", "direct")
 PREFIX = {"gemm": "", "down": "down_", "dual": "dual_"}   # "down_" hints fall back to the plain ones
 GLOBAL_HINTS = ("fast_math",)
@@ -146,7 +156,7 @@ GLOBAL_HINTS = ("fast_math",)
 def hint_names() -> tuple:
     """Every schedule hint tir-cuda reads (the TARGETS table in fusebuild/backends lists the same)."""
     plain = [*FIELDS, *MODE_HINTS]
-    dual = [f"dual_{h}" for h in plain if h not in ("split_k", "inline_reduce")]
+    dual = [f"dual_{h}" for h in plain if h not in ("split_k", "inline_reduce", "ws")]
     down = [f"down_{h}" for h in plain]
     return (*plain, *dual, *down, *GLOBAL_HINTS)
 
@@ -226,11 +236,12 @@ def default(kind: str, M: int, N: int, K: int) -> TileConfig:
         return _decode(rep, N, K, dual=kind == "dual")
     if _swaps_at_128(kind, rep, N, K):
         return _swap_128(N, K)
-    return _direct(kind, rep, N, K)
+    return _hand_written(_direct(kind, rep, N, K), kind, rep, N, K)
 
 
 def _direct(kind: str, rep: int, N: int, K: int) -> TileConfig:
-    """The direct-mode default at M bucket `rep` (>= 128)."""
+    """The direct-mode default at M bucket `rep` (>= 128), in T.Pipelined form (`default` may make
+    it the hand-written kernel)."""
     if kind == "dual":
         cfg = (C("direct", 128, 128, 64, 4, 256, 1, 10, "FullRow") if rep >= 1024
                else C("direct", 128, 64, 64, 3, 128, 1, 0, "Square", 2))
@@ -244,6 +255,15 @@ def _direct(kind: str, rep: int, N: int, K: int) -> TileConfig:
     if cfg.split_k > 1 and gx * gy >= NUM_SMS:      # enough CTAs without split-K: skip its reduce
         cfg = dataclasses.replace(cfg, split_k=1)
     return _fill(_fit_k(cfg, K), rep, N, K)
+
+
+def _hand_written(cfg: TileConfig, kind: str, rep: int, N: int, K: int) -> TileConfig:
+    """At M >= 1024, a one-pass direct tile runs as the hand-written kernel (`ws`) where TMA can
+    load it: measured on an H200, the same tiles 3% faster than T.Pipelined's kernel and 5% with
+    its pair walk (bench/gpu_ws_experiment.py; docs/tuning.md)."""
+    if kind == "dual" or rep < 1024 or cfg.split_k > 1 or cfg.mode != "direct" or K % 8 or N % 8:
+        return cfg
+    return _fit_stages(dataclasses.replace(cfg, ws=1, swizzle_panel=0, min_blocks=0), K, False)
 
 
 def _fit_k(cfg: TileConfig, K: int) -> TileConfig:
@@ -300,6 +320,7 @@ def candidates(kind: str, M: int, N: int, K: int) -> list:
     """Configs a tuner may measure for this launch (the default first); each passes check_config."""
     base = default(kind, M, N, K)
     out = [base]
+    pipelined = _direct(kind, m_bucket(M), N, K) if base.ws else base
     if base.mode == "swap_ab":       # one or two CTAs per SM, split-K or not, K tile
         for mb in (1, 2):
             for bk in (64, 128):
@@ -309,13 +330,17 @@ def candidates(kind: str, M: int, N: int, K: int) -> list:
     else:
         for bm, bn, th in ((128, 256, 256), (128, 128, 256), (128, 112, 256), (64, 128, 128)):
             for sk in ((1,) if kind == "dual" else (1, 2, 4)):
-                out.append(_fit_k(dataclasses.replace(base, block_M=bm, block_N=bn, threads=th, split_k=sk,
-                                                      bias_smem=base.bias_smem and sk == 1), K))
+                out.append(_fit_k(dataclasses.replace(pipelined, block_M=bm, block_N=bn, threads=th, split_k=sk,
+                                                      bias_smem=pipelined.bias_smem and sk == 1), K))
     # split-K: the in-kernel reduce by the last split as the alternative to the reduce kernel
     out += [dataclasses.replace(c, inline_reduce=1) for c in list(out) if c.split_k > 1]
     if base.mode != "swap_ab":
-        # the same tiles as persistent kernels (one CTA per SM, no split-K)
-        out += [dataclasses.replace(c, persistent=1, min_blocks=0) for c in list(out) if c.split_k == 1]
+        one_pass = [c for c in out if c.split_k == 1 and not c.ws]
+        # the same tiles as persistent kernels (one CTA per SM, no split-K), and hand-written
+        out += [dataclasses.replace(c, persistent=1, min_blocks=0) for c in one_pass]
+        if kind != "dual":
+            out += [_fit_stages(dataclasses.replace(c, ws=1, min_blocks=0, swizzle_panel=0), K, False)
+                    for c in one_pass]
     seen, unique = set(), []
     for c in out:
         if c not in seen and not check_config(c, kind, M, N, K):
@@ -328,7 +353,11 @@ def config_hints(cfg: TileConfig, prefix: str = "") -> dict:
     """Schedule hints that select `cfg` for a launch whose hints carry `prefix` ("", "dual_", "down_")."""
     dual = prefix == "dual_"
     out = {prefix + ("swap_ab" if cfg.mode == "swap_ab" else "direct"): 1}
+    if cfg.mode == "direct" and not dual:   # ws: 0 too, or the default's kernel form would take it over
+        out[prefix + "ws"] = cfg.ws
     for hint, field in FIELDS.items():
+        if hint == "ws":
+            continue
         if hint == "inline_reduce":         # only with split-K (and there is none in the dual kernel)
             if cfg.split_k > 1 and cfg.inline_reduce and not dual:
                 out[prefix + "inline_reduce"] = 1
@@ -360,7 +389,12 @@ def _hinted(kind: str, M: int, N: int, K: int, hints: dict):
     if kind == "dual" and "split_k" in mine:
         problems.append(Problem(names["split_k"], "split_k does not apply to the dual gate/up kernel", "leave it out"))
         mine.pop("split_k")
+    if kind == "dual" and "ws" in mine:
+        problems.append(Problem(names["ws"], "ws (the hand-written kernel) does not apply to the dual gate/up kernel",
+                                "leave it out"))
+        mine.pop("ws")
     cfg = default(kind, M, N, K)
+    form = cfg
     if mine.get("swap_ab") and mine.get("direct"):
         problems.append(Problem(names["direct"], f"{names['swap_ab']} and {names['direct']} both set", "one of them"))
     elif mine.get("swap_ab") and cfg.mode != "swap_ab":
@@ -372,8 +406,19 @@ def _hinted(kind: str, M: int, N: int, K: int, hints: dict):
         cfg = dataclasses.replace(cfg, **changes)
         if cfg.split_k > 1 or cfg.mode != "direct":
             cfg = dataclasses.replace(cfg, bias_smem=False)
+        if cfg.ws and "ws" in changes:  # one K pass, its own walk and registers, unless set (then refused below)
+            cfg = dataclasses.replace(cfg, min_blocks=changes.get("min_blocks", 0), split_k=changes.get("split_k", 1),
+                                      swizzle_panel=changes.get("swizzle_panel", 0))
         if "num_stages" not in changes:     # stages the user did not set follow the tiles they did
             cfg = _fit_stages(cfg, K, dual=kind == "dual")
+        if cfg.ws and "ws" not in changes:
+            # the default's hand-written kernel gives way to hints it cannot take (split-K, a swizzle, ...)
+            plain = _fit_stages(dataclasses.replace(cfg, ws=0), K, kind == "dual") if "num_stages" not in changes \
+                else dataclasses.replace(cfg, ws=0)
+            if check_config(cfg, kind, M, N, K):
+                cfg = plain
+        if form.ws and not cfg.ws and "swizzle_panel" not in changes:   # T.Pipelined's walk, as it was tuned
+            cfg = dataclasses.replace(cfg, swizzle_panel=_direct(kind, m_bucket(M), N, K).swizzle_panel)
     return cfg, names, problems
 
 
@@ -429,6 +474,17 @@ def check_config(cfg: TileConfig, kind: str, M: int, N: int, K: int, names: dict
         out.append(Problem(n("persistent"), f"{n('persistent')}=1 runs one CTA per SM over the direct-mode "
                            f"tiles of one K pass; this launch is {cfg.short()}",
                            f"leave {n('persistent')} out, or direct mode with split_k 1 and min_blocks <= 1"))
+    if cfg.ws and (cfg.mode != "direct" or cfg.split_k > 1 or cfg.persistent or cfg.min_blocks > 1 or dual):
+        out.append(Problem(n("ws"), f"{n('ws')}=1 is the hand-written kernel of one direct-mode GEMM tile per CTA "
+                           f"and one K pass; this launch is {kind} {cfg.short()}",
+                           f"leave {n('ws')} out, or direct mode with split_k 1, min_blocks <= 1, not persistent"))
+    elif cfg.ws and cfg.swizzle_panel:
+        out.append(Problem(n("swizzle"), f"{n('swizzle')} does not apply to the hand-written kernel ({n('ws')}=1): "
+                           "it walks its CTAs in pairs of x tiles over panels of 8 W tiles",
+                           f"leave {n('swizzle')} out"))
+    elif cfg.ws and (K % 8 or N % 8):
+        out.append(Problem(n("ws"), f"{n('ws')}=1 loads x and w by TMA only, which needs 16-byte row strides: "
+                           f"K={K} and N={N} must be multiples of 8", f"leave {n('ws')} out"))
     per_sm = max(1, cfg.min_blocks)
     acc = cfg.block_M * cfg.block_N * (2 if dual else 1) // cfg.threads
     limit = min(MAX_ACC_PER_THREAD, cfg.registers()[1] - 64) if cfg.registers()[1] else MAX_ACC_PER_THREAD
