@@ -128,9 +128,11 @@ def _ws(cfg, ctx) -> dict:
     """The hand-written kernel's launch: CTAs, their walk, barrier arrivals, register split."""
     gx, gy = ctx["grid"][:2]
     consumers = (65536 - 128 * 40) // cfg.threads // 8 * 8
+    s = cfg.num_stages
     return {"ctas": gx * gy if isinstance(gy, int) else f"{gx} * {gy}", "walk": pair_walk(gx, gy),
             "threads": cfg.threads + 128, "arrivals": cfg.threads // 32, "producer_regs": 40,
-            "consumer_regs": min(240, consumers)}
+            "consumer_regs": min(240, consumers), "stage": f"k % {s}", "phase": f"(k // {s}) & 1",
+            "layouts": ", ".join(f"{ld['smem']}: make_swizzled_layout({ld['smem']})" for ld in ctx["loads"])}
 
 
 def w_kn(g) -> bool:

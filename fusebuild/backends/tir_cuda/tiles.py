@@ -317,30 +317,32 @@ def _fill(cfg: TileConfig, rep: int, N: int, K: int) -> TileConfig:
 
 
 def candidates(kind: str, M: int, N: int, K: int) -> list:
-    """Configs a tuner may measure for this launch (the default first); each passes check_config."""
+    """Configs a tuner may measure for this launch (the default first); each passes check_config.
+    Where the default is the hand-written kernel, its tiles in T.Pipelined form come next, then
+    the hand-written kernel on the other tiles, then the T.Pipelined ones (a small budget compares
+    the two kernel forms first)."""
     base = default(kind, M, N, K)
-    out = [base]
     pipelined = _direct(kind, m_bucket(M), N, K) if base.ws else base
+    out, tiles = [base, pipelined], []
     if base.mode == "swap_ab":       # one or two CTAs per SM, split-K or not, K tile
         for mb in (1, 2):
             for bk in (64, 128):
                 for sk in ((1,) if kind == "dual" else (1, 2, 4, 8)):
                     c = dataclasses.replace(base, min_blocks=mb, block_K=bk, split_k=sk, num_stages=8)
-                    out.append(_fit_stages(_fit_k(c, K), K, kind == "dual"))
+                    tiles.append(_fit_stages(_fit_k(c, K), K, kind == "dual"))
     else:
         for bm, bn, th in ((128, 256, 256), (128, 128, 256), (128, 112, 256), (64, 128, 128)):
             for sk in ((1,) if kind == "dual" else (1, 2, 4)):
-                out.append(_fit_k(dataclasses.replace(pipelined, block_M=bm, block_N=bn, threads=th, split_k=sk,
-                                                      bias_smem=pipelined.bias_smem and sk == 1), K))
+                tiles.append(_fit_k(dataclasses.replace(pipelined, block_M=bm, block_N=bn, threads=th, split_k=sk,
+                                                        bias_smem=pipelined.bias_smem and sk == 1), K))
+    one_pass = [c for c in [pipelined, *tiles] if c.split_k == 1] if base.mode != "swap_ab" else []
+    if kind != "dual":
+        out += [_fit_stages(dataclasses.replace(c, ws=1, min_blocks=0, swizzle_panel=0), K, False) for c in one_pass]
+    out += tiles
     # split-K: the in-kernel reduce by the last split as the alternative to the reduce kernel
     out += [dataclasses.replace(c, inline_reduce=1) for c in list(out) if c.split_k > 1]
-    if base.mode != "swap_ab":
-        one_pass = [c for c in out if c.split_k == 1 and not c.ws]
-        # the same tiles as persistent kernels (one CTA per SM, no split-K), and hand-written
-        out += [dataclasses.replace(c, persistent=1, min_blocks=0) for c in one_pass]
-        if kind != "dual":
-            out += [_fit_stages(dataclasses.replace(c, ws=1, min_blocks=0, swizzle_panel=0), K, False)
-                    for c in one_pass]
+    # the same tiles as persistent kernels (one CTA per SM, no split-K)
+    out += [dataclasses.replace(c, persistent=1, min_blocks=0) for c in one_pass]
     seen, unique = set(), []
     for c in out:
         if c not in seen and not check_config(c, kind, M, N, K):
