@@ -184,6 +184,17 @@ def test_the_measuring_path_imports_no_build_toolchain(tmp_path):
     assert "cannot measure here" in r.stdout or "rc 0" in r.stdout, r.stdout
 
 
+def test_the_tvm_runner_keeps_the_pool_from_spinning():
+    """Spinning TVM workers slowed the next entry of a CPU round (torch 4.6x in one tune_cost run,
+    bench/results/tune_cost.md): the measuring runner sets TVM_THREAD_POOL_SPIN_COUNT=0 before
+    the pool starts, unless the user set it."""
+    code = ("import os\nos.environ.pop('TVM_THREAD_POOL_SPIN_COUNT', None)\n"
+            "from fusebuild.tune.runners import TvmRunner\nTvmRunner(None, [])\n"
+            "print(os.environ['TVM_THREAD_POOL_SPIN_COUNT'])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.stdout.strip() == "0", r.stdout + r.stderr
+
+
 @pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed (Debian: apt-get install nginx-light)")
 def test_records_travel_through_the_remote_cache(tmp_path):
     """Machine A tunes with a remote cache; machine B (fresh clone, empty local cache, no

@@ -21,6 +21,7 @@ Each target's runtime is imported only by its runner.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 from ..backends.base import host_buffers
@@ -28,6 +29,10 @@ from ..backends.base import host_buffers
 
 class TvmRunner:
     def __init__(self, graph, sets: list):
+        # TVM's pool spins after each call unless told not to: on 2 cores the spinning workers
+        # slowed whatever ran next in the round (torch 1.1-4.6x in tune_cost's runs, IREE up to
+        # 1.2x in bench/cpu_gemm.py's). Read when the pool starts, before the first kernel runs.
+        os.environ.setdefault("TVM_THREAD_POOL_SPIN_COUNT", "0")
         self.args = [list(host_buffers(graph, s).values()) for s in sets]
 
     def bind(self, folder) -> list:
