@@ -87,10 +87,11 @@ def test_the_benchmarks_tuned_prefill_defaults_are_kept():
 
 
 def test_the_hand_written_kernel_where_tma_loads_one_pass():
-    """ws by default: direct mode, M >= 1024, one K pass, K and N multiples of 8, not the dual kernel
-    (bench/results/gpu_ws_default_ab_h200.log: 37 M >= 1024 rows against the T.Pipelined kernels)."""
+    """ws by default: direct mode, M >= 1024, one K pass, K and N multiples of 8
+    (bench/results/gpu_ws_default_ab_h200.log: 37 M >= 1024 rows against the T.Pipelined kernels;
+    gpu_ws_dual_ab_h200.log: SwiGLU's gate/up kernel)."""
     assert default("gemm", 1024, 4096, 4096).ws and default("down", 4096, 2048, 8192).ws
-    assert not default("dual", 1024, 14336, 4096).ws
+    assert default("dual", 1024, 14336, 4096).ws                     # SwiGLU's gate/up kernel too
     assert not default("gemm", 512, 4096, 4096).ws                   # M bucket 512: T.Pipelined
     assert not default("gemm", 1024, 4097, 768).ws                   # N = 4097: not a multiple of 8
     assert not default("gemm", 1024, 1000, 333).ws                   # K = 333: no TMA
@@ -107,7 +108,8 @@ def test_the_hand_written_kernel_where_tma_loads_one_pass():
      "K=4100 and N=4096 must be multiples of 8"),
     ("gemm", (1024, 4096, 4096), {"ws": 1, "swizzle": 4}, "swizzle does not apply to the hand-written kernel (ws=1)"),
     ("gemm", (16, 4096, 4096), {"ws": 1}, "ws=1 is the hand-written kernel of one direct-mode GEMM tile per CTA"),
-    ("dual", (1024, 14336, 4096), {"dual_ws": 1}, "ws (the hand-written kernel) does not apply to the dual gate/up"),
+    ("dual", (1024, 14336, 4096), {"dual_ws": 1, "dual_stages": 5}, "5 stages of direct_128x128x64_s5_t256_FullRow_ws "
+     "need 273 KiB of shared memory"),
 ])
 def test_hand_written_kernel_hints_that_cannot_run(kind, mnk, hints, message):
     problems = check_hints(kind, *mnk, hints)
@@ -174,12 +176,16 @@ def test_m128_swap_ab_where_measured():
     assert hinted.short() == _direct("gemm", 128, 4096, 4096).short() and hinted.mode == "direct"
 
 
-def test_candidates_are_valid_and_reproducible_from_their_hints():
-    for kind, m, n, k in (("gemm", 16, 4096, 4096), ("gemm", 1024, 4096, 4096), ("dual", 16, 8192, 2048)):
-        cands = candidates(kind, m, n, k)
-        assert len(cands) > 2 and cands[0] == default(kind, m, n, k)
-        for c in cands:
-            assert choose(kind, m, n, k, config_hints(c, PREFIX[kind]), "x") == c
+@pytest.mark.parametrize("kind", KINDS)
+def test_candidates_are_valid_and_reproducible_from_their_hints(kind):
+    """Every candidate's hints select exactly it, at decode, M = 128 (swap-AB or direct), the
+    hand-written M >= 1024 and tails (a persistent candidate of a two-CTA default once did not)."""
+    for m in (1, 16, 100, 128, 300, 1024, 1100, 4096):
+        for n, k in ((8192, 2048), (2048, 8192), (14336, 4096), (1000, 768), (896, 4864), (4097, 768)):
+            cands = candidates(kind, m, n, k)
+            assert len(cands) > 2 and cands[0] == default(kind, m, n, k)
+            for c in cands:
+                assert choose(kind, m, n, k, config_hints(c, PREFIX[kind]), "x") == c, (m, n, k, c.short())
 
 
 def test_prefill_candidates_include_persistent_kernels_of_the_same_tiles():

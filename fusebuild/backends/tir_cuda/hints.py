@@ -38,6 +38,8 @@ HINTS = table(
     Hint("dual_persistent", "SwiGLU gate/up kernel: 1 runs one CTA per SM over the tiles", None, choices=(1,)),
     Hint("dual_swap_ab", "SwiGLU gate/up kernel: 1 selects the swap-AB (decode) form", None, choices=(1,)),
     Hint("dual_direct", "SwiGLU gate/up kernel: 1 selects the direct (prefill) form", None, choices=(1,)),
+    Hint("dual_ws", "SwiGLU gate/up kernel: 1 the hand-written warp-specialized kernel (see ws); 0 TileLang's "
+                    "T.Pipelined one", None, choices=(0, 1)),
     *(Hint(f"down_{h.name}", f"SwiGLU's down GEMM and every later GEMM of a chain (an MLP's fc2): {h.meaning} "
                              f"(unset: the plain {h.name})", h.default, h.lo, h.hi, choices=h.choices)
       for h in _GEMM),

@@ -124,14 +124,15 @@ def pair_walk(gx, gy) -> list:
                     f"({pairs}) * 2 + (at - paired) // width)"]
 
 
-def _ws(cfg, ctx) -> dict:
-    """The hand-written kernel's launch: CTAs, their walk, barrier arrivals, register split."""
+def _ws(cfg, ctx, acc: str) -> dict:
+    """The hand-written kernel's launch: CTAs, their walk, barrier arrivals, register split, and
+    the accumulator its epilogue stores (`acc`)."""
     gx, gy = ctx["grid"][:2]
     consumers = (65536 - 128 * 40) // cfg.threads // 8 * 8
     s = cfg.num_stages
     return {"ctas": gx * gy if isinstance(gy, int) else f"{gx} * {gy}", "walk": pair_walk(gx, gy),
             "threads": cfg.threads + 128, "arrivals": cfg.threads // 32, "producer_regs": 40,
-            "consumer_regs": min(240, consumers), "stage": f"k % {s}", "phase": f"(k // {s}) & 1",
+            "consumer_regs": min(240, consumers), "stage": f"k % {s}", "phase": f"(k // {s}) & 1", "acc": acc,
             "layouts": ", ".join(f"{ld['smem']}: make_swizzled_layout({ld['smem']})" for ld in ctx["loads"])}
 
 
@@ -155,7 +156,7 @@ def gemm(graph, g, cfg, M, pname, epi, kind, a_name=None) -> tuple:
     ctx = {**_common(cfg, comment(g)), "kind": "gemm", "Y": pname[g.output], "out_dtype": graph.tensors[g.output].dtype,
            "g": _g(cfg, k, graph.tensors[a].dtype, cfg.block_M, cfg.block_N)}
     row, col = _tiles(ctx, cfg, M, n, a_name or pname[a], [(pname[b], "C_l", w_kn(g))])
-    ctx["ws"] = _ws(cfg, ctx) if cfg.ws else None
+    ctx["ws"] = _ws(cfg, ctx, "C_l") if cfg.ws else None
     ctx["grid"].append(sk)
     smem = {}
     if cfg.mode == "direct" and cfg.bias_smem and sk == 1:
@@ -202,6 +203,7 @@ def dual(graph, g1, g2, cfg, M, pname, epi, out_name) -> tuple:
            "Y": out_name, "out_dtype": graph.tensors[g2.output].dtype,
            "g": _g(cfg, k, graph.tensors[x].dtype, cfg.block_M, cfg.block_N)}
     row, col = _tiles(ctx, cfg, M, n, pname[x], [(pname[w1], "C1_l", w_kn(g1)), (pname[w2], "C2_l", w_kn(g2))])
+    ctx["ws"] = _ws(cfg, ctx, "C2_l") if cfg.ws else None
     first = epi(g1.expr, "C1_l[i, j]", row, col) or "C1_l[i, j]"
     ctx["epi"] = epi(g2.expr, "C2_l[i, j]", row, col, inline={g1.output: first})
     record = {"kind": "dual", "group": g2.output, "first": g1.output, "M": M, "N": n, "K": k,

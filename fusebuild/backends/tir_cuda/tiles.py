@@ -20,7 +20,7 @@ accumulators sharing each x tile) and "down" (a GEMM of the dual's result). Its 
   persistent  (direct mode, no split-K) one CTA per SM loops over the output tiles
               (T.Persistent, rasterized in panels of swizzle_panel or 8 tile columns)
               instead of one CTA per tile: a candidate the tuner measures, not a default.
-  ws          (direct mode, no split-K, GEMM and down launches) the hand-written warp-specialized
+  ws          (direct mode, no split-K; the default at M >= 1024) the hand-written warp-specialized
               kernel instead of TileLang's T.Pipelined one: a TMA producer warpgroup and the
               consumers synchronize through full/empty mbarrier rings (lane 0 of each consumer
               warp releases a stage), the epilogue is staged in its own shared tile, and CTAs walk
@@ -156,7 +156,7 @@ GLOBAL_HINTS = ("fast_math",)
 def hint_names() -> tuple:
     """Every schedule hint tir-cuda reads (the TARGETS table in fusebuild/backends lists the same)."""
     plain = [*FIELDS, *MODE_HINTS]
-    dual = [f"dual_{h}" for h in plain if h not in ("split_k", "inline_reduce", "ws")]
+    dual = [f"dual_{h}" for h in plain if h not in ("split_k", "inline_reduce")]
     down = [f"down_{h}" for h in plain]
     return (*plain, *dual, *down, *GLOBAL_HINTS)
 
@@ -260,10 +260,11 @@ def _direct(kind: str, rep: int, N: int, K: int) -> TileConfig:
 def _hand_written(cfg: TileConfig, kind: str, rep: int, N: int, K: int) -> TileConfig:
     """At M >= 1024, a one-pass direct tile runs as the hand-written kernel (`ws`) where TMA can
     load it: measured on an H200, the same tiles 3% faster than T.Pipelined's kernel and 5% with
-    its pair walk (bench/gpu_ws_experiment.py; docs/tuning.md)."""
-    if kind == "dual" or rep < 1024 or cfg.split_k > 1 or cfg.mode != "direct" or K % 8 or N % 8:
+    its pair walk (bench/gpu_ws_experiment.py), then 0.99-1.09x at the benchmark's 37 GEMM rows
+    and 1.01-1.05x for SwiGLU's gate/up kernel (bench/results/gpu_ws_*_ab_h200.log)."""
+    if rep < 1024 or cfg.split_k > 1 or cfg.mode != "direct" or K % 8 or N % 8:
         return cfg
-    return _fit_stages(dataclasses.replace(cfg, ws=1, swizzle_panel=0, min_blocks=0), K, False)
+    return _fit_stages(dataclasses.replace(cfg, ws=1, swizzle_panel=0, min_blocks=0), K, kind == "dual")
 
 
 def _fit_k(cfg: TileConfig, K: int) -> TileConfig:
@@ -336,8 +337,8 @@ def candidates(kind: str, M: int, N: int, K: int) -> list:
                 tiles.append(_fit_k(dataclasses.replace(pipelined, block_M=bm, block_N=bn, threads=th, split_k=sk,
                                                         bias_smem=pipelined.bias_smem and sk == 1), K))
     one_pass = [c for c in [pipelined, *tiles] if c.split_k == 1] if base.mode != "swap_ab" else []
-    if kind != "dual":
-        out += [_fit_stages(dataclasses.replace(c, ws=1, min_blocks=0, swizzle_panel=0), K, False) for c in one_pass]
+    out += [_fit_stages(dataclasses.replace(c, ws=1, min_blocks=0, swizzle_panel=0), K, kind == "dual")
+            for c in one_pass]
     out += tiles
     # split-K: the in-kernel reduce by the last split as the alternative to the reduce kernel
     out += [dataclasses.replace(c, inline_reduce=1) for c in list(out) if c.split_k > 1]
@@ -355,7 +356,7 @@ def config_hints(cfg: TileConfig, prefix: str = "") -> dict:
     """Schedule hints that select `cfg` for a launch whose hints carry `prefix` ("", "dual_", "down_")."""
     dual = prefix == "dual_"
     out = {prefix + ("swap_ab" if cfg.mode == "swap_ab" else "direct"): 1}
-    if cfg.mode == "direct" and not dual:   # ws: 0 too, or the default's kernel form would take it over
+    if cfg.mode == "direct":                # ws: 0 too, or the default's kernel form would take it over
         out[prefix + "ws"] = cfg.ws
     for hint, field in FIELDS.items():
         if hint == "ws":
@@ -391,10 +392,6 @@ def _hinted(kind: str, M: int, N: int, K: int, hints: dict):
     if kind == "dual" and "split_k" in mine:
         problems.append(Problem(names["split_k"], "split_k does not apply to the dual gate/up kernel", "leave it out"))
         mine.pop("split_k")
-    if kind == "dual" and "ws" in mine:
-        problems.append(Problem(names["ws"], "ws (the hand-written kernel) does not apply to the dual gate/up kernel",
-                                "leave it out"))
-        mine.pop("ws")
     cfg = default(kind, M, N, K)
     form = cfg
     if mine.get("swap_ab") and mine.get("direct"):
@@ -408,6 +405,8 @@ def _hinted(kind: str, M: int, N: int, K: int, hints: dict):
         cfg = dataclasses.replace(cfg, **changes)
         if cfg.split_k > 1 or cfg.mode != "direct":
             cfg = dataclasses.replace(cfg, bias_smem=False)
+        if cfg.persistent and cfg.mode == "direct" and "min_blocks" not in changes:   # one CTA per SM
+            cfg = dataclasses.replace(cfg, min_blocks=0)
         if cfg.ws and "ws" in changes:  # one K pass, its own walk and registers, unless set (then refused below)
             cfg = dataclasses.replace(cfg, min_blocks=changes.get("min_blocks", 0), split_k=changes.get("split_k", 1),
                                       swizzle_panel=changes.get("swizzle_panel", 0))
@@ -476,7 +475,7 @@ def check_config(cfg: TileConfig, kind: str, M: int, N: int, K: int, names: dict
         out.append(Problem(n("persistent"), f"{n('persistent')}=1 runs one CTA per SM over the direct-mode "
                            f"tiles of one K pass; this launch is {cfg.short()}",
                            f"leave {n('persistent')} out, or direct mode with split_k 1 and min_blocks <= 1"))
-    if cfg.ws and (cfg.mode != "direct" or cfg.split_k > 1 or cfg.persistent or cfg.min_blocks > 1 or dual):
+    if cfg.ws and (cfg.mode != "direct" or cfg.split_k > 1 or cfg.persistent or cfg.min_blocks > 1):
         out.append(Problem(n("ws"), f"{n('ws')}=1 is the hand-written kernel of one direct-mode GEMM tile per CTA "
                            f"and one K pass; this launch is {kind} {cfg.short()}",
                            f"leave {n('ws')} out, or direct mode with split_k 1, min_blocks <= 1, not persistent"))
