@@ -175,6 +175,7 @@ def test_a_winner_measured_with_other_render_code_builds_with_a_note_and_is_meas
     s = schedule(a, backend, env(path))
     assert s.source == "tuned" and s.used == WINNER          # still a checked, valid config
     assert f"(render code 0123456789abcdef, now {code})" in s.note and "`fusebuild tune` measures it again" in s.note
+    assert s.key_fields()["note"] == s.note             # validation.json is rewritten when the note goes
     old = record(this_key(a), "measurement", WINNER, code="0123456789abcdef")
     Records(path).append([old])
     st = Records(path)
@@ -196,6 +197,9 @@ def test_why_sentence_for_a_changed_winner():
                                           "(was default; tile_m 256 -> 128)")
     assert describe_change(new, dflt).startswith("tuning: the winner tuned on A, 2026-02-01 is no longer used")
     assert describe_change(new, new) == ""
+    noted = dict(new, **{"schedule.note": '"tuned winner measured with other tir-cpu kernel code"'})
+    assert describe_change(noted, new) == "tuning: same schedule, its note is gone"
+    assert describe_change(new, noted).startswith("tuning: same schedule, note now: tuned winner measured")
 
 
 def test_records_travel_through_the_local_cache(tmp_path):

@@ -44,12 +44,16 @@ class Schedule:
     parts: dict = field(default_factory=dict)      # part label -> {used, tuned_on, key_id, candidate, median_s}
 
     def key_fields(self) -> dict:
-        """What the render key holds (and `why` explains)."""
+        """What the render and validate keys hold (and `why` explains). The note is in it so that
+        validation.json, which reports it, is rewritten when it comes or goes (a winner re-timed
+        with this code is no longer stale) even though the kernel is the same."""
         out = {"source": self.source, "used": self.used}
         if self.tuned_on:
             out["tuned_on"] = self.tuned_on
         if self.parts:
             out["parts"] = {k: {"used": p["used"], "tuned_on": p["tuned_on"]} for k, p in self.parts.items()}
+        if self.note:
+            out["note"] = self.note
         return out
 
     def report(self) -> dict:
@@ -222,7 +226,12 @@ def describe_change(old: dict, new: dict) -> str:
     on_old, on_new = leaf(old, "tuned_on"), leaf(new, "tuned_on")
     parts = _parts_change(part(old, "parts"), part(new, "parts"))
     if (old_used, src_old, on_old) == (new_used, src_new, on_new):
-        return parts
+        note_old, note_new = leaf(old, "note"), leaf(new, "note")
+        if note_old == note_new:
+            return parts
+        shown = note_new if note_new and not str(note_new).startswith("sha256:") else "see validation.json"
+        what = f"tuning: same schedule, note now: {shown}" if note_new else "tuning: same schedule, its note is gone"
+        return f"{what}; {parts}" if parts else what
     what = _main_change(old_used, new_used, src_old, src_new, on_old, on_new)
     return f"{what}; {parts}" if parts else what
 
