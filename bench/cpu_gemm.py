@@ -54,21 +54,27 @@ inputs:
 graph:
   - {{op: matmul, inputs: [x, w], output: y, transpose_b: true, epilogue: [{{add: bias}}, silu]}}
 outputs: [y]
-targets: [tir-cpu, mlir-cpu]
-"""
+targets: [{targets}]
+{schedule}"""                                   # bench/cpu_gemv.py builds its tir-cpu variants from it too
+TARGETS = ("tir-cpu", "mlir-cpu")
 SHAPES = [(1024, 1024, 1024), (1, 4096, 4096), (16, 4096, 4096), (128, 4096, 4096)]   # + a decode batch, a short prompt
 ROUNDS = 25
 DYNAMIC = "{dynamic: [1, 4096]}"          # the dynamic specs' M
 TARGETS = ("tir-cpu", "mlir-cpu")
 
 
+def spec(name: str, m, n: int, k: int, targets=TARGETS, schedule: str = "") -> str:
+    """gemm_bias_silu float32 (w in nn.Linear layout) at M (an int or a `{dynamic: ...}` text) x N x K."""
+    return SPEC.format(name=name, M=m, N=n, K=k, targets=", ".join(targets), schedule=schedule)
+
+
 def build(work: Path) -> dict:
     """One spec per shape, built and validated by `doit build` (the user's path)."""
     (work / "specs").mkdir(parents=True)
     for m, n, k in SHAPES:
-        (work / "specs" / f"gemm_bias_silu_{m}.yaml").write_text(SPEC.format(name=f"gemm_bias_silu_{m}", M=m, N=n, K=k))
+        (work / "specs" / f"gemm_bias_silu_{m}.yaml").write_text(spec(f"gemm_bias_silu_{m}", m, n, k))
         (work / "specs" / f"gemm_bias_silu_dyn{n}.yaml").write_text(
-            SPEC.format(name=f"gemm_bias_silu_dyn{n}", M=DYNAMIC, N=n, K=k))
+            spec(f"gemm_bias_silu_dyn{n}", DYNAMIC, n, k))
     (work / "dodo.py").write_text((REPO / "dodo.py").read_text())
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "doit", "build"], cwd=work, capture_output=True, text=True,

@@ -29,27 +29,17 @@ os.environ.setdefault("TVM_THREAD_POOL_SPIN_COUNT", "0")     # as bench/cpu_gemm
 
 SHAPES = [(16, 4096, 4096), (32, 4096, 1024), (64, 4096, 1024), (64, 4096, 4096), (128, 4096, 4096)]
 ROUNDS = 15
-SPEC = """\
-name: {name}
-params: {{M: {m}, N: {n}, K: {k}}}
-inputs:
-  x:    {{shape: [M, K], dtype: float32}}
-  w:    {{shape: [N, K], dtype: float32}}
-  bias: {{shape: [N], dtype: float32}}
-graph:
-  - {{op: matmul, inputs: [x, w], output: y, transpose_b: true, epilogue: [{{add: bias}}, silu]}}
-outputs: [y]
-targets: [tir-cpu]
-{schedule}"""
 
 
 def build(work: Path):
+    sys.path.insert(0, str(REPO / "bench"))
+    from cpu_gemm import spec
     (work / "specs").mkdir(parents=True)
     for m, n, k in SHAPES:
         for tag, schedule in (("rule", ""), ("other", "schedule: {tir-cpu: {gemv_max_m: %d}}\n")):
             other = 0 if m <= 64 else 4096                 # the default gemv_max_m is 64
-            text = SPEC.format(name=f"g{m}_{n}_{k}_{tag}", m=m, n=n, k=k,
-                               schedule=schedule % other if schedule else "")
+            text = spec(f"g{m}_{n}_{k}_{tag}", m, n, k, targets=("tir-cpu",),
+                        schedule=schedule % other if schedule else "")
             (work / "specs" / f"g{m}_{n}_{k}_{tag}.yaml").write_text(text)
     (work / "dodo.py").write_text((REPO / "dodo.py").read_text())
     proc = subprocess.run([sys.executable, "-m", "doit", "build"], cwd=work, capture_output=True, text=True,
