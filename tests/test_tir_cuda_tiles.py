@@ -17,6 +17,7 @@ from fusebuild.backends import TARGETS
 from fusebuild.backends.tir_cuda.tiles import (
     KINDS,
     PREFIX,
+    NUM_SMS,
     _direct,
     buckets,
     candidates,
@@ -61,13 +62,30 @@ def test_decode_is_swap_ab_and_prefill_direct():
 
 
 def test_configs_depend_on_m_only_through_its_bucket():
-    assert [m_bucket(m) for m in (1, 16, 17, 32, 33, 64, 65, 128, 129, 1000, 1024, 1025)] == [
-        16, 16, 32, 32, 64, 64, 128, 128, 256, 1024, 1024, 2048]
+    assert [m_bucket(m) for m in (1, 16, 17, 32, 33, 64, 65, 128, 129, 512, 513, 600, 1000, 1024, 1025,
+                                  1100, 2048, 2049)] == [
+        16, 16, 32, 32, 64, 64, 128, 128, 256, 512, 640, 640, 1024, 1024, 1280, 1280, 2048, 4096]
     assert buckets(1, 300) == [(1, 16, 16), (17, 32, 32), (33, 64, 64), (65, 128, 128), (129, 256, 256),
                                (257, 300, 512)]
+    assert [rep for _, _, rep in buckets(500, 2100)] == [512, 640, 768, 896, 1024, 1280, 1536, 1792, 2048, 4096]
     for lo, hi, rep in buckets(1, 5000):
         for m in {lo, hi, (lo + hi) // 2}:
             assert default("gemm", m, 4096, 4096) == default("gemm", rep, 4096, 4096)
+
+
+def test_between_powers_of_two_the_w_tile_width_fills_the_waves():
+    """600 rows of x are 5 x tiles: 16 W tiles of 256 rows give 80 CTAs (52 of 132 SMs idle), 26 of
+    160 give 130 (measured on an H200: 38 vs 50 us at 600 x 4096 x 4096); the power-of-two
+    buckets keep their measured widths."""
+    got = {(m, n): default("gemm", m, n, 4096) for m in (600, 768, 896, 1024, 1280, 2048) for n in (4096, 14336)}
+    assert {k: (c.block_N, c.num_stages, c.ws) for k, c in got.items()} == {
+        (600, 4096): (160, 4, 1), (600, 14336): (192, 4, 1), (768, 4096): (192, 4, 1), (768, 14336): (224, 3, 1),
+        (896, 4096): (256, 3, 1), (896, 14336): (256, 3, 1), (1024, 4096): (256, 3, 1), (1024, 14336): (224, 3, 1),
+        (1280, 4096): (160, 4, 1), (1280, 14336): (224, 3, 1), (2048, 4096): (256, 3, 1), (2048, 14336): (256, 3, 1)}
+    for (m, n), cfg in got.items():         # the width never leaves most SMs idle in a one-wave launch
+        gx, gy, _ = cfg.grid(m, n)
+        assert gx * gy > 0.75 * NUM_SMS or -(-gx * gy // NUM_SMS) > 1, (m, n, cfg.short())
+    assert default("dual", 600, 14336, 4096).block_N == 112 and default("dual", 1024, 14336, 4096).block_N == 128
 
 
 def test_the_benchmarks_tuned_prefill_defaults_are_kept():
@@ -128,6 +146,11 @@ def test_the_pair_walk_visits_every_tile_once(gx, gy):
         @staticmethod
         def if_then_else(c, a, b):
             return a if c else b
+
+        @staticmethod
+        def alloc_var(dtype, init):     # a register holding `init`
+            assert dtype == "int32"
+            return init
     seen = []
     for pid in range(gx * gy):
         env = {"pid": pid, "T": T}
@@ -138,6 +161,29 @@ def test_the_pair_walk_visits_every_tile_once(gx, gy):
     assert sorted(seen) == [(x, y) for x in range(gx) for y in range(gy)]
     if gx >= PANEL and gy >= 2:
         assert seen[:4] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+
+
+def test_the_pair_walk_keeps_a_symbolic_ms_tile_in_registers():
+    """With a symbolic M, bx and by are int32 registers computed once (as expressions TileLang
+    inlines their run-time divisions into every TMA coordinate of the K loop); a static M keeps
+    the expressions (faster there, measured)."""
+    from fusebuild.backends.tir_cuda.launch import pair_walk
+    static, dynamic = pair_walk(12, 9), pair_walk(12, "T.ceildiv(M, 128)")
+    assert [ln.split(" = ")[0] for ln in static] == [ln.split(" = ")[0] for ln in dynamic]
+    assert not any("alloc_var" in ln for ln in static)
+    assert [ln for ln in dynamic if "alloc_var" in ln] == [ln for ln in dynamic if ln.startswith(("bx =", "by ="))]
+    assert len([ln for ln in dynamic if "alloc_var" in ln]) == 2
+
+
+def test_between_powers_of_two_a_width_that_fills_half_the_sms_is_kept():
+    """600 x 2048 x 8192: 80 CTAs of 128 x 128 (hand-written) ran 46 us on an H200, the split-K
+    128 x 112 the fill model preferred 51 us: between powers of two the fill model steps in only
+    below half the SMs."""
+    cfg = default("gemm", 600, 2048, 8192)
+    assert (cfg.block_N, cfg.split_k, cfg.ws) == (128, 1, 1)
+    few = default("gemm", 600, 896, 4864)          # 128 x 128: 35 CTAs, so the fill model steps in
+    gx, gy, gz = few.grid(600, 896)
+    assert gx * gy * gz >= 70, few.short()
 
 
 def test_few_ctas_take_smaller_tiles():

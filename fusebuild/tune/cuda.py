@@ -10,9 +10,11 @@ kernel's own tiles) and the constraints between them that follow from Hopper its
                   m64n8, already gives each thread 4: fewer threads would idle)
   pipelining      split-K must leave every CTA at least `stages` K tiles to pipeline
   shape           a tile no larger than the problem rounded to 64 (M and N)
-  divides         the weight-side tile divides N, the x-side tile divides M (when M is
-                  at least a tile), split_k * block_k divides K: a ragged tile is refused
-                  by a kernel without tails, and wastes a partial tile in one with them
+  divides         the x-side tile divides M (when M is at least a tile) and split_k *
+                  block_k divides K: a ragged tile there is a partial tile wasted. The
+                  weight-side tile need not divide N: the kernels clip their tails, and a
+                  ragged last W tile can fill the SMs' waves where a dividing one cannot
+                  (600 x 4096: 22 W tiles of 192 rows make 110 CTAs, 16 of 256 only 80)
 It is data keyed by hint name: a hint the backend does not declare is ignored, a value
 outside the declared range is never tried (Space.of drops adapter values the declaration
 would refuse), and whatever the rules cannot see is left to the backend: its load-time
@@ -124,9 +126,7 @@ def _divides(cfg, p):
         for prefix, _ in LAUNCHES:
             swap = _swap(cfg, g, prefix)
             bm, bn = cfg.get(prefix + "block_m"), cfg.get(prefix + "block_n")
-            w_tile, x_tile = (bm, bn) if swap else (bn, bm)
-            if w_tile and g.n % w_tile:
-                return f"{prefix}{'block_m' if swap else 'block_n'}={w_tile} does not divide N={g.n}"
+            x_tile = bn if swap else bm
             if x_tile and g.m >= x_tile and g.m % x_tile:
                 return f"{prefix}{'block_n' if swap else 'block_m'}={x_tile} does not divide M={g.m}"
         bk, sk = cfg.get("block_k"), cfg.get("split_k") or 1
@@ -156,6 +156,6 @@ ADAPTER = Adapter(
            Rule("registers", "accumulators per thread between a warpgroup's minimum and the register file", _registers),
            Rule("split-k", "each split keeps enough K tiles to fill the pipeline", _split_k),
            Rule("shape", "tiles no larger than the problem", _shape),
-           Rule("divides", "tiles divide the problem (no ragged tiles)", _divides)),
+           Rule("divides", "x tiles divide M and K splits divide K (no ragged x or K tiles)", _divides)),
     relevant=relevant,
     seeds=seeds)

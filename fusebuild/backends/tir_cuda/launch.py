@@ -110,18 +110,28 @@ def pair_walk(gx, gy) -> list:
     panels of PANEL W tiles (bx) one after another; in a panel, two x tiles (by) at a time, over its
     W tiles. Measured on an H200 (1024 x 14336 x 4096 bias + SiLU, bench/gpu_ws_experiment.py): 2.3%
     faster than T.use_swizzle(10)'s walk in two runs, with either warp policy. A panel of fewer W
-    tiles (the last one) and an odd x tile out (the last row) take the general form."""
+    tiles (the last one) and an odd x tile out (the last row) take the general form.
+
+    With a symbolic M, bx and by are computed once, into registers: as plain expressions TileLang
+    inlines them into every TMA coordinate of the K loop, each with divisions by a run-time value,
+    and the dynamic kernels ran 4-19% behind the static ones (H200, SwiGLU at M = 600..1536).
+    With a static M they stay expressions: in registers the static kernels of 160- and 192-row W
+    tiles ran 10-15% slower in the same run, for no reason the SASS showed
+    (bench/results/gpu_mid_m_ab_h200.log)."""
     p = PANEL
     per_panel = p * gy if isinstance(gy, int) else f"{p} * {gy}"
     lines = [f"panel = pid // ({per_panel})", f"at = pid % ({per_panel})"]
     if isinstance(gy, int) and gx % p == 0 and gy % 2 == 0:
-        return lines + [f"bx = panel * {p} + at % {2 * p} // 2", f"by = at // {2 * p} * 2 + at % 2"]
-    width = p if gx % p == 0 else f"T.min({p}, {gx} - panel * {p})"
-    pairs = gy // 2 if isinstance(gy, int) else f"{gy} // 2"
-    return lines + [f"width = {width}", f"paired = ({pairs}) * 2 * width",
-                    f"bx = panel * {p} + T.if_then_else(at < paired, at % (2 * width) // 2, (at - paired) % width)",
-                    f"by = T.if_then_else(at < paired, at // (2 * width) * 2 + at % 2, "
-                    f"({pairs}) * 2 + (at - paired) // width)"]
+        bx, by = f"panel * {p} + at % {2 * p} // 2", f"at // {2 * p} * 2 + at % 2"
+    else:
+        width = p if gx % p == 0 else f"T.min({p}, {gx} - panel * {p})"
+        pairs = gy // 2 if isinstance(gy, int) else f"{gy} // 2"
+        lines += [f"width = {width}", f"paired = ({pairs}) * 2 * width"]
+        bx = f"panel * {p} + T.if_then_else(at < paired, at % (2 * width) // 2, (at - paired) % width)"
+        by = f"T.if_then_else(at < paired, at // (2 * width) * 2 + at % 2, ({pairs}) * 2 + (at - paired) // width)"
+    if isinstance(gy, int):
+        return lines + [f"bx = {bx}", f"by = {by}"]
+    return lines + [f'bx = T.alloc_var("int32", init={bx})', f'by = T.alloc_var("int32", init={by})']
 
 
 def _ws(cfg, ctx, acc: str) -> dict:

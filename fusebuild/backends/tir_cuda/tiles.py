@@ -20,7 +20,7 @@ accumulators sharing each x tile) and "down" (a GEMM of the dual's result). Its 
   persistent  (direct mode, no split-K) one CTA per SM loops over the output tiles
               (T.Persistent, rasterized in panels of swizzle_panel or 8 tile columns)
               instead of one CTA per tile: a candidate the tuner measures, not a default.
-  ws          (direct mode, no split-K; the default at M >= 1024) the hand-written warp-specialized
+  ws          (direct mode, no split-K; the default at M > 512) the hand-written warp-specialized
               kernel instead of TileLang's T.Pipelined one: a TMA producer warpgroup and the
               consumers synchronize through full/empty mbarrier rings (lane 0 of each consumer
               warp releases a stage), the epilogue is staged in its own shared tile, and CTAs walk
@@ -35,14 +35,16 @@ tails add nothing to the accumulators. Epilogue reads are guarded by TileLang's 
 pass, and our own element stores carry explicit row/column guards.
 
 Shape buckets: a config depends on M only through m_bucket(M): 16, 32, 64 for decode (M <= 64),
-else the next power of two >= 128. A dynamic-M artifact builds one kernel per bucket its range
+M rounded up to 128 rows in (512, 1024] and to 256 in (1024, 2048] (the count of 128-row x tiles
+decides how full the SMs' waves are: `_width` picks the W-tile width there), else the next power
+of two >= 128. A dynamic-M artifact builds one kernel per bucket its range
 crosses (merging neighbours with equal configs) and picks one at run time by M, so at every M
 it runs exactly the kernel the static artifact of that M runs.
 
 Defaults come from the TileLang prototype's H100 sweeps (proto_tilelang/results/) for M >= 128
 with N, K in {4096, 14336}; a CTA-count model (`_fill`) replaces them only where their waves
 would leave more than a quarter of the SMs idle (small N or M, or a short last wave). At
-M >= 1024 a one-pass direct tile runs as the hand-written kernel (`ws`; `_hand_written`). Every
+M > 512 a one-pass direct tile runs as the hand-written kernel (`ws`; `_hand_written`). Every
 config is data: `candidates()` lists what a tuner may try; `check_hints` says why a hinted
 config cannot run and what would.
 """
@@ -164,9 +166,14 @@ def hint_names() -> tuple:
 # --- shape buckets ------------------------------------------------------------------------
 
 def m_bucket(M: int) -> int:
-    """The M a config is chosen for: 16/32/64 for decode, else the next power of two >= 128."""
+    """The M a config is chosen for: 16/32/64 for decode; M rounded up to 128 rows in (512, 1024] and
+    to 256 in (1024, 2048], where the count of 128-row x tiles decides how full the SMs' waves are
+    (`_width`); else the next power of two >= 128."""
     if M <= DECODE_MAX:
         return 16 if M <= 16 else 32 if M <= 32 else 64
+    if 512 < M <= 2048:
+        step = 128 if M <= 1024 else 256
+        return -(-M // step) * step
     return max(128, 1 << (M - 1).bit_length())
 
 
@@ -204,10 +211,37 @@ def _swap_split(N: int, K: int, rows: int = 64, bk: int = 64) -> int:
     return sk
 
 
+# Per-CTA speed of a one-pass 128-row tile by its W-tile width (rows of w), relative to 256, with
+# 3 stages at 224 and 256 and 4 below (3 made 160 rows 18% slower): fitted to an H200 sweep of
+# the hand-written kernel at M = 600, where 160..256 rows run one wave at N = 4096, and checked
+# against the sweep's other shapes (bench/results/gpu_mid_m_widths_h200.log). Narrow tiles
+# re-read x per FLOP and lose more than their width; the dual kernel's two accumulators make 112
+# almost as good as 128. (128 rows take the FullRow warp split the fill model measured there.)
+_WIDTH_EFF = {256: 1.0, 224: 0.90, 192: 0.89, 160: 0.82, 128: 0.74}
+_DUAL_WIDTH_EFF = {128: 1.0, 112: 0.98}
+
+
+def _width(rep: int, N: int, eff: dict) -> int:
+    """The W-tile width whose full waves of CTAs (one per SM, 128 rows of x each) take the least
+    time by `eff` (ties to the wider): e.g. 600 x 4096 takes 160 rows (130 CTAs, one wave) rather
+    than 256 (80 CTAs, 52 SMs idle)."""
+    def cost(bn):
+        ctas = -(-rep // 128) * -(-N // bn)
+        return -(-ctas // NUM_SMS) * bn / eff[bn]
+    return min(sorted(eff, reverse=True), key=cost)
+
+
+def _between(rep: int) -> bool:
+    """A bucket between two powers of two (640, 768, 896, 1280, 1536, 1792): its W-tile width comes
+    from `_width`; the power-of-two buckets keep the widths measured and tuned there."""
+    return bool(rep & (rep - 1))
+
+
 def _tiled_gemm(rep: int, N: int, K: int) -> TileConfig:
-    if rep >= 1024:
-        bn = 224 if (N == 14336 and rep == 1024) else 256
-        return C("direct", 128, bn, 64, 3, 256, 1, 10, "Square", bias_smem=True)
+    if rep > 512:
+        bn = _width(rep, N, _WIDTH_EFF) if _between(rep) else 224 if (N == 14336 and rep == 1024) else 256
+        return C("direct", 128, bn, 64, 3 if bn > 192 else 4, 256, 1, 10, "Square" if bn > 128 else "FullRow",
+                 bias_smem=True)
     if N >= 8192:
         return C("direct", 128, 112, 64, 4, 256, 1, 0, "FullRow", bias_smem=True)
     if K >= 8192:
@@ -243,10 +277,13 @@ def _direct(kind: str, rep: int, N: int, K: int) -> TileConfig:
     """The direct-mode default at M bucket `rep` (>= 128), in T.Pipelined form (`default` may make
     it the hand-written kernel)."""
     if kind == "dual":
-        cfg = (C("direct", 128, 128, 64, 4, 256, 1, 10, "FullRow") if rep >= 1024
-               else C("direct", 128, 64, 64, 3, 128, 1, 0, "Square", 2))
+        if rep > 512:
+            bn = _width(rep, N, _DUAL_WIDTH_EFF) if _between(rep) else 128
+            cfg = C("direct", 128, bn, 64, 4, 256, 1, 10, "FullRow")
+        else:
+            cfg = C("direct", 128, 64, 64, 3, 128, 1, 0, "Square", 2)
         return _fit_k(cfg, K)
-    if kind == "down" and rep < 1024 and K >= 8192:
+    if kind == "down" and rep <= 512 and K >= 8192:
         cfg = C("direct", 128, 128, 64, 4, 256, 2, 0, "FullRow")
     else:
         cfg = _tiled_gemm(rep, N, K)
@@ -258,11 +295,11 @@ def _direct(kind: str, rep: int, N: int, K: int) -> TileConfig:
 
 
 def _hand_written(cfg: TileConfig, kind: str, rep: int, N: int, K: int) -> TileConfig:
-    """At M >= 1024, a one-pass direct tile runs as the hand-written kernel (`ws`) where TMA can
+    """At M > 512, a one-pass direct tile runs as the hand-written kernel (`ws`) where TMA can
     load it: measured on an H200, the same tiles 3% faster than T.Pipelined's kernel and 5% with
     its pair walk (bench/gpu_ws_experiment.py), then 0.99-1.09x at the benchmark's 37 GEMM rows
     and 1.01-1.05x for SwiGLU's gate/up kernel (bench/results/gpu_ws_*_ab_h200.log)."""
-    if rep < 1024 or cfg.split_k > 1 or cfg.mode != "direct" or K % 8 or N % 8:
+    if rep <= 512 or cfg.split_k > 1 or cfg.mode != "direct" or K % 8 or N % 8:
         return cfg
     return _fit_stages(dataclasses.replace(cfg, ws=1, swizzle_panel=0, min_blocks=0), K, kind == "dual")
 
@@ -299,10 +336,13 @@ def estimate_seconds(cfg: TileConfig, M: int, N: int, K: int) -> float:
 def _fill(cfg: TileConfig, rep: int, N: int, K: int) -> TileConfig:
     """Keep the tuned config unless its waves leave more than a quarter of the SMs idle (e.g. 80
     CTAs on 132 SMs: Phi-2's fc2 at M = 1024; 74: 8192 x 2048 at M = 128); then take the
-    candidate the model says is fastest (only if >= 15% faster)."""
+    candidate the model says is fastest (only if >= 15% faster). Between powers of two, where
+    `_width` already chose the width for the waves, only below half: at 600 x 2048 x 8192 the
+    80 CTAs of 128 x 128 ran 46 us on an H200 and the model's split-K 128 x 112 51 us
+    (bench/results/gpu_mid_m_ab_h200.log)."""
     gx, gy, gz = cfg.grid(rep, N)
     ctas = gx * gy * gz
-    if ctas / (-(-ctas // NUM_SMS) * NUM_SMS) >= 0.75:
+    if ctas / (-(-ctas // NUM_SMS) * NUM_SMS) >= (0.5 if _between(rep) else 0.75):
         return cfg
     best, best_t = cfg, estimate_seconds(cfg, rep, N, K) / 1.15
     for bm, bn in ((128, 256), (128, 128), (128, 112), (128, 64), (64, 128), (64, 112), (64, 64)):
