@@ -2,7 +2,8 @@
 
 Steps, because the build machine has no GPU and the GPU machine has no TileLang:
 
-    python bench/gpu_bench.py build  [--work W] [--set full|smoke] [--candidates] [--pack F]   # here
+    python bench/gpu_bench.py build  [--work W] [--set full|smoke|mid] [--candidates] [--pack F]   # here
+    python bench/gpu_bench.py pack   --work W [--baseline B] --dest F   # here: W's artifacts (+ B's same ones)
     python bench/gpu_bench.py validate-dynamic [--work W] --json dyn.json     # on the GPU (torch only)
     python bench/gpu_bench.py time   [--work W] --json raw.json               # on the GPU (torch only)
     python bench/gpu_bench.py report --json raw.json                           # here: bench/results/gpu.*
@@ -21,6 +22,11 @@ What `build` writes (bf16; w in nn.Linear layout):
   --candidates: one spec per alternative decode config of tiles.candidates() (the data a tuner
       will search) at a few decode shapes, so one run compares them side by side
 `--set smoke` is a small subset of each (for checking the code, not for results).
+`--set mid`: the M buckets between powers of two (M = 600, 768, 896, 1280, 1536) for bias + SiLU
+      at 4096 x 4096, both Llama-3-8B and the Llama-3.2-1B up projections, bias + ReLU at the 1B
+      down projection, both SwiGLUs, and two dynamic-M artifacts validated across those M
+      (bench/results/gpu_mid_m_*: built once by this fusebuild and once by main, `pack --baseline`,
+      `time --baseline`).
 
 `time` measures every implementation of a row interleaved (fused, dynamic, torch eager, optionally
 torch.compile: round-robin, one timed loop each per round, median over rounds), each loop replayed
@@ -59,6 +65,11 @@ DYN_RANGE = (1, 4096)
 DYN_VALIDATE = [1, 2, 7, 16, 17, 33, 64, 65, 127, 300, 1024, 4096]
 SMOKE = {"gemm": ["sq4096", "l1b_down"], "ms": [1, 16, 64, 128], "swiglu": ["l1b"], "swiglu_ms": [1, 32],
          "dyn": ["bias_silu_l1b_down", "swiglu_l1b"], "dyn_validate": [1, 7, 33, 65, 300]}
+MID = {"ms": [600, 768, 896, 1280, 1536],
+       "gemm": {"bias_silu_sq4096": "silu", "bias_silu_l8b_up": "silu", "bias_silu_l8b_down": "silu",
+                "bias_silu_l1b_up": "silu", "bias_relu_l1b_down": "relu"},
+       "dyn": ["bias_silu_sq4096", "swiglu_l1b"],
+       "dyn_validate": [7, 64, 300, 600, 768, 896, 1000, 1100, 1280, 1536, 1800, 2048, 3001]}
 CANDIDATE_SHAPES = [("sq4096", 16), ("l1b_down", 16)]   # (N, K) name, M bucket: few W tiles (split-K or not?)
 
 GEMM_SPEC = """\
@@ -122,9 +133,17 @@ def gemm_spec(name, ms, n, k, act, schedule="") -> str:
     return GEMM_SPEC.format(name=name, ms=ms, N=n, K=k, epi=act, schedule=schedule, extra_input="")
 
 
-def spec_texts(smoke: bool) -> dict:
-    """{file stem: spec text} of the static artifacts."""
+def spec_texts(which: str = "full") -> dict:
+    """{file stem: spec text} of the static artifacts of a set (full, smoke, mid)."""
     out = {}
+    if which == "mid":
+        for name, act in MID["gemm"].items():
+            n, k = GEMM_NK[name.split("_", 2)[2]]
+            out[name] = gemm_spec(name, MID["ms"], n, k, act)
+        for size, (e, h) in SWIGLU.items():
+            out[f"swiglu_{size}"] = SWIGLU_SPEC.format(name=f"swiglu_{size}", ms=MID["ms"], E=e, H=h)
+        return out
+    smoke = which == "smoke"
     ms = SMOKE["ms"] if smoke else DECODE_MS + PREFILL_MS
     for epi, act in EPILOGUES.items():
         if smoke and epi != "bias_silu":
@@ -144,14 +163,15 @@ def spec_texts(smoke: bool) -> dict:
     return out
 
 
-def dynamic_texts(smoke: bool) -> dict:
+def dynamic_texts(which: str = "full") -> dict:
     """{name: spec text} of the dynamic-M artifacts: `M: {dynamic: DYN_RANGE, validate: [...]}`
     (validation runs at 1, a prime, the maximum and each listed M)."""
-    sizes = SMOKE["dyn_validate"] if smoke else DYN_VALIDATE
+    sizes = {"smoke": SMOKE["dyn_validate"], "mid": MID["dyn_validate"]}.get(which, DYN_VALIDATE)
     ms = f"{{dynamic: [{DYN_RANGE[0]}, {DYN_RANGE[1]}], validate: {[m for m in sizes if m > DYN_RANGE[0]]}}}"
     out = {f"bias_silu_{nk}": gemm_spec(f"bias_silu_{nk}", ms, n, k, "silu") for nk, (n, k) in GEMM_NK.items()}
     out.update({f"swiglu_{s}": SWIGLU_SPEC.format(name=f"swiglu_{s}", ms=ms, E=e, H=h) for s, (e, h) in SWIGLU.items()})
-    return {k: v for k, v in out.items() if not smoke or k in SMOKE["dyn"]}
+    keep = {"smoke": SMOKE["dyn"], "mid": MID["dyn"]}.get(which)
+    return {k: v for k, v in out.items() if keep is None or k in keep}
 
 
 def candidate_texts() -> dict:
@@ -179,14 +199,14 @@ def candidate_texts() -> dict:
     return out
 
 
-def write_specs(work: Path, smoke: bool, with_candidates: bool):
+def write_specs(work: Path, which: str = "full", with_candidates: bool = False):
     for folder in ("specs", "specs_dyn"):
         shutil.rmtree(work / folder, ignore_errors=True)
         (work / folder).mkdir(parents=True)
-    texts = spec_texts(smoke) | (candidate_texts() if with_candidates else {})
+    texts = spec_texts(which) | (candidate_texts() if with_candidates else {})
     for name, text in texts.items():
         (work / "specs" / f"{name}.yaml").write_text(text)
-    for name, text in dynamic_texts(smoke).items():
+    for name, text in dynamic_texts(which).items():
         (work / "specs_dyn" / f"{name}.yaml").write_text(text)
 
 
@@ -216,7 +236,7 @@ def build_dynamic(work: Path):
 
 def cmd_build(args):
     work = Path(args.work)
-    write_specs(work, args.set == "smoke", args.candidates)
+    write_specs(work, args.set, args.candidates)
     shutil.copy(REPO / "dodo.py", work / "dodo.py")
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "doit", "-n", str(args.jobs), "build"], cwd=work, text=True,
@@ -231,21 +251,39 @@ def cmd_build(args):
     return proc.returncode
 
 
-def pack(work: Path, dest: Path):
-    """specs (+ specs_dyn) + every artifact's stripped kernel.so + kernel.json (+ plan.json, validation.json)."""
+def pack(work: Path, dest: Path, baseline: Path | None = None):
+    """specs (+ specs_dyn) + every artifact's stripped kernel.so + kernel.json (+ plan.json,
+    validation.json); with `baseline`, the same static artifacts of that work dir under base/
+    (unpacked next to the work dir's: `time --work W --baseline W/base`)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
+    missing = []
+
+    def add_artifact(tf, folder: Path, arc: str):
+        stripped = folder / "kernel.stripped.so"
+        subprocess.run(["strip", "-o", str(stripped), str(folder / "kernel.so")], check=True)
+        tf.add(stripped, arcname=f"{arc}/kernel.so")
+        stripped.unlink()
+        for f in ("kernel.json", "plan.json", "validation.json"):
+            if (folder / f).exists():
+                tf.add(folder / f, arcname=f"{arc}/{f}")
+
     with tarfile.open(dest, "w:xz", preset=9) as tf:
         for p in sorted((work / "specs").glob("*.yaml")) + sorted((work / "specs_dyn").glob("*.yaml")):
             tf.add(p, arcname=str(p.relative_to(work)))
         for so in sorted((work / "out").glob("*/*/tir-cuda/kernel.so")) + sorted((work / "out_dyn").glob("*/tir-cuda/kernel.so")):
-            stripped = so.with_name("kernel.stripped.so")
-            subprocess.run(["strip", "-o", str(stripped), str(so)], check=True)
-            tf.add(stripped, arcname=str(so.relative_to(work)))
-            stripped.unlink()
-            for f in ("kernel.json", "plan.json", "validation.json"):
-                if (so.parent / f).exists():
-                    tf.add(so.parent / f, arcname=str((so.parent / f).relative_to(work)))
-    print(f"packed {dest} ({dest.stat().st_size / 1e6:.1f} MB)")
+            add_artifact(tf, so.parent, str(so.parent.relative_to(work)))
+        for so in sorted((work / "out").glob("*/*/tir-cuda/kernel.so")) if baseline else []:
+            rel = so.parent.relative_to(work)
+            if (baseline / rel / "kernel.so").exists():
+                add_artifact(tf, baseline / rel, f"base/{rel}")
+            else:
+                missing.append(str(rel))
+    print(f"packed {dest} ({dest.stat().st_size / 1e6:.1f} MB)"
+          + (f"; no baseline for {len(missing)}: {', '.join(missing[:5])}" if missing else ""))
+
+
+def cmd_pack(args):
+    pack(Path(args.work), Path(args.dest), Path(args.baseline) if args.baseline else None)
 
 
 # --- on the GPU ------------------------------------------------------------------------
@@ -580,9 +618,14 @@ def main():
     b = sub.add_parser("build")
     b.add_argument("--work", default=str(REPO / "build" / "gpu_bench"))
     b.add_argument("--jobs", type=int, default=2)
-    b.add_argument("--set", choices=("full", "smoke"), default="full")
+    b.add_argument("--set", choices=("full", "smoke", "mid"), default="full")
     b.add_argument("--candidates", action="store_true", help="also build tiles.candidates() alternatives")
     b.add_argument("--pack", help="write specs + stripped artifacts into this .tar.xz")
+    k = sub.add_parser("pack")
+    k.add_argument("--work", default=str(REPO / "build" / "gpu_bench"))
+    k.add_argument("--baseline", help="a work dir with the same artifacts built by another fusebuild "
+                                      "(packed under base/)")
+    k.add_argument("--dest", required=True)
     t = sub.add_parser("time")
     t.add_argument("--work", default=str(REPO / "build" / "gpu_bench"))
     t.add_argument("--json", required=True)
@@ -598,7 +641,8 @@ def main():
     r.add_argument("--json", required=True)
     r.add_argument("--dest", default=str(REPO / "bench" / "results"))
     args = ap.parse_args()
-    cmds = {"build": cmd_build, "time": cmd_time, "validate-dynamic": cmd_validate_dynamic, "report": cmd_report}
+    cmds = {"build": cmd_build, "pack": cmd_pack, "time": cmd_time, "validate-dynamic": cmd_validate_dynamic,
+            "report": cmd_report}
     sys.exit(cmds[args.cmd](args) or 0)
 
 
