@@ -103,6 +103,7 @@ def _tiles(ctx, cfg, M, n, x, ws) -> tuple:
 
 
 PANEL = 8          # W tiles per panel of the pair walk
+PRODUCER_REGS = 40  # registers the hand-written kernel's TMA producer warpgroup keeps (setmaxnreg)
 
 
 def pair_walk(gx, gy) -> list:
@@ -138,10 +139,10 @@ def _ws(cfg, ctx, acc: str) -> dict:
     """The hand-written kernel's launch: CTAs, their walk, barrier arrivals, register split, and
     the accumulator its epilogue stores (`acc`)."""
     gx, gy = ctx["grid"][:2]
-    consumers = (65536 - 128 * 40) // cfg.threads // 8 * 8
+    consumers = (65536 - 128 * PRODUCER_REGS) // cfg.threads // 8 * 8
     s = cfg.num_stages
     return {"ctas": gx * gy if isinstance(gy, int) else f"{gx} * {gy}", "walk": pair_walk(gx, gy),
-            "threads": cfg.threads + 128, "arrivals": cfg.threads // 32, "producer_regs": 40,
+            "threads": cfg.threads + 128, "arrivals": cfg.threads // 32, "producer_regs": PRODUCER_REGS,
             "consumer_regs": min(240, consumers), "stage": f"k % {s}", "phase": f"(k // {s}) & 1", "acc": acc,
             "layouts": ", ".join(f"{ld['smem']}: make_swizzled_layout({ld['smem']})" for ld in ctx["loads"])}
 

@@ -301,7 +301,13 @@ def _hand_written(cfg: TileConfig, kind: str, rep: int, N: int, K: int) -> TileC
     and 1.01-1.05x for SwiGLU's gate/up kernel (bench/results/gpu_ws_*_ab_h200.log)."""
     if rep <= 512 or cfg.split_k > 1 or cfg.mode != "direct" or K % 8 or N % 8:
         return cfg
-    return _fit_stages(dataclasses.replace(cfg, ws=1, swizzle_panel=0, min_blocks=0), K, kind == "dual")
+    return _as_hand_written(cfg, K, kind == "dual")
+
+
+def _as_hand_written(cfg: TileConfig, K: int, dual: bool) -> TileConfig:
+    """`cfg`'s tiles in the hand-written kernel: its own CTA walk (no swizzle), one CTA per SM, and
+    the stages that fit beside its staging tile."""
+    return _fit_stages(dataclasses.replace(cfg, ws=1, swizzle_panel=0, min_blocks=0), K, dual)
 
 
 def _fit_k(cfg: TileConfig, K: int) -> TileConfig:
@@ -377,8 +383,7 @@ def candidates(kind: str, M: int, N: int, K: int) -> list:
                 tiles.append(_fit_k(dataclasses.replace(pipelined, block_M=bm, block_N=bn, threads=th, split_k=sk,
                                                         bias_smem=pipelined.bias_smem and sk == 1), K))
     one_pass = [c for c in [pipelined, *tiles] if c.split_k == 1] if base.mode != "swap_ab" else []
-    out += [_fit_stages(dataclasses.replace(c, ws=1, min_blocks=0, swizzle_panel=0), K, kind == "dual")
-            for c in one_pass]
+    out += [_as_hand_written(c, K, kind == "dual") for c in one_pass]
     out += tiles
     # split-K: the in-kernel reduce by the last split as the alternative to the reduce kernel
     out += [dataclasses.replace(c, inline_reduce=1) for c in list(out) if c.split_k > 1]
@@ -454,10 +459,9 @@ def _hinted(kind: str, M: int, N: int, K: int, hints: dict):
             cfg = _fit_stages(cfg, K, dual=kind == "dual")
         if cfg.ws and "ws" not in changes:
             # the default's hand-written kernel gives way to hints it cannot take (split-K, a swizzle, ...)
-            plain = _fit_stages(dataclasses.replace(cfg, ws=0), K, kind == "dual") if "num_stages" not in changes \
-                else dataclasses.replace(cfg, ws=0)
+            pipelined = dataclasses.replace(cfg, ws=0)
             if check_config(cfg, kind, M, N, K):
-                cfg = plain
+                cfg = pipelined if "num_stages" in changes else _fit_stages(pipelined, K, kind == "dual")
         if form.ws and not cfg.ws and "swizzle_panel" not in changes:   # T.Pipelined's walk, as it was tuned
             cfg = dataclasses.replace(cfg, swizzle_panel=_direct(kind, m_bucket(M), N, K).swizzle_panel)
     return cfg, names, problems
