@@ -356,6 +356,11 @@ def _call(d, s, values, depth, shape):
     torch = _torch()
     k = KN.parse(s["func"])
     args = [values[a] for a in s["args"]]
+    if "obj" in k:      # the name's _o<E>: the object the operand is read from
+        ty = s["types"][0 if k["kind"] == "matmul" else 1]
+        if numel(ty) != k["obj"]:
+            raise EmulationError(f"line {s['line']}: @{s['func']} reads a {k['obj']}-element object; it is passed "
+                                 f"a {ty}")
     q = NUM.mode(k["dtype"])
     kind_ = k["kind"]
     if kind_ == "zero":

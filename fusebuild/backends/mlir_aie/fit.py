@@ -109,7 +109,31 @@ def search(graph, hints: dict):
         tiling, err = first_err if first_err else (None, None)
         raise _hint_error(st, graph, hints, tiling, err, device) from None
     raise FitError(f"no tiling fits {device}: {_smallest_failure(st, graph, cols, device)}",
-                   valid="smaller shapes, another dtype, or a target without these limits")
+                   valid=_what_fits(st, graph, cols, device))
+
+
+def _what_fits(st, graph, cols, device) -> str:
+    """The refusal's `valid`: a float32 graph that fits in bfloat16 (half the bytes of every
+    tile and transfer) says so, with the tiling."""
+    generic = "smaller shapes, another dtype, or a target without these limits"
+    if st.dtype != "float32":
+        return generic
+    import dataclasses
+    half = dataclasses.replace(graph, tensors={n: dataclasses.replace(t, dtype="bfloat16")
+                                               for n, t in graph.tensors.items()})
+    try:
+        st2 = analyze(half)
+    except DesignError:
+        return generic
+    for cores, tiles in _candidates(st2, cols, {}):
+        for t in tiles:
+            try:
+                plan(st2, _tiling(cores, t), half.tensors, device)
+            except PlanError:
+                continue
+            return (f"dtype bfloat16, which fits ({_hints_text(st2, cores, t)}); or smaller shapes, or a target "
+                    f"without these limits")
+    return generic
 
 
 def _check_hints(st, given, device, cols):

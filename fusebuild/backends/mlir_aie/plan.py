@@ -193,8 +193,17 @@ class _Planner:
             if not self._fits((c, row), **need):
                 return (c, row)
         what = {1: "mem tile", 0: "shim"}[row]
-        raise PlanError("channels" if "s2mm" in need or "mm2s" in need else "memory",
-                        f"no {what} has room for another link or transfer ({need})")
+        why = self._fits((home, row), **need)
+        k = self.kind((home, row))
+        ch = PLANNING["channels"][k]
+        size = [f"{need[d]} {w} DMA channel{'s' if need[d] > 1 else ''}" for d, w in (("s2mm", "input"),
+                                                                                     ("mm2s", "output")) if need.get(d)]
+        size += [f"{need['nbytes']} bytes"] if need.get("nbytes") else []
+        raise PlanError("channels" if "channel" in why else why.split(" of ")[0],
+                        f"no {what} has room for another {'link' if row else 'transfer'} ({', '.join(size)}): the "
+                        f"nearest, {(home, row)}, would exceed its {why.split(' of ')[0]} (a {what} has {ch} input + "
+                        f"{ch} output DMA channels, {PLANNING['bds'][k]} buffer descriptors, {PLANNING['locks'][k]} "
+                        f"locks" + (f", {PLANNING['mem_bytes']} bytes)" if k == "mem" else ")"))
 
     def name(self, base) -> str:
         name, i = base, 1
@@ -243,7 +252,8 @@ class _Planner:
 
     def kernel(self, name, types):
         if self.plan.kernels.setdefault(name, types) != types:
-            raise DesignError(f"kernel {name} used with two signatures")
+            raise DesignError(f"kernel {name} used with two signatures ({self.plan.kernels[name]} and {types}): "
+                              f"an internal kernel-naming error of fusebuild's mlir-aie planner")
         return name
 
 

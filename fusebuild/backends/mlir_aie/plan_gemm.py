@@ -215,7 +215,7 @@ def _body(p, gs, x, j, m, r, nb):
         p.plan.buffers.append({"ssa": acc, "tile": tname(x.tiles[j]), "type": acc_ty})
         p.take(x.tiles[j], nbytes=m * x.n * 4)
     zero = p.kernel(K.zero(m, x.n), [acc_ty])
-    mm = p.kernel(K.matmul(dt, m, x.k, x.n, g.tb, x.panels), [a_ty, b_ty, acc_ty])
+    mm = p.kernel(K.matmul(dt, m, x.k, x.n, g.tb, x.panels, x.a_fifo.elems), [a_ty, b_ty, acc_ty])
 
     def step_k(v=""):
         a, b = f"%a{v}{tag}", f"%b{v}{tag}"
@@ -242,11 +242,11 @@ def _body(p, gs, x, j, m, r, nb):
             body.append({"op": "call", "func": name, "args": [acc], "types": [acc_ty]})
             continue
         if st.kind == "pair":
-            obj, ty, off = f"%pair{tag}", pair.type, 0
+            obj, ty, off, elems = f"%pair{tag}", pair.type, 0, pair.elems
         else:
-            obj, ty = f"%al{tag}", a_ty
+            obj, ty, elems = f"%al{tag}", a_ty, x.a_fifo.elems
             off = x.a_base[st.tensor] + (j * x.n if st.kind == "row" else 0)
-        name = p.kernel(K.epilogue(st.op, (), dt, m, x.n, st.kind, off), [acc_ty, ty])
+        name = p.kernel(K.epilogue(st.op, (), dt, m, x.n, st.kind, off, elems), [acc_ty, ty])
         body.append({"op": "call", "func": name, "args": [acc, obj], "types": [acc_ty, ty]})
     if dt != "float32":
         st_name = p.kernel(K.store(dt, m, x.n), [acc_ty, out_ty])

@@ -7,7 +7,10 @@ A fused graph (graph.fuse) maps onto the NPU when it is either
     the epilogue reads host tensors that broadcast along rows ([N], [1, N]), along
     columns ([M, 1]) or a scalar ([1], [1, 1]), and at most one earlier group's
     output of the same shape (a "pair": SwiGLU's silu(gate) read by the up GEMM);
-- or a single elementwise node (what separate/compare modes build per node).
+- or one elementwise node (what separate/compare modes build per node), or a chain of
+  elementwise nodes that graph.fuse made one group (`relu(x + b)`): the core seeds an
+  fp32 accumulator with the chain's full-shape operand and runs the chain on it as
+  epilogue steps, reading at most two input tensors (a core has 2 input DMA channels).
 Anything else is refused with the reason, at load (fit.py calls `analyze`).
 
 An epilogue operand of the output's full shape ([M, N]) would be a third input
@@ -57,9 +60,12 @@ class Gemm:
 
 @dataclass(frozen=True)
 class Elementwise:
-    node: object
+    node: object            # the (last) node: its output is the design's output
     shape: tuple            # output, as 2-D (rows, cols)
     kinds: tuple            # per input: full | row | col | scalar
+    inputs: tuple = ()      # the input tensors, each once (node.inputs for one node)
+    seed: str = ""          # a chain: the full-shape input the accumulator starts from
+    steps: tuple = ()       # a chain: Steps on the accumulator (kind full | row | col | scalar)
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,7 @@ def analyze(graph) -> Structure:
     if any(g.matmul is None for g in groups):
         bad = next(g for g in groups if g.matmul is None)
         raise DesignError(f"'{bad.output}' is an elementwise step that does not fuse into a GEMM; mlir-aie renders a "
-                          f"GEMM chain or one elementwise node per design",
+                          f"GEMM chain or one elementwise chain per design",
                           valid="mode: separate (one design per node) or a graph whose elementwise steps follow "
                                 "their GEMM")
     produced = {g.output: i for i, g in enumerate(groups)}
@@ -175,15 +181,50 @@ def _check_scalars(groups, dtype):
 
 
 def _elementwise(graph, grp) -> Elementwise:
-    node = grp.nodes[0]
+    node = grp.nodes[-1]
     t = graph.tensors
     shape = t[node.output].shape
     if len(shape) > 2:
         raise DesignError(f"elementwise '{node.output}' of rank {len(shape)}: mlir-aie renders rank <= 2")
     R, C = (1, shape[0]) if len(shape) == 1 else shape
-    kinds = tuple(_kind(t[x].shape, R, C, x, prefer_full=True) for x in node.inputs)
+    if len(grp.nodes) == 1:
+        inputs, seed, steps = tuple(node.inputs), "", ()
+    else:
+        seed, steps = _chain(grp.expr, t, R, C, node.output)
+        inputs = tuple(dict.fromkeys([seed] + [s.tensor for s in steps if s.tensor]))
+        if len(inputs) > 2:
+            raise DesignError(f"the elementwise chain '{node.output}' ({' -> '.join(n.op for n in grp.nodes)}) reads "
+                              f"{len(inputs)} input tensors ({', '.join(inputs)}); its core has 2 input DMA "
+                              f"channels", valid="an elementwise chain that reads at most two input tensors")
+    kinds = tuple(_kind(t[x].shape, R, C, x, prefer_full=True) for x in inputs)
     if "full" not in kinds:
         raise DesignError(f"elementwise '{node.output}': no operand has the output's shape (an outer product)")
     if graph.tensors[node.output].dtype != "float32" and "scalar" in kinds:
         raise DesignError(f"scalar operand of '{node.output}' in bfloat16 is 2 bytes; DMAs move 32-bit words")
-    return Elementwise(node, (R, C), kinds)
+    return Elementwise(node, (R, C), kinds, inputs, seed, steps)
+
+
+def _chain(expr, t, R, C, out):
+    """(seed, steps) of a fused elementwise chain: the innermost node's full-shape operand
+    seeds the accumulator, every node then is one Step on it (graph.fuse puts the chain in
+    exactly one argument of each later node)."""
+    chain = [i for i, a in enumerate(expr.args) if isinstance(a, Call)]
+    if not chain:           # the first node: all its arguments are inputs
+        names = [a.tensor for a in expr.args]
+        kinds = [_kind(t[x].shape, R, C, x, prefer_full=True) for x in names]
+        if "full" not in kinds:
+            raise DesignError(f"elementwise '{out}': no operand of its first node has the output's shape")
+        first = kinds.index("full")
+        if len(names) == 1:
+            return names[0], (Step(expr.op, tuple(expr.attrs)),)
+        other = 1 - first
+        op = "rsub" if expr.op == "sub" and first == 1 else expr.op
+        return names[first], (Step(op, (), names[other], kinds[other]),)
+    if len(chain) != 1 or not all(isinstance(a, (Call, Load)) for a in expr.args):
+        raise DesignError(f"elementwise '{out}': step {expr.op} does not read the chain exactly once")
+    seed, steps = _chain(expr.args[chain[0]], t, R, C, out)
+    if len(expr.args) == 1:
+        return seed, steps + (Step(expr.op, tuple(expr.attrs)),)
+    other = expr.args[1 - chain[0]].tensor
+    op = "rsub" if expr.op == "sub" and chain[0] == 1 else expr.op
+    return seed, steps + (Step(op, (), other, _kind(t[other].shape, R, C, other, prefer_full=True)),)

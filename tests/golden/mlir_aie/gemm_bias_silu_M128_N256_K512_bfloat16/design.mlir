@@ -6,23 +6,23 @@
 //   y = epilogue(x @ w^T): M=128 N=256 K=512, tiles 128x16x64, 16 cores, 1 column tile per core
 module {
   aie.device(npu2) {
-    func.func private @add_bf16_128x16_row8192(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_128x16_row8208(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_128x16_row8224(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_128x16_row8240(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_128x16_row8256(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_128x16_row8272(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_128x16_row8288(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_128x16_row8304(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_128x16_row8320(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_128x16_row8336(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_128x16_row8352(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_128x16_row8368(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_128x16_row8384(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_128x16_row8400(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_128x16_row8416(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @add_bf16_128x16_row8432(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
-    func.func private @matmul_bt_bf16_128x64x16(memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8192_o8448(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8208_o8448(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8224_o8448(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8240_o8448(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8256_o8448(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8272_o8448(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8288_o8448(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8304_o8448(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8320_o8448(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8336_o8448(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8352_o8448(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8368_o8448(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8384_o8448(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8400_o8448(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8416_o8448(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @add_bf16_128x16_row8432_o8448(memref<2048xf32>, memref<8448xbf16>) attributes {link_with = "kernels.o"}
+    func.func private @matmul_bt_bf16_128x64x16_o8448(memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) attributes {link_with = "kernels.o"}
     func.func private @silu_bf16_128x16(memref<2048xf32>) attributes {link_with = "kernels.o"}
     func.func private @store_bf16_128x16(memref<2048xf32>, memref<2048xbf16>) attributes {link_with = "kernels.o"}
     func.func private @zero_f32_128x16(memref<2048xf32>) attributes {link_with = "kernels.o"}
@@ -164,7 +164,7 @@ module {
           %a_0_2 = aie.objectfifo.subview.access %a_0_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
           %b_0_2_sv = aie.objectfifo.acquire @w_L2L1(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
           %b_0_2 = aie.objectfifo.subview.access %b_0_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-          func.call @matmul_bt_bf16_128x64x16(%a_0_2, %b_0_2, %acc_0_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+          func.call @matmul_bt_bf16_128x64x16_o8448(%a_0_2, %b_0_2, %acc_0_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1(Consume, 1)
         }
@@ -172,9 +172,9 @@ module {
         %al_0_2 = aie.objectfifo.subview.access %al_0_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
         %bl_0_2_sv = aie.objectfifo.acquire @w_L2L1(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %bl_0_2 = aie.objectfifo.subview.access %bl_0_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @matmul_bt_bf16_128x64x16(%al_0_2, %bl_0_2, %acc_0_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+        func.call @matmul_bt_bf16_128x64x16_o8448(%al_0_2, %bl_0_2, %acc_0_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1(Consume, 1)
-        func.call @add_bf16_128x16_row8192(%acc_0_2, %al_0_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @add_bf16_128x16_row8192_o8448(%acc_0_2, %al_0_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
         func.call @silu_bf16_128x16(%acc_0_2) : (memref<2048xf32>) -> ()
         func.call @store_bf16_128x16(%acc_0_2, %out_0_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
@@ -196,7 +196,7 @@ module {
           %a_1_2 = aie.objectfifo.subview.access %a_1_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
           %b_1_2_sv = aie.objectfifo.acquire @w_L2L1_1(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
           %b_1_2 = aie.objectfifo.subview.access %b_1_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-          func.call @matmul_bt_bf16_128x64x16(%a_1_2, %b_1_2, %acc_1_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+          func.call @matmul_bt_bf16_128x64x16_o8448(%a_1_2, %b_1_2, %acc_1_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_1(Consume, 1)
         }
@@ -204,9 +204,9 @@ module {
         %al_1_2 = aie.objectfifo.subview.access %al_1_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
         %bl_1_2_sv = aie.objectfifo.acquire @w_L2L1_1(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %bl_1_2 = aie.objectfifo.subview.access %bl_1_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @matmul_bt_bf16_128x64x16(%al_1_2, %bl_1_2, %acc_1_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+        func.call @matmul_bt_bf16_128x64x16_o8448(%al_1_2, %bl_1_2, %acc_1_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_1(Consume, 1)
-        func.call @add_bf16_128x16_row8208(%acc_1_2, %al_1_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @add_bf16_128x16_row8208_o8448(%acc_1_2, %al_1_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
         func.call @silu_bf16_128x16(%acc_1_2) : (memref<2048xf32>) -> ()
         func.call @store_bf16_128x16(%acc_1_2, %out_1_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
@@ -228,7 +228,7 @@ module {
           %a_2_2 = aie.objectfifo.subview.access %a_2_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
           %b_2_2_sv = aie.objectfifo.acquire @w_L2L1_2(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
           %b_2_2 = aie.objectfifo.subview.access %b_2_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-          func.call @matmul_bt_bf16_128x64x16(%a_2_2, %b_2_2, %acc_2_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+          func.call @matmul_bt_bf16_128x64x16_o8448(%a_2_2, %b_2_2, %acc_2_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_2(Consume, 1)
         }
@@ -236,9 +236,9 @@ module {
         %al_2_2 = aie.objectfifo.subview.access %al_2_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
         %bl_2_2_sv = aie.objectfifo.acquire @w_L2L1_2(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %bl_2_2 = aie.objectfifo.subview.access %bl_2_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @matmul_bt_bf16_128x64x16(%al_2_2, %bl_2_2, %acc_2_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+        func.call @matmul_bt_bf16_128x64x16_o8448(%al_2_2, %bl_2_2, %acc_2_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_2(Consume, 1)
-        func.call @add_bf16_128x16_row8224(%acc_2_2, %al_2_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @add_bf16_128x16_row8224_o8448(%acc_2_2, %al_2_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
         func.call @silu_bf16_128x16(%acc_2_2) : (memref<2048xf32>) -> ()
         func.call @store_bf16_128x16(%acc_2_2, %out_2_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
@@ -260,7 +260,7 @@ module {
           %a_3_2 = aie.objectfifo.subview.access %a_3_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
           %b_3_2_sv = aie.objectfifo.acquire @w_L2L1_3(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
           %b_3_2 = aie.objectfifo.subview.access %b_3_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-          func.call @matmul_bt_bf16_128x64x16(%a_3_2, %b_3_2, %acc_3_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+          func.call @matmul_bt_bf16_128x64x16_o8448(%a_3_2, %b_3_2, %acc_3_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_3(Consume, 1)
         }
@@ -268,9 +268,9 @@ module {
         %al_3_2 = aie.objectfifo.subview.access %al_3_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
         %bl_3_2_sv = aie.objectfifo.acquire @w_L2L1_3(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %bl_3_2 = aie.objectfifo.subview.access %bl_3_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @matmul_bt_bf16_128x64x16(%al_3_2, %bl_3_2, %acc_3_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+        func.call @matmul_bt_bf16_128x64x16_o8448(%al_3_2, %bl_3_2, %acc_3_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_3(Consume, 1)
-        func.call @add_bf16_128x16_row8240(%acc_3_2, %al_3_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @add_bf16_128x16_row8240_o8448(%acc_3_2, %al_3_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
         func.call @silu_bf16_128x16(%acc_3_2) : (memref<2048xf32>) -> ()
         func.call @store_bf16_128x16(%acc_3_2, %out_3_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
@@ -292,7 +292,7 @@ module {
           %a_4_2 = aie.objectfifo.subview.access %a_4_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
           %b_4_2_sv = aie.objectfifo.acquire @w_L2L1_4(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
           %b_4_2 = aie.objectfifo.subview.access %b_4_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-          func.call @matmul_bt_bf16_128x64x16(%a_4_2, %b_4_2, %acc_4_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+          func.call @matmul_bt_bf16_128x64x16_o8448(%a_4_2, %b_4_2, %acc_4_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_4(Consume, 1)
         }
@@ -300,9 +300,9 @@ module {
         %al_4_2 = aie.objectfifo.subview.access %al_4_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
         %bl_4_2_sv = aie.objectfifo.acquire @w_L2L1_4(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %bl_4_2 = aie.objectfifo.subview.access %bl_4_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @matmul_bt_bf16_128x64x16(%al_4_2, %bl_4_2, %acc_4_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+        func.call @matmul_bt_bf16_128x64x16_o8448(%al_4_2, %bl_4_2, %acc_4_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_4(Consume, 1)
-        func.call @add_bf16_128x16_row8256(%acc_4_2, %al_4_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @add_bf16_128x16_row8256_o8448(%acc_4_2, %al_4_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
         func.call @silu_bf16_128x16(%acc_4_2) : (memref<2048xf32>) -> ()
         func.call @store_bf16_128x16(%acc_4_2, %out_4_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
@@ -324,7 +324,7 @@ module {
           %a_5_2 = aie.objectfifo.subview.access %a_5_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
           %b_5_2_sv = aie.objectfifo.acquire @w_L2L1_5(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
           %b_5_2 = aie.objectfifo.subview.access %b_5_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-          func.call @matmul_bt_bf16_128x64x16(%a_5_2, %b_5_2, %acc_5_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+          func.call @matmul_bt_bf16_128x64x16_o8448(%a_5_2, %b_5_2, %acc_5_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_5(Consume, 1)
         }
@@ -332,9 +332,9 @@ module {
         %al_5_2 = aie.objectfifo.subview.access %al_5_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
         %bl_5_2_sv = aie.objectfifo.acquire @w_L2L1_5(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %bl_5_2 = aie.objectfifo.subview.access %bl_5_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @matmul_bt_bf16_128x64x16(%al_5_2, %bl_5_2, %acc_5_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+        func.call @matmul_bt_bf16_128x64x16_o8448(%al_5_2, %bl_5_2, %acc_5_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_5(Consume, 1)
-        func.call @add_bf16_128x16_row8272(%acc_5_2, %al_5_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @add_bf16_128x16_row8272_o8448(%acc_5_2, %al_5_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
         func.call @silu_bf16_128x16(%acc_5_2) : (memref<2048xf32>) -> ()
         func.call @store_bf16_128x16(%acc_5_2, %out_5_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
@@ -356,7 +356,7 @@ module {
           %a_6_2 = aie.objectfifo.subview.access %a_6_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
           %b_6_2_sv = aie.objectfifo.acquire @w_L2L1_6(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
           %b_6_2 = aie.objectfifo.subview.access %b_6_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-          func.call @matmul_bt_bf16_128x64x16(%a_6_2, %b_6_2, %acc_6_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+          func.call @matmul_bt_bf16_128x64x16_o8448(%a_6_2, %b_6_2, %acc_6_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_6(Consume, 1)
         }
@@ -364,9 +364,9 @@ module {
         %al_6_2 = aie.objectfifo.subview.access %al_6_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
         %bl_6_2_sv = aie.objectfifo.acquire @w_L2L1_6(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %bl_6_2 = aie.objectfifo.subview.access %bl_6_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @matmul_bt_bf16_128x64x16(%al_6_2, %bl_6_2, %acc_6_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+        func.call @matmul_bt_bf16_128x64x16_o8448(%al_6_2, %bl_6_2, %acc_6_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_6(Consume, 1)
-        func.call @add_bf16_128x16_row8288(%acc_6_2, %al_6_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @add_bf16_128x16_row8288_o8448(%acc_6_2, %al_6_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
         func.call @silu_bf16_128x16(%acc_6_2) : (memref<2048xf32>) -> ()
         func.call @store_bf16_128x16(%acc_6_2, %out_6_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
@@ -388,7 +388,7 @@ module {
           %a_7_2 = aie.objectfifo.subview.access %a_7_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
           %b_7_2_sv = aie.objectfifo.acquire @w_L2L1_7(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
           %b_7_2 = aie.objectfifo.subview.access %b_7_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-          func.call @matmul_bt_bf16_128x64x16(%a_7_2, %b_7_2, %acc_7_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+          func.call @matmul_bt_bf16_128x64x16_o8448(%a_7_2, %b_7_2, %acc_7_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_7(Consume, 1)
         }
@@ -396,9 +396,9 @@ module {
         %al_7_2 = aie.objectfifo.subview.access %al_7_2_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
         %bl_7_2_sv = aie.objectfifo.acquire @w_L2L1_7(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %bl_7_2 = aie.objectfifo.subview.access %bl_7_2_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @matmul_bt_bf16_128x64x16(%al_7_2, %bl_7_2, %acc_7_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+        func.call @matmul_bt_bf16_128x64x16_o8448(%al_7_2, %bl_7_2, %acc_7_2) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_7(Consume, 1)
-        func.call @add_bf16_128x16_row8304(%acc_7_2, %al_7_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @add_bf16_128x16_row8304_o8448(%acc_7_2, %al_7_2) : (memref<2048xf32>, memref<8448xbf16>) -> ()
         func.call @silu_bf16_128x16(%acc_7_2) : (memref<2048xf32>) -> ()
         func.call @store_bf16_128x16(%acc_7_2, %out_7_2) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
@@ -420,7 +420,7 @@ module {
           %a_0_3 = aie.objectfifo.subview.access %a_0_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
           %b_0_3_sv = aie.objectfifo.acquire @w_L2L1_8(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
           %b_0_3 = aie.objectfifo.subview.access %b_0_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-          func.call @matmul_bt_bf16_128x64x16(%a_0_3, %b_0_3, %acc_0_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+          func.call @matmul_bt_bf16_128x64x16_o8448(%a_0_3, %b_0_3, %acc_0_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_8(Consume, 1)
         }
@@ -428,9 +428,9 @@ module {
         %al_0_3 = aie.objectfifo.subview.access %al_0_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
         %bl_0_3_sv = aie.objectfifo.acquire @w_L2L1_8(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %bl_0_3 = aie.objectfifo.subview.access %bl_0_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @matmul_bt_bf16_128x64x16(%al_0_3, %bl_0_3, %acc_0_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+        func.call @matmul_bt_bf16_128x64x16_o8448(%al_0_3, %bl_0_3, %acc_0_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_8(Consume, 1)
-        func.call @add_bf16_128x16_row8320(%acc_0_3, %al_0_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @add_bf16_128x16_row8320_o8448(%acc_0_3, %al_0_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
         func.call @silu_bf16_128x16(%acc_0_3) : (memref<2048xf32>) -> ()
         func.call @store_bf16_128x16(%acc_0_3, %out_0_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
@@ -452,7 +452,7 @@ module {
           %a_1_3 = aie.objectfifo.subview.access %a_1_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
           %b_1_3_sv = aie.objectfifo.acquire @w_L2L1_9(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
           %b_1_3 = aie.objectfifo.subview.access %b_1_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-          func.call @matmul_bt_bf16_128x64x16(%a_1_3, %b_1_3, %acc_1_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+          func.call @matmul_bt_bf16_128x64x16_o8448(%a_1_3, %b_1_3, %acc_1_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_9(Consume, 1)
         }
@@ -460,9 +460,9 @@ module {
         %al_1_3 = aie.objectfifo.subview.access %al_1_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
         %bl_1_3_sv = aie.objectfifo.acquire @w_L2L1_9(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %bl_1_3 = aie.objectfifo.subview.access %bl_1_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @matmul_bt_bf16_128x64x16(%al_1_3, %bl_1_3, %acc_1_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+        func.call @matmul_bt_bf16_128x64x16_o8448(%al_1_3, %bl_1_3, %acc_1_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_9(Consume, 1)
-        func.call @add_bf16_128x16_row8336(%acc_1_3, %al_1_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @add_bf16_128x16_row8336_o8448(%acc_1_3, %al_1_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
         func.call @silu_bf16_128x16(%acc_1_3) : (memref<2048xf32>) -> ()
         func.call @store_bf16_128x16(%acc_1_3, %out_1_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
@@ -484,7 +484,7 @@ module {
           %a_2_3 = aie.objectfifo.subview.access %a_2_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
           %b_2_3_sv = aie.objectfifo.acquire @w_L2L1_10(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
           %b_2_3 = aie.objectfifo.subview.access %b_2_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-          func.call @matmul_bt_bf16_128x64x16(%a_2_3, %b_2_3, %acc_2_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+          func.call @matmul_bt_bf16_128x64x16_o8448(%a_2_3, %b_2_3, %acc_2_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_10(Consume, 1)
         }
@@ -492,9 +492,9 @@ module {
         %al_2_3 = aie.objectfifo.subview.access %al_2_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
         %bl_2_3_sv = aie.objectfifo.acquire @w_L2L1_10(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %bl_2_3 = aie.objectfifo.subview.access %bl_2_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @matmul_bt_bf16_128x64x16(%al_2_3, %bl_2_3, %acc_2_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+        func.call @matmul_bt_bf16_128x64x16_o8448(%al_2_3, %bl_2_3, %acc_2_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_10(Consume, 1)
-        func.call @add_bf16_128x16_row8352(%acc_2_3, %al_2_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @add_bf16_128x16_row8352_o8448(%acc_2_3, %al_2_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
         func.call @silu_bf16_128x16(%acc_2_3) : (memref<2048xf32>) -> ()
         func.call @store_bf16_128x16(%acc_2_3, %out_2_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
@@ -516,7 +516,7 @@ module {
           %a_3_3 = aie.objectfifo.subview.access %a_3_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
           %b_3_3_sv = aie.objectfifo.acquire @w_L2L1_11(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
           %b_3_3 = aie.objectfifo.subview.access %b_3_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-          func.call @matmul_bt_bf16_128x64x16(%a_3_3, %b_3_3, %acc_3_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+          func.call @matmul_bt_bf16_128x64x16_o8448(%a_3_3, %b_3_3, %acc_3_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_11(Consume, 1)
         }
@@ -524,9 +524,9 @@ module {
         %al_3_3 = aie.objectfifo.subview.access %al_3_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
         %bl_3_3_sv = aie.objectfifo.acquire @w_L2L1_11(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %bl_3_3 = aie.objectfifo.subview.access %bl_3_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @matmul_bt_bf16_128x64x16(%al_3_3, %bl_3_3, %acc_3_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+        func.call @matmul_bt_bf16_128x64x16_o8448(%al_3_3, %bl_3_3, %acc_3_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_11(Consume, 1)
-        func.call @add_bf16_128x16_row8368(%acc_3_3, %al_3_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @add_bf16_128x16_row8368_o8448(%acc_3_3, %al_3_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
         func.call @silu_bf16_128x16(%acc_3_3) : (memref<2048xf32>) -> ()
         func.call @store_bf16_128x16(%acc_3_3, %out_3_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
@@ -548,7 +548,7 @@ module {
           %a_4_3 = aie.objectfifo.subview.access %a_4_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
           %b_4_3_sv = aie.objectfifo.acquire @w_L2L1_12(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
           %b_4_3 = aie.objectfifo.subview.access %b_4_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-          func.call @matmul_bt_bf16_128x64x16(%a_4_3, %b_4_3, %acc_4_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+          func.call @matmul_bt_bf16_128x64x16_o8448(%a_4_3, %b_4_3, %acc_4_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_12(Consume, 1)
         }
@@ -556,9 +556,9 @@ module {
         %al_4_3 = aie.objectfifo.subview.access %al_4_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
         %bl_4_3_sv = aie.objectfifo.acquire @w_L2L1_12(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %bl_4_3 = aie.objectfifo.subview.access %bl_4_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @matmul_bt_bf16_128x64x16(%al_4_3, %bl_4_3, %acc_4_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+        func.call @matmul_bt_bf16_128x64x16_o8448(%al_4_3, %bl_4_3, %acc_4_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_12(Consume, 1)
-        func.call @add_bf16_128x16_row8384(%acc_4_3, %al_4_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @add_bf16_128x16_row8384_o8448(%acc_4_3, %al_4_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
         func.call @silu_bf16_128x16(%acc_4_3) : (memref<2048xf32>) -> ()
         func.call @store_bf16_128x16(%acc_4_3, %out_4_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
@@ -580,7 +580,7 @@ module {
           %a_5_3 = aie.objectfifo.subview.access %a_5_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
           %b_5_3_sv = aie.objectfifo.acquire @w_L2L1_13(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
           %b_5_3 = aie.objectfifo.subview.access %b_5_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-          func.call @matmul_bt_bf16_128x64x16(%a_5_3, %b_5_3, %acc_5_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+          func.call @matmul_bt_bf16_128x64x16_o8448(%a_5_3, %b_5_3, %acc_5_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_13(Consume, 1)
         }
@@ -588,9 +588,9 @@ module {
         %al_5_3 = aie.objectfifo.subview.access %al_5_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
         %bl_5_3_sv = aie.objectfifo.acquire @w_L2L1_13(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %bl_5_3 = aie.objectfifo.subview.access %bl_5_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @matmul_bt_bf16_128x64x16(%al_5_3, %bl_5_3, %acc_5_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+        func.call @matmul_bt_bf16_128x64x16_o8448(%al_5_3, %bl_5_3, %acc_5_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_13(Consume, 1)
-        func.call @add_bf16_128x16_row8400(%acc_5_3, %al_5_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @add_bf16_128x16_row8400_o8448(%acc_5_3, %al_5_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
         func.call @silu_bf16_128x16(%acc_5_3) : (memref<2048xf32>) -> ()
         func.call @store_bf16_128x16(%acc_5_3, %out_5_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
@@ -612,7 +612,7 @@ module {
           %a_6_3 = aie.objectfifo.subview.access %a_6_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
           %b_6_3_sv = aie.objectfifo.acquire @w_L2L1_14(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
           %b_6_3 = aie.objectfifo.subview.access %b_6_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-          func.call @matmul_bt_bf16_128x64x16(%a_6_3, %b_6_3, %acc_6_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+          func.call @matmul_bt_bf16_128x64x16_o8448(%a_6_3, %b_6_3, %acc_6_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_14(Consume, 1)
         }
@@ -620,9 +620,9 @@ module {
         %al_6_3 = aie.objectfifo.subview.access %al_6_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
         %bl_6_3_sv = aie.objectfifo.acquire @w_L2L1_14(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %bl_6_3 = aie.objectfifo.subview.access %bl_6_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @matmul_bt_bf16_128x64x16(%al_6_3, %bl_6_3, %acc_6_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+        func.call @matmul_bt_bf16_128x64x16_o8448(%al_6_3, %bl_6_3, %acc_6_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_14(Consume, 1)
-        func.call @add_bf16_128x16_row8416(%acc_6_3, %al_6_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @add_bf16_128x16_row8416_o8448(%acc_6_3, %al_6_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
         func.call @silu_bf16_128x16(%acc_6_3) : (memref<2048xf32>) -> ()
         func.call @store_bf16_128x16(%acc_6_3, %out_6_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)
@@ -644,7 +644,7 @@ module {
           %a_7_3 = aie.objectfifo.subview.access %a_7_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
           %b_7_3_sv = aie.objectfifo.acquire @w_L2L1_15(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
           %b_7_3 = aie.objectfifo.subview.access %b_7_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-          func.call @matmul_bt_bf16_128x64x16(%a_7_3, %b_7_3, %acc_7_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+          func.call @matmul_bt_bf16_128x64x16_o8448(%a_7_3, %b_7_3, %acc_7_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
           aie.objectfifo.release @x_L2L1(Consume, 1)
           aie.objectfifo.release @w_L2L1_15(Consume, 1)
         }
@@ -652,9 +652,9 @@ module {
         %al_7_3 = aie.objectfifo.subview.access %al_7_3_sv[0] : !aie.objectfifosubview<memref<8448xbf16>> -> memref<8448xbf16>
         %bl_7_3_sv = aie.objectfifo.acquire @w_L2L1_15(Consume, 1) : !aie.objectfifosubview<memref<1024xbf16>>
         %bl_7_3 = aie.objectfifo.subview.access %bl_7_3_sv[0] : !aie.objectfifosubview<memref<1024xbf16>> -> memref<1024xbf16>
-        func.call @matmul_bt_bf16_128x64x16(%al_7_3, %bl_7_3, %acc_7_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
+        func.call @matmul_bt_bf16_128x64x16_o8448(%al_7_3, %bl_7_3, %acc_7_3) : (memref<8448xbf16>, memref<1024xbf16>, memref<2048xf32>) -> ()
         aie.objectfifo.release @w_L2L1_15(Consume, 1)
-        func.call @add_bf16_128x16_row8432(%acc_7_3, %al_7_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
+        func.call @add_bf16_128x16_row8432_o8448(%acc_7_3, %al_7_3) : (memref<2048xf32>, memref<8448xbf16>) -> ()
         func.call @silu_bf16_128x16(%acc_7_3) : (memref<2048xf32>) -> ()
         func.call @store_bf16_128x16(%acc_7_3, %out_7_3) : (memref<2048xf32>, memref<2048xbf16>) -> ()
         aie.objectfifo.release @x_L2L1(Consume, 1)

@@ -131,7 +131,7 @@ template <int Q> static inline v16f gelu_exact_v(v16f x) {
 extern "C" {
 
 // acc = add(acc, x) in place (128 x 16); x: row operand at element 8192 of obj
-void add_bf16_128x16_row8192(float *acc, const bfloat16 *obj) {
+void add_bf16_128x16_row8192_o8448(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8192;
   for (int row = 0; row < 128; row++) {
@@ -144,7 +144,7 @@ void add_bf16_128x16_row8192(float *acc, const bfloat16 *obj) {
 }
 
 // acc = add(acc, x) in place (128 x 16); x: row operand at element 8208 of obj
-void add_bf16_128x16_row8208(float *acc, const bfloat16 *obj) {
+void add_bf16_128x16_row8208_o8448(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8208;
   for (int row = 0; row < 128; row++) {
@@ -157,7 +157,7 @@ void add_bf16_128x16_row8208(float *acc, const bfloat16 *obj) {
 }
 
 // acc = add(acc, x) in place (128 x 16); x: row operand at element 8224 of obj
-void add_bf16_128x16_row8224(float *acc, const bfloat16 *obj) {
+void add_bf16_128x16_row8224_o8448(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8224;
   for (int row = 0; row < 128; row++) {
@@ -170,7 +170,7 @@ void add_bf16_128x16_row8224(float *acc, const bfloat16 *obj) {
 }
 
 // acc = add(acc, x) in place (128 x 16); x: row operand at element 8240 of obj
-void add_bf16_128x16_row8240(float *acc, const bfloat16 *obj) {
+void add_bf16_128x16_row8240_o8448(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8240;
   for (int row = 0; row < 128; row++) {
@@ -183,7 +183,7 @@ void add_bf16_128x16_row8240(float *acc, const bfloat16 *obj) {
 }
 
 // acc = add(acc, x) in place (128 x 16); x: row operand at element 8256 of obj
-void add_bf16_128x16_row8256(float *acc, const bfloat16 *obj) {
+void add_bf16_128x16_row8256_o8448(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8256;
   for (int row = 0; row < 128; row++) {
@@ -196,7 +196,7 @@ void add_bf16_128x16_row8256(float *acc, const bfloat16 *obj) {
 }
 
 // acc = add(acc, x) in place (128 x 16); x: row operand at element 8272 of obj
-void add_bf16_128x16_row8272(float *acc, const bfloat16 *obj) {
+void add_bf16_128x16_row8272_o8448(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8272;
   for (int row = 0; row < 128; row++) {
@@ -209,7 +209,7 @@ void add_bf16_128x16_row8272(float *acc, const bfloat16 *obj) {
 }
 
 // acc = add(acc, x) in place (128 x 16); x: row operand at element 8288 of obj
-void add_bf16_128x16_row8288(float *acc, const bfloat16 *obj) {
+void add_bf16_128x16_row8288_o8448(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8288;
   for (int row = 0; row < 128; row++) {
@@ -222,7 +222,7 @@ void add_bf16_128x16_row8288(float *acc, const bfloat16 *obj) {
 }
 
 // acc = add(acc, x) in place (128 x 16); x: row operand at element 8304 of obj
-void add_bf16_128x16_row8304(float *acc, const bfloat16 *obj) {
+void add_bf16_128x16_row8304_o8448(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8304;
   for (int row = 0; row < 128; row++) {
@@ -235,7 +235,7 @@ void add_bf16_128x16_row8304(float *acc, const bfloat16 *obj) {
 }
 
 // acc = add(acc, x) in place (128 x 16); x: row operand at element 8320 of obj
-void add_bf16_128x16_row8320(float *acc, const bfloat16 *obj) {
+void add_bf16_128x16_row8320_o8448(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8320;
   for (int row = 0; row < 128; row++) {
@@ -248,7 +248,7 @@ void add_bf16_128x16_row8320(float *acc, const bfloat16 *obj) {
 }
 
 // acc = add(acc, x) in place (128 x 16); x: row operand at element 8336 of obj
-void add_bf16_128x16_row8336(float *acc, const bfloat16 *obj) {
+void add_bf16_128x16_row8336_o8448(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8336;
   for (int row = 0; row < 128; row++) {
@@ -261,7 +261,7 @@ void add_bf16_128x16_row8336(float *acc, const bfloat16 *obj) {
 }
 
 // acc = add(acc, x) in place (128 x 16); x: row operand at element 8352 of obj
-void add_bf16_128x16_row8352(float *acc, const bfloat16 *obj) {
+void add_bf16_128x16_row8352_o8448(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8352;
   for (int row = 0; row < 128; row++) {
@@ -274,7 +274,7 @@ void add_bf16_128x16_row8352(float *acc, const bfloat16 *obj) {
 }
 
 // acc = add(acc, x) in place (128 x 16); x: row operand at element 8368 of obj
-void add_bf16_128x16_row8368(float *acc, const bfloat16 *obj) {
+void add_bf16_128x16_row8368_o8448(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8368;
   for (int row = 0; row < 128; row++) {
@@ -287,7 +287,7 @@ void add_bf16_128x16_row8368(float *acc, const bfloat16 *obj) {
 }
 
 // acc = add(acc, x) in place (128 x 16); x: row operand at element 8384 of obj
-void add_bf16_128x16_row8384(float *acc, const bfloat16 *obj) {
+void add_bf16_128x16_row8384_o8448(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8384;
   for (int row = 0; row < 128; row++) {
@@ -300,7 +300,7 @@ void add_bf16_128x16_row8384(float *acc, const bfloat16 *obj) {
 }
 
 // acc = add(acc, x) in place (128 x 16); x: row operand at element 8400 of obj
-void add_bf16_128x16_row8400(float *acc, const bfloat16 *obj) {
+void add_bf16_128x16_row8400_o8448(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8400;
   for (int row = 0; row < 128; row++) {
@@ -313,7 +313,7 @@ void add_bf16_128x16_row8400(float *acc, const bfloat16 *obj) {
 }
 
 // acc = add(acc, x) in place (128 x 16); x: row operand at element 8416 of obj
-void add_bf16_128x16_row8416(float *acc, const bfloat16 *obj) {
+void add_bf16_128x16_row8416_o8448(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8416;
   for (int row = 0; row < 128; row++) {
@@ -326,7 +326,7 @@ void add_bf16_128x16_row8416(float *acc, const bfloat16 *obj) {
 }
 
 // acc = add(acc, x) in place (128 x 16); x: row operand at element 8432 of obj
-void add_bf16_128x16_row8432(float *acc, const bfloat16 *obj) {
+void add_bf16_128x16_row8432_o8448(float *acc, const bfloat16 *obj) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   const bfloat16 *x = obj + 8432;
   for (int row = 0; row < 128; row++) {
@@ -339,7 +339,7 @@ void add_bf16_128x16_row8432(float *acc, const bfloat16 *obj) {
 }
 
 // acc[128 x 16] += a[128 x 64] @ b^T, b[16 x 64]; fp32 accumulation
-void matmul_bt_bf16_128x64x16(const bfloat16 *a, const bfloat16 *b, float *acc) {
+void matmul_bt_bf16_128x64x16_o8448(const bfloat16 *a, const bfloat16 *b, float *acc) {
   aie::set_rounding(aie::rounding_mode::conv_even);
   using MMUL = aie::mmul<4, 8, 8, bfloat16, bfloat16, accfloat>;
   for (int rb = 0; rb < 32; rb++) {
