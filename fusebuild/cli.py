@@ -18,14 +18,26 @@ from .errors import FusebuildError, printable
 
 def cmd_check(args) -> int:
     """Load and check specs, building nothing: each spec's variants and targets (and how
-    each target gets a dynamic parameter), or its error, target limits included."""
-    from .spec import load_spec
+    each target gets a dynamic parameter), or its error, target limits included. A folder
+    is checked as a build reads it, and specs of one folder that share a name are refused
+    as the build refuses them."""
     from .spec.dynamic import check_lines, variant_note
-    bad = 0
-    for path in args.specs:
+    from .spec.load import load_spec, name_clashes, spec_files
+    paths = spec_files(args.specs)
+    if not paths:
+        raise FusebuildError("no spec files (*.yaml, *.yml)", path=", ".join(args.specs),
+                             valid="spec files, or folders holding them")
+    results = []
+    for path in paths:
         try:
-            spec = load_spec(path)
+            results.append(load_spec(path))
         except FusebuildError as err:
+            results.append(err)
+    clashes = name_clashes([r for r in results if not isinstance(r, FusebuildError)])
+    bad = 0
+    for spec in results:
+        err = spec if isinstance(spec, FusebuildError) else clashes.get(spec.path)
+        if err is not None:
             print(err, file=sys.stderr)
             bad += 1
             continue
@@ -92,7 +104,7 @@ def cmd_tune(args) -> int:
 # name -> (one line of help, handler, how to declare its arguments)
 COMMANDS = {
     "check": ("load and check specs without building (file:line errors)", cmd_check,
-              lambda p: p.add_argument("specs", nargs="+", help="spec files")),
+              lambda p: p.add_argument("specs", nargs="+", help="spec files, or folders of them")),
     "schema": ("print the JSON Schema of the spec format", cmd_schema, lambda p: None),
     "why": ("why a task, artifact (spec/variant/target) or output file would rebuild", cmd_engine,
             lambda p: p.add_argument("what", nargs="*", help="tasks, artifacts or files (none: everything)")),

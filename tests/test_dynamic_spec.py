@@ -110,8 +110,11 @@ def test_a_dynamic_dimension_only_matches_itself():
     text = spec(ep=", epilogue: [{add: r}]").replace("inputs:\n", "inputs:\n  r: {shape: [10, 16], dtype: float32}\n")
     with pytest.raises(SpecError) as err:
         parse_spec(text, "specs/d.yaml")
-    assert str(err.value) == ("specs/d.yaml:10: inputs: shape mismatch in add -> y: dimension -2: M vs 10: a "
-                              "dynamic dimension only matches the same parameter, or a static 1 that broadcasts")
+    assert str(err.value) == (
+        "specs/d.yaml:10: graph[0].epilogue[0].add: shape mismatch in add -> y: the matmul result of y [M, 16] and "
+        "r [10, 16] do not broadcast (dimension -2: M (dynamic 1..10) vs 10) (valid: shapes that broadcast (numpy: "
+        "each dimension, from the right, equal or 1 in one operand); a dynamic dimension only matches the same "
+        "parameter, or a static 1)")
     # a static 1 broadcasts against it, and the same parameter matches
     ok = spec(ep=", epilogue: [{add: c}, {mul: r}]", targets="[tir-cpu]").replace(
         "inputs:\n", "inputs:\n  c: {shape: [M, 1], dtype: float32}\n  r: {shape: [M, 16], dtype: float32}\n")

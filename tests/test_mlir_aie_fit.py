@@ -74,7 +74,7 @@ def test_hints_are_honoured_when_they_fit():
 def test_hints_that_do_not_fit_name_the_limit_and_the_nearest_fits():
     text = gemm(128, 4096, 4096, "schedule: {mlir-aie: {tile_m: 64, tile_n: 256, tile_k: 256, cores: 8}}\n")
     assert refused(text) == (
-        "specs/g.yaml:12: schedule.mlir-aie: target mlir-aie (variant {'M': 128, 'N': 4096, 'K': 4096}): schedule "
+        "specs/g.yaml:12: schedule.mlir-aie: target mlir-aie (variant M=128, N=4096, K=4096): schedule "
         "hints tile_m=64 tile_n=256 tile_k=256 cores=8 do not fit npu2: a core of 'y' (A 64x256, B 256x256, C 64x256) "
         "needs 459776 bytes of data memory (1024 stack + tiles); a compute tile has 65536 (valid: nearest tilings that "
         "fit: tile_m=64 tile_n=64 tile_k=32 cores=8; tile_m=64 tile_n=32 tile_k=64 cores=8; tile_m=64 tile_n=16 "
@@ -94,7 +94,7 @@ def test_impossible_hints_are_refused_with_the_rule(hints, message):
 
 def test_shape_with_no_tile_is_refused_at_load():
     assert refused(gemm(8, 24, 64)) == (
-        "specs/g.yaml:11: targets: target mlir-aie (variant {'M': 8, 'N': 24, 'K': 64}): no tiling fits npu2: no tile "
+        "specs/g.yaml:11: targets: target mlir-aie (variant M=8, N=24, K=64): no tiling fits npu2: no tile "
         "size divides the shape (tile_n must be a multiple of 16, tile_m a divisor of M) (valid: smaller shapes, "
         "another dtype, or a target without these limits)")
 

@@ -68,14 +68,14 @@ CASES = [
     ("unknown node field", GOOD.replace("transpose_b: true", "transpose: true"), 11, "graph[0].transpose", "unknown field 'transpose' for op matmul; did you mean 'transpose_b'?", "transpose_b"),
     ("used before defined", GOOD.replace(
         "  - {op: matmul", "  - {op: relu, inputs: [y], output: z}\n  - {op: matmul").replace("outputs: [y]", "outputs: [z]"),
-        11, "inputs", "tensor 'y' is used before it is defined (at line 12)", "dependency order"),
-    ("undefined tensor", GOOD.replace("{add: b}", "{add: bias}"), 11, "inputs", "tensor 'bias' is not defined", "b, w, x"),
-    ("shape mismatch", GOOD.replace("w: {shape: [N, K]", "w: {shape: [N, 12]"), 11, "inputs", "K mismatch: x has K=16 (dimension 1) but w has K=12", None),
+        11, "graph[0].inputs", "tensor 'y' is used before it is defined (at line 12)", "dependency order"),
+    ("undefined tensor", GOOD.replace("{add: b}", "{add: bias}"), 11, "graph[0].epilogue[0].add", "tensor 'bias' is not defined", "b, w, x"),
+    ("shape mismatch", GOOD.replace("w: {shape: [N, K]", "w: {shape: [N, 12]"), 11, "graph[0].inputs", "K mismatch: x has K=16 (dimension 1) but w has K=12", "w of shape [8, 16]"),
     ("unknown dtype", GOOD.replace("b: {shape: [N], dtype: float32}", "b: {shape: [N], dtype: float23}"), 9, "inputs.b.dtype", "unknown dtype 'float23'; did you mean 'float32'?", "bfloat16, float16, float32"),
     ("cyclic graph", GOOD.replace("graph:\n", "graph:\n  - {op: relu, inputs: [z], output: q}\n  - {op: relu, inputs: [q], output: z}\n"),
         12, "graph", "cyclic graph: q -> z -> q", "acyclic"),
-    ("duplicate tensor", GOOD.replace("output: y,", "output: x,").replace("outputs: [y]", "outputs: [x]"), 11, "output", "duplicate name 'x'", None),
-    ("duplicate key", GOOD.replace("  N: 8\n", "  N: 8\n  N: 9\n"), 5, "N", "duplicate key 'N'", None),
+    ("duplicate tensor", GOOD.replace("output: y,", "output: x,").replace("outputs: [y]", "outputs: [x]"), 11, "graph[0].output", "duplicate name 'x'", "each tensor name defined once"),
+    ("duplicate key", GOOD.replace("  N: 8\n", "  N: 8\n  N: 9\n"), 5, "params.N", "duplicate key 'N'", None),
     ("undefined parameter", GOOD.replace("[N, K]", "[Q, K]"), 8, "inputs.w.shape", "undefined parameter 'Q' in 'Q'", "integers and expressions"),
     ("empty parameter list", GOOD.replace("M: [2, 4]", "M: []"), 3, "params.M", "empty parameter list", "non-empty list"),
     ("escaping name", GOOD.replace("name: op", "name: ../x"), 1, "name", "'../x' is not a plain name", "letters, digits"),
@@ -112,7 +112,7 @@ def test_target_filter_selects_variants_by_params():
     spec = parse_spec(GOOD + "targets:\n  tir-cpu: {M: [2, 4]}\n", "specs/op.yaml")
     assert [v.targets for v in spec.variants] == [("tir-cpu",), ("tir-cpu",)]
     e = err(GOOD + "targets:\n  tir-cpu: {M: [2]}\n")
-    assert e.message.startswith("no target matches the variant {'M': 4") and e.line == 13
+    assert e.message == "no target matches the variant M=4, N=8, K=16" and e.line == 13
     e = err(GOOD + "targets:\n  tir-cpu: {Q: [2]}\n")
     assert "filter on undefined parameter 'Q'" in e.message and e.field == "targets.tir-cpu.Q"
 

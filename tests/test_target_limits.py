@@ -48,7 +48,7 @@ def test_a_limit_is_reported_at_the_line_at_fault(problem, where):
         parse_spec(SPEC.format(m=4), "specs/lim.yaml", with_limits(lambda graph, hints: [problem]))
     text = str(err.value)
     message = getattr(problem, "message", problem)
-    assert text.startswith(f"{where}: target fake (variant {{'M': 4}}): {message}")
+    assert text.startswith(f"{where}: target fake (variant M=4): {message}")
     if getattr(problem, "valid", ""):
         assert text.endswith(f"(valid: {problem.valid})")
 
@@ -83,7 +83,7 @@ targets: [tir-cpu]
 """)
     assert cli(["check", str(path)]) == 1
     assert capsys.readouterr().err.strip() == (
-        f"{path}:7: graph[0]: target tir-cpu (variant {{'M': (1, 64)}}): dynamic M is dimension 1 of 'y' "
+        f"{path}:7: graph[0]: target tir-cpu (variant M=1..64): dynamic M is dimension 1 of 'y' "
         "[64, 64]: tir-cpu takes a dynamic size only as the first dimension (the rows) of each tensor "
         "(valid: M as the first dimension ([M, K], [M, N], [M]))")
     # the same graph with a static M builds on tir-cpu (x @ x^T), and a dynamic K is an input's fault
@@ -91,7 +91,7 @@ targets: [tir-cpu]
     assert cli(["check", str(path)]) == 0
     path.write_text(path.read_text().replace("M: 64", "M: {dynamic: [1, 64]}").replace("[M, 16]", "[16, M]"))
     assert cli(["check", str(path)]) == 1
-    assert capsys.readouterr().err.startswith(f"{path}:5: inputs.x.shape: target tir-cpu (variant {{'M': (1, 64)}}): "
+    assert capsys.readouterr().err.startswith(f"{path}:5: inputs.x.shape: target tir-cpu (variant M=1..64): "
                                               "dynamic M is dimension 1 of 'x' [16, 64]")
 
 

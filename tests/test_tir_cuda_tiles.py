@@ -298,11 +298,11 @@ def test_bad_hints_are_refused_when_the_spec_loads_with_file_line_and_field():
     with pytest.raises(SpecError) as info:
         parse_spec(mlp("dual_block_m: 1"), "specs/mlp.yaml")
     assert str(info.value) == (
-        "specs/mlp.yaml:20: schedule.tir-cuda.dual_block_m: target tir-cuda (variant {'M': 1, 'E': 2048, "
-        "'H': 8192}): the dual gate/up kernel of act, h (1x8192x2048): dual_block_m=1: rows on the tensor-core "
+        "specs/mlp.yaml:20: schedule.tir-cuda.dual_block_m: target tir-cuda (variant M=1, E=2048, "
+        "H=8192): the dual gate/up kernel of act, h (1x8192x2048): dual_block_m=1: rows on the tensor-core "
         "M side come in 64-row wgmma tiles, split evenly over 1 warpgroup(s) of dual_threads=128 "
         "(valid: 64, 128, 192, 256)")
-    with pytest.raises(SpecError, match=r"specs/mlp.yaml:20: schedule.tir-cuda.split_k: target tir-cuda \(variant \{'M': 1, 'E': 2048, 'H': 8192\}\): matmul y \(1x2048x8192\): "
+    with pytest.raises(SpecError, match=r"specs/mlp.yaml:20: schedule.tir-cuda.split_k: target tir-cuda \(variant M=1, E=2048, H=8192\): matmul y \(1x2048x8192\): "
                                         r"split_k=200 > the 128 K tile\(s\)"):
         parse_spec(mlp("split_k: 200"), "specs/mlp.yaml")
     assert parse_spec(mlp("split_k: 2, dual_stages: 2"), "specs/mlp.yaml").variants

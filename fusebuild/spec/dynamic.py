@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import did_you_mean, one_of
+from .yamlio import quote
 
 FIELDS = {
     "dynamic": "[lo, hi]: the sizes this parameter may take at run time (1 <= lo < hi)",
@@ -69,7 +70,7 @@ def parse(name: str, value: dict, line: int, fail) -> Dynamic:
     rng = value["dynamic"]
     dline = _line(value, "dynamic", line)
     if not (isinstance(rng, list) and len(rng) == 2 and all(_posint(v) for v in rng) and rng[0] < rng[1]):
-        fail(f"expected [lo, hi] with 1 <= lo < hi, got {rng!r}", dline, f"{field}.dynamic",
+        fail(f"expected [lo, hi] with 1 <= lo < hi, got {quote(rng)}", dline, f"{field}.dynamic",
              "two positive integers, lo < hi (a single size is a plain value: M: 128)")
     lo, hi = rng
     buckets = _sizes(value, "buckets", lo, hi, field, line, fail)
@@ -119,7 +120,7 @@ def _sizes(value, key, lo, hi, field, line, fail):
         return None
     sizes, kline = value[key], _line(value, key, line)
     if not isinstance(sizes, list) or not sizes or not all(_posint(v) for v in sizes):
-        fail(f"expected a non-empty list of sizes, got {sizes!r}", kline, f"{field}.{key}", FIELDS[key])
+        fail(f"expected a non-empty list of sizes, got {quote(sizes)}", kline, f"{field}.{key}", FIELDS[key])
     bad = [v for v in sizes if not lo <= v <= hi]
     if bad:
         fail(f"size {bad[0]} is outside the dynamic range [{lo}, {hi}]", kline, f"{field}.{key}",

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import FusebuildError, LayoutError, SpecError, did_you_mean, one_of, quote
+from ..errors import FusebuildError, LayoutError, SpecError, did_you_mean, one_of
 from ..ir import layouts, symbols
 from ..ir.dtypes import DTYPES
 from ..ir.graph import Call, Graph, Node, Tensor, fuse
@@ -36,7 +37,7 @@ from . import dynamic as D
 from . import limits
 from .exprs import ExprError, eval_int, names
 from .fields import DEFAULT_TARGETS, INPUT_FIELDS, MAX_NAME, MODES, NODE_FIELDS, SPEC_FIELDS, is_name, is_word
-from .yamlio import LDict, LList, load_yaml
+from .yamlio import LDict, LList, load_yaml, quote
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,34 @@ def load_spec(path, targets=None) -> Spec:
     return parse_spec(text, str(path), targets)
 
 
+def spec_files(paths) -> list:
+    """The spec files `paths` name, in order: a file as it is, a folder as a build reads it
+    (its *.yaml, then its *.yml, each sorted); a file named twice once."""
+    out, seen = [], set()
+    for p in map(Path, paths):
+        for f in sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml")) if p.is_dir() else [p]:
+            key = f.resolve() if f.exists() else f
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
+    return out
+
+
+def name_clashes(specs) -> dict:
+    """{spec path: SpecError} for specs in one folder that share a name (a build of that
+    folder refuses them all, plan/project.py: the same message)."""
+    by_name = {}
+    for s in specs:
+        by_name.setdefault((Path(s.path).resolve().parent, s.name), []).append(s)
+    out = {}
+    for (_, name), same in by_name.items():
+        for s in same if len(same) > 1 else ():
+            others = ", ".join(o.path for o in same if o is not s)
+            out[s.path] = SpecError(f"spec name '{name}' is also used by {others}", path=s.path, line=1, field="name",
+                                    valid="unique spec names")
+    return out
+
+
 def default_targets() -> dict:
     from ..backends import TARGETS
     return TARGETS
@@ -121,10 +150,9 @@ def _parse(text: str, ctx) -> Spec:
                      valid=one_of(SPEC_FIELDS))
     for key, (required, typ, what) in SPEC_FIELDS.items():
         if required and key not in doc:
-            ctx.fail(f"missing required field '{key}' ({what})", doc.line, key)
+            ctx.fail(f"missing required field '{key}' ({what})", doc.line, key, valid="fields " + one_of(SPEC_FIELDS))
         if key in doc and not _isinstance(doc[key], typ):
-            ctx.fail(f"expected {_tname(typ)}, got {_tname(type(doc[key]))} {quote(doc[key])}", doc.line_of(key), key,
-                     valid=what)
+            ctx.fail(f"expected {_tname(typ)}, got {_got(doc[key])}", doc.line_of(key), key, valid=what)
     name = doc["name"]
     ctx.name(name, doc.line_of("name"), "name")
     params = _params(doc.get("params", LDict()), ctx)
@@ -151,7 +179,7 @@ def _parse(text: str, ctx) -> Spec:
             seen.add(vname)
             made += [v for v in [_variant(doc, name, vname, values, ctx, kind)] if v is not None]
         if not made:
-            ctx.fail(f"no target matches the variant {quote(dict(zip(static, combo)))}", doc.line_of("targets"),
+            ctx.fail(f"no target matches the variant {show_params(dict(zip(static, combo)))}", doc.line_of("targets"),
                      "targets", valid="a target filter that matches every variant")
         variants += made
     return Spec(name, ctx.path, doc.get("description", ""), tuple(variants))
@@ -187,9 +215,22 @@ class _Ctx:
         self.line, self.field = 1, None          # where the loader is looking (for unexpected errors)
         self.dynamic = {}                  # param -> spec.dynamic.Dynamic
         self.kind = None                   # the variant being built: None | "dynamic" | "bucket"
+        self.hidden = {}                   # internal tensor name (an epilogue's intermediate) -> how messages say it
 
     def at(self, line, field):
         self.line, self.field = line or self.line, field
+
+    def show(self, name) -> str:
+        """A tensor name as messages say it: the user's name, or what an internal one stands for."""
+        return self.hidden.get(name, name)
+
+    def unhide(self, text):
+        """Text from elsewhere (a target's limit check) with internal tensor names said as show() says them."""
+        if not text or not self.hidden:
+            return text
+        pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(self.hidden, key=len, reverse=True))
+                             + r")\b")
+        return pattern.sub(lambda m: self.hidden[m.group(1)], str(text))
 
     def fail(self, message, line, field, valid=None, cls=SpecError):
         raise cls(message, path=self.path, line=line, field=field, valid=valid)
@@ -213,8 +254,24 @@ def _isinstance(value, typ):
 def _tname(typ):
     if isinstance(typ, tuple):
         return " or ".join(_tname(t) for t in typ)
-    names = {dict: "a mapping", list: "a list", str: "a string", int: "an integer", bool: "true/false"}
-    return names.get(typ, typ.__name__)
+    names = {dict: "a mapping", list: "a list", str: "a string", int: "an integer", bool: "true/false",
+             float: "a number"}
+    return names.get(typ, "a value")
+
+
+def _got(value) -> str:
+    """What a spec value is, in YAML's words, then the value: `a list [1, 2]`, `null`."""
+    if value is None or isinstance(value, bool):
+        return quote(value)
+    kind = next((_tname(t) for t in (bool, int, float, str, list, dict) if isinstance(value, t)), "a value")
+    return f"{kind} {quote(value)}"
+
+
+def show_params(params: dict) -> str:
+    """A variant's parameters for messages: `M=1..64, N=256, dtype=float32` (a dynamic
+    parameter as its range); `default` for a spec without parameters."""
+    return ", ".join(f"{k}={v[0]}..{v[1]}" if isinstance(v, tuple) else f"{k}={v}" for k, v in params.items()) \
+        or "default"
 
 
 def _params(raw: LDict, ctx) -> dict:
@@ -312,19 +369,21 @@ def _variant(doc: LDict, spec_name: str, vname: str, params: dict, ctx, kind=Non
     tensors: dict[str, Tensor] = {}
     inputs = doc["inputs"]
     if not inputs:
-        ctx.fail("a spec needs at least one input", doc.line_of("inputs"), "inputs")
+        ctx.fail("a spec needs at least one input", doc.line_of("inputs"), "inputs",
+                 valid="e.g. x: {shape: [M, K], dtype: float32}")
     for tname, tdef in inputs.items():
         line, field = inputs.line_of(tname), f"inputs.{tname}"
         ctx.name(tname, line, "inputs")
         if not isinstance(tdef, LDict):
-            ctx.fail("an input is a mapping {shape, dtype[, layout]}", line, field)
+            ctx.fail(f"an input is a mapping {{shape, dtype[, layout]}}, got {_got(tdef)}", line, field,
+                     valid="e.g. {shape: [M, K], dtype: float32}")
         for key in tdef:
             if key not in INPUT_FIELDS:
                 ctx.fail(f"unknown field {quote(key)}{did_you_mean(key, INPUT_FIELDS)}", tdef.line_of(key),
                          field, valid=one_of(INPUT_FIELDS))
         for key in ("shape", "dtype"):
             if key not in tdef:
-                ctx.fail(f"missing required field '{key}'", tdef.line, f"{field}.{key}")
+                ctx.fail(f"missing required field '{key}'", tdef.line, f"{field}.{key}", valid=INPUT_FIELDS[key])
         shape, syms = _shape(tdef["shape"], params, ctx, tdef.line_of("shape"), f"{field}.shape")
         dtype = _dtype(tdef["dtype"], params, ctx, tdef.line_of("dtype"), f"{field}.dtype")
         layout = None
@@ -343,7 +402,7 @@ def _variant(doc: LDict, spec_name: str, vname: str, params: dict, ctx, kind=Non
         tensors[tname] = Tensor(tname, shape, dtype, layout, syms)
     _check_dynamic_used(doc, inputs, ctx)
 
-    nodes = _nodes(doc["graph"], tensors, ctx)
+    nodes = _nodes(doc["graph"], tensors, inputs, doc["outputs"], ctx)
     outputs = _outputs(doc, tensors, nodes, ctx)
     used = {s for t in tensors.values() for s in t.symbols if s is not None}
     ranges = tuple((p, ctx.dynamic[p].lo, ctx.dynamic[p].hi) for p in sorted(used))
@@ -384,68 +443,128 @@ def _samples(dyn: dict) -> tuple:
     return tuple({p: d.samples[min(i, len(d.samples) - 1)] for p, d in dyn.items()} for i in range(count))
 
 
-def _nodes(raw: LList, tensors: dict, ctx) -> list:
+@dataclass(frozen=True)
+class _Where:
+    """Where the spec writes a node (for messages): an epilogue step is a node of its own."""
+    field: str             # graph[0] or graph[0].epilogue[1]
+    ins: tuple             # per input: the field naming it (graph[0].inputs), None for an epilogue's own value
+    out: str | None        # the field naming its output (graph[0].output), None for an epilogue's intermediate
+
+
+def _nodes(raw: LList, tensors: dict, inputs: LDict, outputs, ctx) -> list:
     """Parse nodes (expanding epilogues), check order/cycles, infer shapes and dtypes."""
-    parsed = []                         # (Node, line) before shape inference
+    parsed = []                         # (Node, _Where) before shape inference
+    ctx.hidden = {}
+    taken = set(tensors) | _written_names(raw) | {o for o in outputs if isinstance(o, str)}
     for idx, entry in enumerate(raw):
         ctx.at(raw.line_of(idx), f"graph[{idx}]")
-        parsed.extend(_node(entry, raw.line_of(idx), f"graph[{idx}]", ctx))
+        parsed.extend(_node(entry, raw.line_of(idx), f"graph[{idx}]", ctx, taken))
         if len(parsed) > limits.MAX_GRAPH_NODES:
             ctx.fail(f"the graph has more than {limits.MAX_GRAPH_NODES} nodes (epilogue steps count as nodes)",
                      raw.line, "graph", valid=f"at most {limits.MAX_GRAPH_NODES} nodes")
-    defined_by = {}
-    for node in parsed:
-        if node.output in tensors or node.output in defined_by:
-            ctx.fail(f"duplicate name {quote(node.output)}: already defined", node.line, "output",
-                     valid="each tensor name defined once")
-        defined_by[node.output] = node
+    defined_by, where_of = {}, {}
+    for node, where in parsed:
+        # only names the spec writes can clash: internal ones avoid every name it writes
+        if node.output in tensors:
+            ctx.fail(f"duplicate name {quote(node.output)}: already defined as an input (line "
+                     f"{inputs.line_of(node.output)})", node.line, where.out, valid="each tensor name defined once")
+        if node.output in defined_by:
+            first = where_of[node.output]
+            ctx.fail(f"duplicate name {quote(node.output)}: already defined by {first.out} (line "
+                     f"{defined_by[node.output].line})", node.line, where.out, valid="each tensor name defined once")
+        defined_by[node.output], where_of[node.output] = node, where
     _check_order(parsed, tensors, defined_by, ctx)
-    for node in parsed:
-        ctx.at(node.line, "graph")
-        tensors[node.output] = _infer(node, tensors, ctx)
-    return parsed
+    for node, where in parsed:
+        ctx.at(node.line, where.field)
+        tensors[node.output] = _infer(node, where, tensors, ctx)
+    return [node for node, _ in parsed]
 
 
-def _node(entry, line, field, ctx) -> list:
+def _written_names(raw) -> set:
+    """Every tensor name the graph writes (outputs, inputs, epilogue operands): internal
+    names are chosen outside this set."""
+    found = set()
+    for entry in raw if isinstance(raw, list) else ():
+        if not isinstance(entry, dict):
+            continue
+        ins = entry.get("inputs")
+        steps = entry.get("epilogue")
+        found.update(x for x in [entry.get("output"), *(ins if isinstance(ins, list) else ()),
+                                 *(v for step in (steps if isinstance(steps, list) else ())
+                                   if isinstance(step, dict) for v in step.values())] if isinstance(x, str))
+    return found
+
+
+def _internal(base: str, taken: set) -> str:
+    """An internal tensor name: `base` (y_mm, y_e1: the names every spec has always had,
+    so artifacts, cache keys and tuning records stay valid), or, where the spec itself
+    writes that name, the first of base_1, base_2, ... that it does not."""
+    name, i = base, 0
+    while name in taken:
+        i += 1
+        name = f"{base}_{i}"
+    taken.add(name)
+    return name
+
+
+def _node(entry, line, field, ctx, taken) -> list:
+    example = "e.g. {op: matmul, inputs: [x, w], output: y}"
     if not isinstance(entry, LDict):
-        ctx.fail("a node is a mapping {op, inputs, output, ...}", line, field,
-                 valid="e.g. {op: matmul, inputs: [x, w], output: y}")
-    for key in NODE_FIELDS:
-        if key not in entry:
-            ctx.fail(f"missing required field '{key}'", entry.line, f"{field}.{key}")
-    op_name = entry["op"]
-    if not isinstance(op_name, str) or op_name not in OPS:
+        ctx.fail(f"a node is a mapping {{op, inputs, output, ...}}, got {_got(entry)}", line, field, valid=example)
+    op_name = entry.get("op")
+    if "op" in entry and (not isinstance(op_name, str) or op_name not in OPS):
         ctx.fail(f"unknown op {quote(op_name)}{did_you_mean(op_name, OPS)}", entry.line_of("op"), f"{field}.op",
                  valid=one_of(OPS))
-    op = OPS[op_name]
-    valid_fields = (*NODE_FIELDS, *op.attrs, *(("epilogue",) if op.kind == "matmul" else ()))
-    for key in entry:
+    op = OPS.get(op_name) if "op" in entry else None
+    if op is not None:
+        valid_fields = (*NODE_FIELDS, *op.attrs, *(("epilogue",) if op.kind == "matmul" else ()))
+    else:                               # no op yet: the fields of any op
+        valid_fields = tuple(dict.fromkeys([*NODE_FIELDS, *(a for o in OPS.values() for a in o.attrs), "epilogue"]))
+    for key in entry:                   # before missing fields: `input:` is a typo of `inputs`, say so
         if key not in valid_fields:
-            ctx.fail(f"unknown field {quote(key)} for op {op_name}{did_you_mean(key, valid_fields)}",
+            close = did_you_mean(key, valid_fields)
+            missing = next((k for k in NODE_FIELDS if k not in entry and close == f"; did you mean '{k}'?"), None)
+            ctx.fail(f"unknown field {quote(key)}{f' for op {op_name}' if op else ''}{close}"
+                     + (f" (the node has no '{missing}')" if missing else ""),
                      entry.line_of(key), f"{field}.{_key(key)}", valid=one_of(valid_fields))
+    for key in NODE_FIELDS:
+        if key not in entry:
+            ctx.fail(f"missing required field '{key}' ({NODE_FIELDS[key]})", entry.line, f"{field}.{key}",
+                     valid=example)
     ins = entry["inputs"]
     if not isinstance(ins, list) or len(ins) != op.arity or not all(isinstance(i, str) for i in ins):
-        ctx.fail(f"{op_name} takes {op.arity} input tensor name(s), got {quote(ins)}", entry.line_of("inputs"),
-                 f"{field}.inputs")
+        names = "[x, w]" if op.arity == 2 else "[x]"
+        extra = "; a bias goes in the epilogue: [{add: b}]" if op.kind == "matmul" and isinstance(ins, list) \
+            and len(ins) > 2 else ""
+        ctx.fail(f"{op_name} takes {op.arity} input tensor name{'s' if op.arity > 1 else ''}, got {quote(ins)}",
+                 entry.line_of("inputs"), f"{field}.inputs",
+                 valid=f"a list of {op.arity} name{'s' if op.arity > 1 else ''} of inputs or earlier outputs, "
+                       f"e.g. {names}{extra}")
     out = entry["output"]
     ctx.name(out, entry.line_of("output"), f"{field}.output")
     attrs = _attrs(op, entry, ctx, field)
     epilogue = entry.get("epilogue", [])
     if not isinstance(epilogue, list):
-        ctx.fail("epilogue must be a list of elementwise ops", entry.line_of("epilogue"), f"{field}.epilogue",
-                 valid="e.g. [{add: bias}, silu]")
+        ctx.fail(f"epilogue must be a list of elementwise ops, got {_got(epilogue)}", entry.line_of("epilogue"),
+                 f"{field}.epilogue", valid="e.g. [{add: bias}, silu]")
+    written = (f"{field}.inputs",) * len(ins)
     if not epilogue:
-        return [Node(op_name, tuple(ins), out, attrs, entry.line_of("op"))]
-    # sugar: matmul -> out_mm -> epilogue steps -> out
-    names = [f"{out}_mm"] + [f"{out}_e{i}" for i in range(1, len(epilogue))] + [out]
-    nodes = [Node(op_name, tuple(ins), names[0], attrs, entry.line_of("op"))]
+        return [(Node(op_name, tuple(ins), out, attrs, entry.line_of("op")), _Where(field, written, f"{field}.output"))]
+    # sugar: matmul -> out_mm -> epilogue steps -> out (internal names: _internal)
+    names = [_internal(f"{out}_mm", taken)] + [_internal(f"{out}_e{i}", taken) for i in range(1, len(epilogue))]
+    ctx.hidden[names[0]] = f"the matmul result of {out}"
+    ctx.hidden.update((n, f"{out} after epilogue[{i}]") for i, n in enumerate(names[1:]))
+    names.append(out)
+    nodes = [(Node(op_name, tuple(ins), names[0], attrs, entry.line_of("op")), _Where(field, written, None))]
     for i, step in enumerate(epilogue):
         eline = epilogue.line_of(i)
         efield = f"{field}.epilogue[{i}]"
         ename, operand, eattrs = _epilogue_step(step, eline, efield, ctx)
         eop = OPS[ename]
-        args = (names[i],) if eop.arity == 1 else (names[i], operand)
-        nodes.append(Node(ename, args, names[i + 1], _attrs(eop, eattrs, ctx, efield), eline))
+        args, fields = ((names[i],), (None,)) if eop.arity == 1 else ((names[i], operand), (None, f"{efield}.{ename}"))
+        last = i == len(epilogue) - 1
+        nodes.append((Node(ename, args, names[i + 1], _attrs(eop, eattrs, ctx, efield), eline),
+                      _Where(efield, fields, f"{field}.output" if last else None)))
     return nodes
 
 
@@ -496,7 +615,7 @@ def _check_order(nodes, tensors, defined_by, ctx):
     # cycles first: a cycle is reported as such, not as an ordering problem. Depth-first
     # with an explicit stack (a long chain listed last-first must not hit the recursion limit).
     state = {}
-    for root in nodes:
+    for root, _ in nodes:
         if root.output in state:
             continue
         state[root.output] = "open"
@@ -510,47 +629,101 @@ def _check_order(nodes, tensors, defined_by, ctx):
                 path.pop()
                 continue
             if state.get(dep.output) == "open":
-                cycle = path[path.index(dep.output):] + [dep.output]
-                ctx.fail("cyclic graph: " + " -> ".join(cycle), node.line, "graph",
+                cycle = [c for c in path[path.index(dep.output):] if c not in ctx.hidden] or [dep.output]
+                ctx.fail("cyclic graph: " + " -> ".join(ctx.show(c) for c in cycle + cycle[:1]), node.line, "graph",
                          valid="an acyclic graph (each tensor computed from earlier ones)")
             if dep.output not in state:
                 state[dep.output] = "open"
                 path.append(dep.output)
                 stack.append((dep, iter(dep.inputs)))
     seen = set(tensors)
-    for node in nodes:
-        for i in node.inputs:
+    for node, where in nodes:
+        for i, at in zip(node.inputs, where.ins):
             if i not in seen:
                 if i in defined_by:
                     ctx.fail(f"tensor {quote(i)} is used before it is defined (at line {defined_by[i].line})",
-                             node.line, "inputs", valid="nodes listed in dependency order")
-                ctx.fail(f"tensor {quote(i)} is not defined{did_you_mean(i, seen)}", node.line, "inputs",
-                         valid="inputs and node outputs: " + _few(seen))
+                             node.line, at, valid="nodes listed in dependency order")
+                names = seen - set(ctx.hidden)
+                ctx.fail(f"tensor {quote(i)} is not defined{did_you_mean(i, names)}", node.line, at,
+                         valid="inputs and node outputs: " + _few(names))
         seen.add(node.output)
 
 
-def _infer(node: Node, tensors: dict, ctx) -> Tensor:
+def _dim(t: Tensor, d: int, ctx) -> str:
+    """One dimension for messages: its size, or its dynamic parameter and range (never
+    the maximum alone: that is not the size it has at run time)."""
+    s = t.symbols[d]
+    if s is None:
+        return str(t.shape[d])
+    d = ctx.dynamic[s]
+    return f"{s} (dynamic {d.lo}..{d.hi})"
+
+
+def _show_shape(t: Tensor) -> str:
+    return "[" + ", ".join(s if s is not None else str(n) for n, s in zip(t.shape, t.symbols)) + "]"
+
+
+def _infer(node: Node, where: _Where, tensors: dict, ctx) -> Tensor:
     ins = [tensors[i] for i in node.inputs]
-    syms = ()
+    names = [ctx.show(i) for i in node.inputs]
+    field = next((f for f in where.ins if f), where.field)
     dtypes = {t.dtype for t in ins}
     if len(dtypes) > 1:
-        ctx.fail(f"{node.op} mixes dtypes " + ", ".join(f"{t.name}:{t.dtype}" for t in ins), node.line, "inputs",
-                 valid="operands of one dtype")
+        ctx.fail(f"{node.op} mixes dtypes: " + ", ".join(f"{n} is {t.dtype}" for n, t in zip(names, ins)),
+                 node.line, field, valid="operands of one dtype")
+    fail = f"shape mismatch in {node.op}" + (f" -> {node.output}: " if node.output not in ctx.hidden else ": ")
+    if OPS[node.op].kind == "matmul":
+        (a, b), tb = ins, node.attr.get("transpose_b")
+        layout = "[N, K] (transpose_b: true)" if tb else "[K, N] (transpose_b: false)"
+        if len(a.shape) != 2 or len(b.shape) != 2:
+            ctx.fail(fail + f"matmul takes 2-D operands, got {names[0]} {_show_shape(a)} and {names[1]} "
+                     f"{_show_shape(b)}", node.line, field, valid=f"{names[0]} as [M, K] and {names[1]} as {layout}")
+        kb = 1 if tb else 0
+        if (a.shape[1], a.symbols[1]) != (b.shape[kb], b.symbols[kb]):
+            dynamic = [s for s in (a.symbols[1], b.symbols[kb]) if s is not None]
+            n = b.symbols[1 - kb] or str(b.shape[1 - kb])
+            want = f"[{n}, {a.shape[1]}]" if tb else f"[{a.shape[1]}, {n}]"
+            ctx.fail(fail + f"K mismatch: {names[0]} has K={_dim(a, 1, ctx)} (dimension 1) but {names[1]} has "
+                     f"K={_dim(b, kb, ctx)} (dimension {kb}{', transpose_b' if tb else ''})", node.line, field,
+                     valid=f"{names[0]} as [M, K] and {names[1]} as {layout} with the same K"
+                           + (f"; a dynamic size ({dynamic[0]}) only matches the same parameter, never a static K"
+                              if dynamic else f", e.g. {names[1]} of shape {want}"))
     try:
         if OPS[node.op].kind == "matmul":
-            shape = matmul_shape(ins[0].shape, ins[1].shape, node.attr, (node.inputs[0], node.inputs[1]))
+            shape = matmul_shape(ins[0].shape, ins[1].shape, node.attr, tuple(names))
             syms = symbols.matmul(ins[0].shape, ins[0].symbols, ins[1].shape, ins[1].symbols,
-                                  node.attr.get("transpose_b"), (node.inputs[0], node.inputs[1]))
+                                  node.attr.get("transpose_b"), tuple(names))
         elif len(ins) == 2:
+            _check_broadcast(ins, names, node, field, fail, ctx)
             shape = broadcast(ins[0].shape, ins[1].shape)
             syms = symbols.broadcast(ins[0].shape, ins[0].symbols, ins[1].shape, ins[1].symbols)
             if (shape, syms) not in ((ins[0].shape, ins[0].symbols), (ins[1].shape, ins[1].symbols)):
-                raise ShapeError(f"broadcasting {list(ins[0].shape)} with {list(ins[1].shape)} grows both operands")
+                ctx.fail(fail + f"broadcasting {names[0]} {_show_shape(ins[0])} with {names[1]} "
+                         f"{_show_shape(ins[1])} grows both operands", node.line, field,
+                         valid="one operand of the result's shape, the other broadcast into it (each of its "
+                               "dimensions equal or 1)")
         else:
             shape, syms = ins[0].shape, ins[0].symbols
-    except ShapeError as err:
-        ctx.fail(f"shape mismatch in {node.op} -> {node.output}: {err}", node.line, "inputs")
+    except ShapeError as err:           # the checks above say it first; this is the last guard
+        ctx.fail(fail + str(err), node.line, field)
     return Tensor(node.output, shape, ins[0].dtype, None, syms)
+
+
+def _check_broadcast(ins, names, node, field, fail, ctx):
+    """numpy broadcasting of two operands, each dimension a size or a dynamic parameter."""
+    a, b = ins
+    for i in range(1, max(len(a.shape), len(b.shape)) + 1):
+        x = (a.shape[-i], a.symbols[-i]) if i <= len(a.shape) else (1, None)
+        y = (b.shape[-i], b.symbols[-i]) if i <= len(b.shape) else (1, None)
+        if x == y or (1, None) in (x, y):
+            continue
+        dx = _dim(a, len(a.shape) - i, ctx) if i <= len(a.shape) else "1"
+        dy = _dim(b, len(b.shape) - i, ctx) if i <= len(b.shape) else "1"
+        dynamic = x[1] is not None or y[1] is not None
+        ctx.fail(fail + f"{names[0]} {_show_shape(a)} and {names[1]} {_show_shape(b)} do not broadcast "
+                 f"(dimension -{i}: {dx} vs {dy})", node.line, field,
+                 valid="shapes that broadcast (numpy: each dimension, from the right, equal or 1 in one operand)"
+                       + ("; a dynamic dimension only matches the same parameter, or a static 1" if dynamic else ""))
 
 
 def _check_fused(graph, ctx):
@@ -564,7 +737,7 @@ def _check_fused(graph, ctx):
         depth, terms = measure(g.expr)
         if depth > limits.MAX_FUSED_DEPTH or terms > limits.MAX_FUSED_TERMS:
             node = g.nodes[-1]
-            ctx.fail(f"the elementwise chain fused into {quote(g.output)} is {depth} ops deep and renders "
+            ctx.fail(f"the elementwise chain fused into {quote(ctx.show(g.output))} is {depth} ops deep and renders "
                      f"{terms} operand reads", node.line, "graph",
                      valid=f"at most {limits.MAX_FUSED_DEPTH} ops and {limits.MAX_FUSED_TERMS} reads per fused "
                            "store: split the chain (an intermediate that is also an output is not fused)")
@@ -574,15 +747,17 @@ def _outputs(doc, tensors, nodes, ctx):
     outs = doc["outputs"]
     line = doc.line_of("outputs")
     ctx.at(line, "outputs")
-    produced = {n.output for n in nodes}
+    produced = {n.output for n in nodes} - set(ctx.hidden)      # internal names are not the spec's
     if not outs:
-        ctx.fail("a spec needs at least one output", line, "outputs")
+        ctx.fail("a spec needs at least one output", line, "outputs", valid="node outputs: " + _few(produced))
     for o in outs:
         if not isinstance(o, str):
             ctx.fail(f"an output is a tensor name, got {quote(o)}", line, "outputs",
                      valid="node outputs: " + _few(produced))
     if len(set(outs)) != len(outs):
-        ctx.fail("duplicate names in outputs", line, "outputs")
+        dup = next(o for i, o in enumerate(outs) if o in outs[:i])
+        ctx.fail(f"duplicate name {quote(dup)} in outputs", line, "outputs",
+                 valid="each output once: [" + _few(dict.fromkeys(outs), ordered=True) + "]")
     for o in outs:
         if o not in produced:
             where = "is a graph input" if o in tensors else "is not defined" + did_you_mean(o, produced)
@@ -605,7 +780,9 @@ def _targets(doc, graph, ctx) -> tuple:
             tline = raw.line_of(t) if isinstance(raw, LDict) else line
             ctx.fail(f"unknown target {quote(t)}{did_you_mean(t, TARGETS)}", tline, "targets", valid=one_of(TARGETS))
     if isinstance(raw, list) and len(set(raw)) != len(raw):
-        ctx.fail("duplicate target", line, "targets")
+        dup = next(t for i, t in enumerate(raw) if t in raw[:i])
+        ctx.fail(f"duplicate target {quote(dup)}", line, "targets",
+                 valid=f"each target once: [{', '.join(dict.fromkeys(raw))}]")
     chosen = []
     for t in raw:
         tline = raw.line_of(t) if isinstance(raw, LDict) else line
@@ -616,11 +793,12 @@ def _targets(doc, graph, ctx) -> tuple:
             continue                        # the other kind of variant builds this target
         bad = sorted({x.dtype for x in graph.tensors.values()} - set(info.dtypes))
         if bad:
-            ctx.fail(f"target {t} does not support dtype {bad[0]} (variant with {ctx.params})", tline, "targets",
+            ctx.fail(f"target {t} does not support dtype {bad[0]} (variant {show_params(ctx.params)})", tline,
+                     "targets",
                      valid=f"{t} dtypes: {one_of(info.dtypes)}; restrict it with targets: {{{t}: {{dtype: [...]}}}}")
         chosen.append(t)
     if not chosen and ctx.kind is None:
-        ctx.fail(f"no target matches the variant {ctx.params}", line, "targets",
+        ctx.fail(f"no target matches the variant {show_params(ctx.params)}", line, "targets",
                  valid="a target filter that matches every variant")
     return tuple(chosen)
 
@@ -676,12 +854,13 @@ def _check_target_limits(doc, graph, targets, schedule, ctx):
         except FusebuildError as err:
             raw = doc.get("schedule", LDict())
             line = raw.line_of(t) if t in raw else doc.line_of("targets")
-            ctx.fail(f"target {t} (variant {ctx.params}): {err.message}", line,
-                     f"schedule.{t}" if t in raw else "targets", valid=err.valid)
+            ctx.fail(f"target {t} (variant {show_params(ctx.params)}): {ctx.unhide(err.message)}", line,
+                     f"schedule.{t}" if t in raw else "targets", valid=ctx.unhide(err.valid))
         for problem in problems:
             line, field = _limit_where(doc, graph, t, problem)
-            ctx.fail(f"target {t} (variant {ctx.params}): {getattr(problem, 'message', problem)}", line, field,
-                     valid=getattr(problem, "valid", None) or None)
+            ctx.fail(f"target {t} (variant {show_params(ctx.params)}): "
+                     f"{ctx.unhide(str(getattr(problem, 'message', problem)))}", line, field,
+                     valid=ctx.unhide(getattr(problem, "valid", None) or None))
 
 
 def _limit_where(doc, graph, target, problem) -> tuple:
@@ -778,7 +957,7 @@ def _key(key) -> str:
     return key if is_name(key) else quote(key)
 
 
-def _few(names, n: int = 12) -> str:
+def _few(names, n: int = 12, ordered: bool = False) -> str:
     """one_of for lists that a spec controls (bounded)."""
-    names = sorted(str(x) for x in names)
+    names = [str(x) for x in names] if ordered else sorted(str(x) for x in names)
     return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")

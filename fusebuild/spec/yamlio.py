@@ -10,6 +10,10 @@ expanded (an alias bomb of a few hundred bytes names billions), and recursive al
 are refused. Integer literals longer than any size or seed are refused before `int()`
 parses them. Floats in exponent form without a dot (`1e-3`, which YAML 1.1 reads as a
 string) are floats, as in YAML 1.2. Reader errors (control characters, NUL) name their line.
+An error raised while a value is built (a 30-digit integer, a duplicate key) names the
+field it sits under (`seed`, `params.M[1]`).
+
+`quote` is errors.quote spelling values as the spec wrote them: null, true, false, .inf.
 """
 from __future__ import annotations
 
@@ -17,8 +21,34 @@ import re
 
 import yaml
 
-from ..errors import SpecError, quote
+from ..errors import SpecError, _Repr, printable
 from . import limits
+
+
+class _YamlRepr(_Repr):
+    """errors.quote's bounded repr, with YAML's spelling of the scalars Python spells otherwise."""
+
+    def repr_NoneType(self, x, level):
+        return "null"
+
+    def repr_bool(self, x, level):
+        return "true" if x else "false"
+
+    def repr_float(self, x, level):
+        if x != x:
+            return ".nan"
+        if x in (float("inf"), float("-inf")):
+            return ".inf" if x > 0 else "-.inf"
+        return repr(x)
+
+
+_YREPR = _YamlRepr()
+
+
+def quote(value) -> str:
+    """A spec value as it may appear in a message, as YAML writes it (null, not None): a
+    bounded repr, control characters escaped (errors.quote otherwise)."""
+    return printable(_YREPR.repr(value))
 
 
 class LDict(dict):
@@ -111,19 +141,48 @@ def _mapping(loader, node):
         if not isinstance(key, (str, int, float, bool)) or key is None:
             raise SpecError(f"a mapping key must be a plain name, got {quote(key)}", line=key_node.start_mark.line + 1)
         if key in out:
-            raise SpecError(f"duplicate key {quote(key)}", line=key_node.start_mark.line + 1,
-                            field=str(key) if len(str(key)) <= 64 else quote(key),
+            err = SpecError(f"duplicate key {quote(key)}", line=key_node.start_mark.line + 1,
                             valid="each key once per mapping")
-        out[key] = loader.construct_object(value_node, deep=True)
+            _under(err, key)
+            raise err
+        try:
+            out[key] = loader.construct_object(value_node, deep=True)
+        except SpecError as err:
+            _under(err, key)
+            raise
         out.key_lines[key] = key_node.start_mark.line + 1
     return out
 
 
 def _sequence(loader, node):
-    out = LList(loader.construct_object(child, deep=True) for child in node.value)
+    out = LList()
+    for i, child in enumerate(node.value):
+        try:
+            out.append(loader.construct_object(child, deep=True))
+        except SpecError as err:
+            _under(err, i, index=True)
+            raise
     out.line = node.start_mark.line + 1
     out.item_lines = [child.start_mark.line + 1 for child in node.value]
     return out
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
+
+
+def _under(err: SpecError, key, index: bool = False) -> None:
+    """Name the field of an error raised while building a value: the key (or [index]) it
+    sits under, prefixed by each enclosing one on the way out (`params.M[1]`)."""
+    if err.field is not None and not getattr(err, "yaml_path", False):
+        return                                  # a field set by whoever raised it
+    if index:
+        part = f"[{key}]"
+    else:
+        text = str(key)
+        part = text if _PLAIN_KEY.fullmatch(text) else quote(key)
+    inner = err.field or ""
+    err.field = part + ("." if inner and not inner.startswith("[") else "") + inner
+    err.yaml_path = True
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
