@@ -14,7 +14,7 @@ from pathlib import Path
 from .. import settings
 from ..errors import SpecError, did_you_mean, one_of, printable, quote
 from ..spec.fields import MODES
-from ..spec.load import load_spec
+from ..spec.load import load_spec, name_clashes
 from . import artifacts as A
 
 MODE_SETTING = "FUSEBUILD_MODE"
@@ -43,15 +43,7 @@ def load_specs(spec_dir, targets=None) -> tuple:
         except Exception as err:   # noqa: BLE001 - load_spec raises only SpecError; this is the last guard
             errors.append((path, SpecError(f"cannot be loaded ({type(err).__name__}: {quote(str(err))})",
                                            path=str(path), line=1, field="spec")))
-    by_name = {}
-    for s in specs:
-        by_name.setdefault(s.name, []).append(s)
-    for name, same in by_name.items():
-        if len(same) > 1:
-            for s in same:
-                others = ", ".join(o.path for o in same if o is not s)
-                errors.append((Path(s.path), SpecError(f"spec name '{name}' is also used by {others}",
-                                                       path=s.path, line=1, field="name", valid="unique spec names")))
+    errors += [(Path(path), err) for path, err in name_clashes(specs).items()]
     bad = {str(p) for p, _ in errors}
     return [s for s in specs if s.path not in bad], errors
 
