@@ -66,7 +66,7 @@ def test_layouts_and_broadcast_and_two_outputs(tmp_path):
     """
     v, folder = build(tmp_path, spec)
     text = (folder / "kernel.mlir").read_text()
-    assert "permutation = [0, 2, 1, 3]" in text and "%x_packed: tensor<512xf32>" in text
+    assert "permutation = [0, 2, 1, 3]" in text and "%x.packed: tensor<512xf32>" in text
     inputs = V.make_inputs(v.graph, 5)
     exp, out = V.expected(v.graph, inputs), BACKEND.run(folder, v.graph, inputs)
     for name in ("q", "y"):

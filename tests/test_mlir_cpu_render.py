@@ -19,8 +19,8 @@ def test_gemm_epilogue_renders_matmul_then_one_generic():
            "affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>]" in text   # B transposed
     assert text.count("linalg.generic") == 1
     body = text[text.index("^bb0"):text.index("linalg.yield")]
-    assert "%v0 = arith.addf %acc, %in_b : f32" in body          # the bias, on the accumulator
-    assert "math.exp" in body and "%v1 = arith.divf %v0, %v1_den : f32" in body     # silu
+    assert "%y.v0 = arith.addf %y.acc.in, %b.in : f32" in body          # the bias, on the accumulator
+    assert "math.exp" in body and "%y.v1 = arith.divf %y.v0, %y.v1_den : f32" in body     # silu
     assert "affine_map<(d0, d1) -> (d1)>" in text                 # bias broadcast along rows
 
 

@@ -17,10 +17,10 @@ def render(path_or_text, variant=0):
 def test_gemm_bias_silu_golden_lines():
     files, deps = render(REPO / "specs/gemm_bias_silu.yaml", 1)
     src = files["kernel.py"]
-    assert ('def main(x: T.Buffer((128, 512), "float32"), w: T.Buffer((256, 512), "float32"), '
-            'bias: T.Buffer((256,), "float32"), y: T.Buffer((128, 256), "float32")):') in src
-    assert '            y_acc[vi, vj] = y_acc[vi, vj] + x[vi, vk] * w[vj, vk]' in src
-    assert '            y[vi, vj] = ((y_acc[vi, vj] + bias[vj]) * T.sigmoid((y_acc[vi, vj] + bias[vj])))' in src
+    assert ('def main(t_x: T.Buffer((128, 512), "float32"), t_w: T.Buffer((256, 512), "float32"), '
+            't_bias: T.Buffer((256,), "float32"), t_y: T.Buffer((128, 256), "float32")):') in src
+    assert '            acc_y[vi, vj] = acc_y[vi, vj] + t_x[vi, vk] * t_w[vj, vk]' in src
+    assert '            t_y[vi, vj] = ((acc_y[vi, vj] + t_bias[vj]) * T.sigmoid((acc_y[vi, vj] + t_bias[vj])))' in src
     assert "from tvm.script" not in src       # TVM 0.27's from_source refuses import lines
     assert set(deps["templates"]) == {"kernel.py.j2", "gemm.j2", "ops.j2"}
     plan = json.loads(files["plan.json"])
@@ -45,6 +45,6 @@ graph:
 outputs: [y]
 """)
     src = files["kernel.py"]
-    assert 'w: T.Buffer((512,), "float32")' in src
-    assert "w_rm[v0, v1] = w[(v0 // 4 % 8) * 64 + (v0 % 4) * 8 + (v1 // 8 % 2) * 32 + (v1 % 8) * 1]" in src
-    assert "y_acc[vi, vj] + x[vi, vk] * w_rm[vj, vk]" in src
+    assert 't_w: T.Buffer((512,), "float32")' in src
+    assert "rm_w[v0, v1] = t_w[(v0 // 4 % 8) * 64 + (v0 % 4) * 8 + (v1 // 8 % 2) * 32 + (v1 % 8) * 1]" in src
+    assert "acc_y[vi, vj] + t_x[vi, vk] * rm_w[vj, vk]" in src

@@ -8,9 +8,16 @@ generic at all. An input with a layout arrives as a flat buffer and is unpacked
 backends use.
 
 A dynamic dimension (ir/symbols.py) is `?` in its tensor type; its size is read once at
-the top of `main` from the first input that has it (`%dim_M = tensor.dim %x, %c0`) and
+the top of `main` from the first input that has it (`%M.dim = tensor.dim %x, %M.axis`) and
 passed to every `tensor.empty` of that shape, so one module takes any M (IREE compiles
 dynamic shapes).
+
+Names (`ssa`): a tensor is `%<name>`, and every value the renderer makes is `%<name>.<role>`,
+named after the tensor or parameter it is made from (`%y.acc`, `%y.empty`, `%w.packed`,
+`%M.dim`; in a linalg.generic body `%x.in`, `%y.acc.in`, `%y.out`, `%y.v0`). Spec names never
+contain a dot, so a spec name (`acc`, `y_acc`, `in_x`, `v0`, `c0`) cannot meet a generated
+one, and no two generated names share a (name, role) pair (MLIR would reject a body value
+redefining a name of the enclosing function).
 """
 from __future__ import annotations
 
@@ -34,12 +41,18 @@ def vtype(x) -> str:
     return ttype(x.shape, x.dtype, x.symbols)
 
 
+def ssa(name: str, *role: str) -> str:
+    """`%y` (a tensor), `%y.acc.empty` (a value made from it): the one way a tensor or parameter
+    name reaches the MLIR text as an SSA name."""
+    return "%" + ".".join((name, *role))
+
+
 def size_var(param: str) -> str:
-    return f"%dim_{param}"
+    return ssa(param, "dim")
 
 
 def empty_sizes(symbols) -> str:
-    """The dynamic sizes `tensor.empty` needs, in dimension order: `%dim_M`."""
+    """The dynamic sizes `tensor.empty` needs, in dimension order: `%M.dim`."""
     return ", ".join(size_var(s) for s in symbols if s is not None)
 
 
@@ -47,24 +60,25 @@ class GenericBody:
     """The operands and body lines of one group's `linalg.generic`, filled while the
     group's expression tree is folded (graph.fold)."""
 
-    def __init__(self, dims: list, opmacros, ty: str):
-        self.dims, self.ops, self.ty = dims, opmacros, ty
+    def __init__(self, out: str, dims: list, opmacros, ty: str):
+        self.out, self.dims, self.ops, self.ty = out, dims, opmacros, ty
         self.ins, self.body, self.loaded, self.count = [], [], {}, 0
 
-    def operand(self, value, tensor_type, element, index, arg) -> str:
-        dims = ", ".join(self.dims)
+    def operand(self, value, tensor_type, element, index) -> str:
+        """Add input `value` (an SSA name) to the generic; its block argument is `<value>.in`."""
+        dims, arg = ", ".join(self.dims), value + ".in"
         self.ins.append({"value": value, "type": tensor_type, "arg": f"{arg}: {element}",
                          "map": f"affine_map<({dims}) -> ({', '.join(index)})>"})
         return arg
 
     def load(self, x) -> str:
         if x.name not in self.loaded:
-            self.loaded[x.name] = self.operand(f"%{x.name}", vtype(x), elem(x.dtype),
-                                               broadcast_index(x.shape, self.dims), f"%in_{x.name}")
+            self.loaded[x.name] = self.operand(ssa(x.name), vtype(x), elem(x.dtype),
+                                               broadcast_index(x.shape, self.dims))
         return self.loaded[x.name]
 
     def call(self, op, args, attrs) -> str:
-        res = f"%v{self.count}"
+        res = ssa(self.out, f"v{self.count}")
         self.count += 1
         text = str(getattr(self.ops, op)(res, *args, ty=self.ty, **attrs))
         self.body.extend(line.strip() for line in text.split("\n") if line.strip())
@@ -72,7 +86,8 @@ class GenericBody:
 
     def context(self, result) -> dict:
         dims = ", ".join(self.dims)
-        return {"ins": self.ins, "out_map": f"affine_map<({dims}) -> ({dims})>", "out_arg": f"%out: {self.ty}",
+        return {"ins": self.ins, "out_map": f"affine_map<({dims}) -> ({dims})>",
+                "out_arg": f"{ssa(self.out, 'out')}: {self.ty}",
                 "iterators": ", ".join(['"parallel"'] * len(self.dims)), "body": self.body, "result": result}
 
 
@@ -85,20 +100,20 @@ class MlirRenderer:
         dims = [f"d{i}" for i in range(len(out.shape))]
         item = {"out": g.output, "type": vtype(out), "elem": elem(out.dtype), "dims": ", ".join(dims),
                 "comment": group_comment(g), "sizes": empty_sizes(out.symbols)}
-        body = GenericBody(dims, self.ops, elem(out.dtype))
+        body = GenericBody(g.output, dims, self.ops, elem(out.dtype))
         acc = None
         if g.matmul is not None:
             a, b = g.matmul.inputs
             acc_dtype = g.matmul.attr["acc_dtype"]
-            item.update(template="gemm.j2", attrs=compilation_info(self.job.hints), a=f"%{a}", a_type=vtype(self.t[a]),
-                        b=f"%{b}", b_type=vtype(self.t[b]),
-                        acc=f"%{g.output}_acc", acc_type=ttype(out.shape, acc_dtype, out.symbols),
+            item.update(template="gemm.j2", attrs=compilation_info(self.job.hints), a=ssa(a), a_type=vtype(self.t[a]),
+                        b=ssa(b), b_type=vtype(self.t[b]),
+                        acc=ssa(g.output, "acc"), acc_type=ttype(out.shape, acc_dtype, out.symbols),
                         acc_elem=elem(acc_dtype),
                         b_map="(d0, d1, d2) -> (d1, d2)" if g.matmul.attr["transpose_b"] else
                               "(d0, d1, d2) -> (d2, d1)")
 
             def acc():
-                return body.operand(item["acc"], item["acc_type"], item["acc_elem"], dims, "%acc")
+                return body.operand(item["acc"], item["acc_type"], item["acc_elem"], dims)
         else:
             item.update(template="elementwise.j2")
         result = fold(g.expr, acc, lambda name: body.load(self.t[name]), body.call)
@@ -110,7 +125,8 @@ class MlirRenderer:
         out = []
         for p in self.g.dynamic:
             name, d = next((n, self.t[n].symbols.index(p)) for n in self.g.inputs if p in self.t[n].symbols)
-            out.append({"var": size_var(p), "tensor": f"%{name}", "dim": d, "type": vtype(self.t[name]),
+            out.append({"var": size_var(p), "axis": ssa(p, "axis"), "tensor": ssa(name), "dim": d,
+                        "type": vtype(self.t[name]),
                         "param": p, "range": list(self.g.dynamic[p])})
         return out
 
@@ -118,9 +134,8 @@ class MlirRenderer:
         """The context of one func.func (templates/mlir/function.j2) computing the graph."""
         g, t = self.g, self.t
         return {"name": name, "visibility": "private " if private else "",
-                "args": [f"%{n}_packed: {ttype(t[n].memory_shape, t[n].dtype)}" if t[n].layout is not None
-                         else f"%{n}: {vtype(t[n])}" for n in g.inputs],
-                "results": [vtype(t[n]) for n in g.outputs], "returns": [f"%{n}" for n in g.outputs],
+                "args": [arg(n, t[n]) for n in g.inputs],
+                "results": [vtype(t[n]) for n in g.outputs], "returns": [ssa(n) for n in g.outputs],
                 "unpacks": [unpack(n, t[n]) for n in g.inputs if t[n].layout is not None],
                 "sizes": self.sizes(), "groups": [self.group(grp) for grp in fuse(g)]}
 
@@ -130,9 +145,16 @@ class MlirRenderer:
         from .rows import row_param, split_main
         param = row_param(self.g)
         if param is None:
-            return dict(header(self.job, "mlir-cpu"), functions=[self.function()], rows=None)
+            return dict(header(self.job, "mlir-cpu"), functions=[self.function()], rows=None, ssa=ssa)
         funcs, rows = split_main(self.job, param, type(self), self.ops)
-        return dict(header(self.job, "mlir-cpu"), functions=funcs, rows=rows)
+        return dict(header(self.job, "mlir-cpu"), functions=funcs, rows=rows, ssa=ssa)
+
+
+def arg(name, x) -> str:
+    """`%x: tensor<...>`, or `%w.packed: tensor<N>` for an input with a layout (unpacked into `%w`)."""
+    if x.layout is not None:
+        return f"{ssa(name, 'packed')}: {ttype(x.memory_shape, x.dtype)}"
+    return f"{ssa(name)}: {vtype(x)}"
 
 def _levels(x) -> tuple:
     """(levels, levels by decreasing stride): (stride, bound, dimension, level) of a layout."""

@@ -23,7 +23,7 @@ import dataclasses
 
 from ..base import part_label
 from .hints import TILE_HINTS
-from .render import elem, size_var, ttype, vtype
+from .render import arg, elem, size_var, ssa, ttype, vtype
 
 
 def row_param(graph):
@@ -91,40 +91,44 @@ def split_main(job, param, renderer, opmacros) -> tuple:
         # into one buffer (the first output came back holding the second's rows): each further
         # output of an already-seen type starts from a fill with a value of its own instead.
         same = sum(1 for p in outputs if p["type"] == vtype(t[o]))
-        outputs.append({"name": o, "type": vtype(t[o]), "first": f"%{o}_0", "fill": f"{float(same)}" if same else None,
-                        "elem": elem(t[o].dtype)})
-    parts, current, off = [], [o["first"] for o in outputs], "%c0"
+        outputs.append({"name": o, "type": vtype(t[o]), "first": ssa(o, "0"),
+                        "fill": f"{float(same)}" if same else None, "elem": elem(t[o].dtype)})
+    c0 = ssa(param, "c0")
+    parts, current, off = [], [o["first"] for o in outputs], c0
     for i, n in enumerate(sizes):
-        nxt = [f"%{o}_{i + 1}" for o in g.outputs]
-        new_off = f"%off_{i + 1}"
+        nxt = [ssa(o, str(i + 1)) for o in g.outputs]
+        new_off = ssa(param, f"off{i + 1}")
         then, args = [], []
         for name in g.inputs:
             x = t[name]
             if name in rows_in:
                 static = ttype((n, *x.shape[1:]), x.dtype)
-                then.append(f"%{name}_r{n} = tensor.extract_slice %{name}{_region(off, n, x.shape)} : "
+                then.append(f"{ssa(name, f'rows{n}')} = tensor.extract_slice {ssa(name)}{_region(off, n, x.shape)} : "
                             f"{vtype(x)} to {static}")
-                args.append((f"%{name}_r{n}", static))
+                args.append((ssa(name, f"rows{n}"), static))
+            elif x.layout is None:
+                args.append((ssa(name), vtype(x)))
             else:
-                args.append((f"%{name}", vtype(x) if x.layout is None else ttype(x.memory_shape, x.dtype)))
+                args.append((ssa(name, "packed"), ttype(x.memory_shape, x.dtype)))
         results = [ttype((n, *t[o].shape[1:]), t[o].dtype) for o in g.outputs]
-        call = f"%part{n}" + (f":{len(results)}" if len(results) > 1 else "")
+        part = ssa(param, f"part{n}")
+        call = part + (f":{len(results)}" if len(results) > 1 else "")
         then.append(f"{call} = func.call @main_rows{n}({', '.join(a for a, _ in args)}) : "
                     f"({', '.join(ty for _, ty in args)}) -> ({', '.join(results)})")
         for j, o in enumerate(g.outputs):
-            value = f"%part{n}" + (f"#{j}" if len(results) > 1 else "")
-            then.append(f"%{o}_put{n} = tensor.insert_slice {value} into {current[j]}{_region(off, n, t[o].shape)} : "
-                        f"{results[j]} into {vtype(t[o])}")
-        then.append(f"%off_next{n} = arith.addi {off}, %c{n} : index")
-        parts.append({"size": n, "then": then, "results": nxt + [new_off],
-                      "types": [o["type"] for o in outputs] + ["index"],
-                      "yield_then": [f"%{o}_put{n}" for o in g.outputs] + [f"%off_next{n}"],
+            value = part + (f"#{j}" if len(results) > 1 else "")
+            then.append(f"{ssa(o, f'put{n}')} = tensor.insert_slice {value} into {current[j]}"
+                        f"{_region(off, n, t[o].shape)} : {results[j]} into {vtype(t[o])}")
+        c = ssa(param, f"c{n}")
+        then.append(f"{ssa(param, f'next{n}')} = arith.addi {off}, {c} : index")
+        parts.append({"size": n, "then": then, "results": nxt + [new_off], "c": c, "bit": ssa(param, f"bit{n}"),
+                      "has": ssa(param, f"has{n}"), "types": [o["type"] for o in outputs] + ["index"],
+                      "yield_then": [ssa(o, f"put{n}") for o in g.outputs] + [ssa(param, f"next{n}")],
                       "yield_else": current + [off]})
         current, off = nxt, new_off
-    rows = {"param": param, "lo": lo, "hi": hi, "sizes": sizes, "var": var, "source": f"%{source}",
+    rows = {"param": param, "lo": lo, "hi": hi, "sizes": sizes, "var": var, "c0": c0, "source": ssa(source),
             "source_type": vtype(t[source]), "outputs": outputs, "parts": parts, "returns": current,
-            "args": [f"%{n}: {vtype(t[n])}" if t[n].layout is None
-                     else f"%{n}_packed: {ttype(t[n].memory_shape, t[n].dtype)}" for n in g.inputs],
+            "args": [arg(n, t[n]) for n in g.inputs],
             "results": [o["type"] for o in outputs]}
     return funcs, rows
 

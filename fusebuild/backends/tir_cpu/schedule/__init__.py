@@ -1,7 +1,7 @@
 """Hand-written TIR schedules for fused GEMM + epilogue kernels on x86 CPUs.
 
 fusebuild renders one unscheduled ``main`` PrimFunc per spec: for each fused GEMM
-group a ``<out>_matmul`` reduction block writing an ``<out>_acc`` scratch buffer and a
+group a ``<out>_matmul`` reduction block writing an ``acc_<out>`` scratch buffer and a
 ``<out>_epilogue`` block that reads it, plus optional ``<out>_ew`` elementwise blocks.
 ``schedule()`` turns that into a fast kernel with plain schedule primitives (no
 auto-tuning, so a build stays well under a second), one rule per file:

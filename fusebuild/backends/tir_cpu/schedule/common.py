@@ -39,6 +39,16 @@ def try_get(sch: s_tir.Schedule, name: str):
         return None
 
 
+def producer(sch: s_tir.Schedule, buffer):
+    """The block TVM made to write `buffer` and named after it (pad_einsum's `<A>_pad` copy), or None.
+    The name alone is not enough: rendered blocks are named `<tensor>_<role>`, which a buffer
+    (`t_<tensor>`) can spell too, so the block must also be the one writing `buffer`."""
+    block = try_get(sch, buffer.name)
+    if block is None or not any(buf(w).same_as(buffer) for w in sch.get(block).writes):
+        return None
+    return block
+
+
 def buf(region):
     """Buffer of a block read/write region (0.27 names it `.source`, older TVM `.buffer`)."""
     return region.source if hasattr(region, "source") else region.buffer
@@ -97,7 +107,7 @@ def block_regions(stmt, reads=False, writes=False) -> list:
 
 
 def hide_cross_group_reads(func: tirx.PrimFunc, gemms: list) -> tirx.PrimFunc:
-    """Hide epilogue reads of tensors written by *earlier* groups (SwiGLU: h = g * h_acc; or
+    """Hide epilogue reads of tensors written by *earlier* groups (SwiGLU: h = g * acc_h; or
     an earlier group's graph output read back: y = h @ w + h).
 
     reverse_compute_at insists every producer of the epilogue sit under the target
@@ -107,13 +117,14 @@ def hide_cross_group_reads(func: tirx.PrimFunc, gemms: list) -> tirx.PrimFunc:
     schedule is rebuilt afterwards because the dependence graph is computed once.)
     """
     sch = s_tir.Schedule(func)
-    written = {buf(r).name for r in block_regions(func.body, writes=True)}   # scratch, and outputs read back
+    written = [buf(r) for r in block_regions(func.body, writes=True)]   # scratch, and outputs read back
     for g in gemms:
         if not g.epilogue_block:
             continue
         ep = sch.get_sblock(g.epilogue_block)
-        acc = buf(sch.get(sch.get_sblock(g.matmul_block)).writes[0]).name
-        hide = [i for i, r in enumerate(sch.get(ep).reads) if buf(r).name in written - {acc}]
+        acc = buf(sch.get(sch.get_sblock(g.matmul_block)).writes[0])
+        hide = [i for i, r in enumerate(sch.get(ep).reads)
+                if not buf(r).same_as(acc) and any(buf(r).same_as(w) for w in written)]
         if hide:
             sch.unsafe_hide_buffer_access(ep, "read", hide)
     return sch.mod["main"]

@@ -3,7 +3,7 @@
 * Register blocking.  The output is cut into ``micro_m x micro_n`` micro tiles
   (default 8 rows x 48 columns = 8 x 3 AVX-512 vectors = 24 accumulators).  For
   each micro tile the whole K loop runs with the accumulators in registers: the
-  ``<out>_acc`` buffer compacts to that micro tile, stays an alloca (../lower.py
+  ``acc_<out>`` buffer compacts to that micro tile, stays an alloca (../lower.py
   keeps scratch buffers up to 4 KiB off TVM's heap workspace), and LLVM promotes it
   to zmm registers.
 * Fused epilogue.  The epilogue block is ``reverse_compute_at`` the micro tile,
@@ -32,7 +32,7 @@ import tvm
 from tvm import s_tir, tirx
 
 from .. import tiling
-from .common import GemmSchedule, attach, buf, out_dtype, parallel_copy, try_get, vectorize_epilogue
+from .common import GemmSchedule, attach, buf, out_dtype, parallel_copy, producer, try_get, vectorize_epilogue
 from .target import vector_lanes
 
 
@@ -61,15 +61,15 @@ def pad_to(sch: s_tir.Schedule, g: GemmSchedule, multiples: list):
     if not ((g.m_dynamic is not None and mr > 1) or (g.m_dynamic is None and g.m % mr) or g.n % nr or g.k % kr):
         return
     mm = sch.get_sblock(g.matmul_block)
-    a = buf(sch.get(mm).reads[0]).name
     sch.pad_einsum(mm, multiples)
     unpad = try_get(sch, buf(sch.get(mm).writes[0]).name)     # none if only K was padded
     if unpad is not None:
         sch.compute_inline(unpad)
-    a_pad = try_get(sch, f"{a}_pad") if g.m_dynamic is not None and kr == 1 else None
+    a_pad = producer(sch, buf(sch.get(mm).reads[0])) if g.m_dynamic is not None and kr == 1 else None
     if a_pad is not None:
+        name = sch.get(a_pad).name_hint
         clamp_rows(sch, a_pad)
-        sch.compute_inline(sch.get_sblock(f"{a}_pad"))
+        sch.compute_inline(sch.get_sblock(name))
 
 
 def clamp_rows(sch: s_tir.Schedule, block):
@@ -116,8 +116,7 @@ def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
                      tvm.runtime.DataType(dtype).bits // 8, threads, g.m_dynamic)
     mr, nr, (mp, np_), tm, tn, notes = t.micro_m, t.micro_n, t.padded, t.tile_m, t.tile_n, t.notes
     mm = sch.get_sblock(g.matmul_block)
-    b_name = buf(sch.get(mm).reads[1]).name
-    b_pad = try_get(sch, b_name) if b_name.endswith("_pad") else None
+    b_pad = producer(sch, buf(sch.get(mm).reads[1]))
 
     # Pack B into contiguous (N/nr, K, nr) panels (also the transpose for (N, K) B).
     # this GEMM only: another GEMM reading the same B packs its own copy (a shared
@@ -152,8 +151,7 @@ def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
     sch.decompose_reduction(mm, k)
 
     pack_panels(sch, pack, g.transpose_b, nr, lanes, threads)
-    a_name = buf(sch.get(mm).reads[0]).name
-    x_pad = try_get(sch, a_name) if a_name.endswith("_pad") else None
+    x_pad = producer(sch, buf(sch.get(mm).reads[0]))
     if x_pad is not None:
         parallel_copy(sch, x_pad, threads)
     return {"path": "gemm", "tile_m": tm, "tile_n": tn, "micro_m": mr, "micro_n": nr, "k_unroll": ku,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from tvm import s_tir
 
 from .. import tiling
-from .common import GemmSchedule, attach, buf, out_dtype, parallel_copy, try_get
+from .common import GemmSchedule, attach, buf, out_dtype, parallel_copy, producer
 from .gemm import pad_to
 from .target import vector_lanes
 
@@ -56,7 +56,7 @@ def _vectorized_copy(sch: s_tir.Schedule, copy, lanes: int, threads: int):
 def apply(sch: s_tir.Schedule, g: GemmSchedule, threads: int) -> dict:
     mm = sch.get_sblock(g.matmul_block)
     lanes = _lanes(sch, g)
-    copies = [b for b in (try_get(sch, buf(r).name) for r in sch.get(mm).reads[:2]) if b is not None]  # pad()'s
+    copies = [b for b in (producer(sch, buf(r)) for r in sch.get(mm).reads[:2]) if b is not None]  # pad()'s
     k = tiling.ceil_to(g.k, lanes) if _pads_k(g, lanes) else g.k
     while lanes > 1 and k % lanes:
         lanes //= 2

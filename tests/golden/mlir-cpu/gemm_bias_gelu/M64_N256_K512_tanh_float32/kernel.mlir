@@ -5,31 +5,31 @@
 //   y = gelu(y0) [approximate=tanh]
 func.func @main(%x: tensor<64x512xf32>, %w: tensor<256x512xf32>, %bias: tensor<256xf32>) -> (tensor<64x256xf32>) {
   // y0_mm = matmul(x, w) ; y0 = add(y0_mm, bias) ; y = gelu(y0)
-  %y_zero = arith.constant 0.0 : f32
-  %y_acc_empty = tensor.empty() : tensor<64x256xf32>
-  %y_acc_init = linalg.fill ins(%y_zero : f32) outs(%y_acc_empty : tensor<64x256xf32>) -> tensor<64x256xf32>
-  %y_acc = linalg.matmul
+  %y.zero = arith.constant 0.0 : f32
+  %y.acc.empty = tensor.empty() : tensor<64x256xf32>
+  %y.acc.init = linalg.fill ins(%y.zero : f32) outs(%y.acc.empty : tensor<64x256xf32>) -> tensor<64x256xf32>
+  %y.acc = linalg.matmul
       indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>]
-      ins(%x, %w : tensor<64x512xf32>, tensor<256x512xf32>) outs(%y_acc_init : tensor<64x256xf32>) -> tensor<64x256xf32>
-  %y_empty = tensor.empty() : tensor<64x256xf32>
+      ins(%x, %w : tensor<64x512xf32>, tensor<256x512xf32>) outs(%y.acc.init : tensor<64x256xf32>) -> tensor<64x256xf32>
+  %y.empty = tensor.empty() : tensor<64x256xf32>
   %y = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
-      ins(%y_acc, %bias : tensor<64x256xf32>, tensor<256xf32>) outs(%y_empty : tensor<64x256xf32>) {
-  ^bb0(%acc: f32, %in_bias: f32, %out: f32):
-    %v0 = arith.addf %acc, %in_bias : f32
-    %v1_half = arith.constant 0.5 : f32
-    %v1_one = arith.constant 1.0 : f32
-    %v1_c = arith.constant 0.7978845608028654 : f32
-    %v1_k = arith.constant 0.044715 : f32
-    %v1_a2 = arith.mulf %v0, %v0 : f32
-    %v1_a3 = arith.mulf %v1_a2, %v0 : f32
-    %v1_ka3 = arith.mulf %v1_k, %v1_a3 : f32
-    %v1_in = arith.addf %v0, %v1_ka3 : f32
-    %v1_arg = arith.mulf %v1_c, %v1_in : f32
-    %v1_t = math.tanh %v1_arg : f32
-    %v1_1t = arith.addf %v1_one, %v1_t : f32
-    %v1_ha = arith.mulf %v1_half, %v0 : f32
-    %v1 = arith.mulf %v1_ha, %v1_1t : f32
-    linalg.yield %v1 : f32
+      ins(%y.acc, %bias : tensor<64x256xf32>, tensor<256xf32>) outs(%y.empty : tensor<64x256xf32>) {
+  ^bb0(%y.acc.in: f32, %bias.in: f32, %y.out: f32):
+    %y.v0 = arith.addf %y.acc.in, %bias.in : f32
+    %y.v1_half = arith.constant 0.5 : f32
+    %y.v1_one = arith.constant 1.0 : f32
+    %y.v1_c = arith.constant 0.7978845608028654 : f32
+    %y.v1_k = arith.constant 0.044715 : f32
+    %y.v1_a2 = arith.mulf %y.v0, %y.v0 : f32
+    %y.v1_a3 = arith.mulf %y.v1_a2, %y.v0 : f32
+    %y.v1_ka3 = arith.mulf %y.v1_k, %y.v1_a3 : f32
+    %y.v1_in = arith.addf %y.v0, %y.v1_ka3 : f32
+    %y.v1_arg = arith.mulf %y.v1_c, %y.v1_in : f32
+    %y.v1_t = math.tanh %y.v1_arg : f32
+    %y.v1_1t = arith.addf %y.v1_one, %y.v1_t : f32
+    %y.v1_ha = arith.mulf %y.v1_half, %y.v0 : f32
+    %y.v1 = arith.mulf %y.v1_ha, %y.v1_1t : f32
+    linalg.yield %y.v1 : f32
   } -> tensor<64x256xf32>
   return %y : tensor<64x256xf32>
 }

@@ -5,23 +5,23 @@
 //   y = silu(y_e1)
 func.func @main(%x: tensor<128x512xf32>, %w: tensor<256x512xf32>, %bias: tensor<256xf32>) -> (tensor<128x256xf32>) {
   // y_mm = matmul(x, w) ; y_e1 = add(y_mm, bias) ; y = silu(y_e1)
-  %y_zero = arith.constant 0.0 : f32
-  %y_acc_empty = tensor.empty() : tensor<128x256xf32>
-  %y_acc_init = linalg.fill ins(%y_zero : f32) outs(%y_acc_empty : tensor<128x256xf32>) -> tensor<128x256xf32>
-  %y_acc = linalg.matmul
+  %y.zero = arith.constant 0.0 : f32
+  %y.acc.empty = tensor.empty() : tensor<128x256xf32>
+  %y.acc.init = linalg.fill ins(%y.zero : f32) outs(%y.acc.empty : tensor<128x256xf32>) -> tensor<128x256xf32>
+  %y.acc = linalg.matmul
       indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>]
-      ins(%x, %w : tensor<128x512xf32>, tensor<256x512xf32>) outs(%y_acc_init : tensor<128x256xf32>) -> tensor<128x256xf32>
-  %y_empty = tensor.empty() : tensor<128x256xf32>
+      ins(%x, %w : tensor<128x512xf32>, tensor<256x512xf32>) outs(%y.acc.init : tensor<128x256xf32>) -> tensor<128x256xf32>
+  %y.empty = tensor.empty() : tensor<128x256xf32>
   %y = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
-      ins(%y_acc, %bias : tensor<128x256xf32>, tensor<256xf32>) outs(%y_empty : tensor<128x256xf32>) {
-  ^bb0(%acc: f32, %in_bias: f32, %out: f32):
-    %v0 = arith.addf %acc, %in_bias : f32
-    %v1_neg = arith.negf %v0 : f32
-    %v1_exp = math.exp %v1_neg : f32
-    %v1_one = arith.constant 1.0 : f32
-    %v1_den = arith.addf %v1_exp, %v1_one : f32
-    %v1 = arith.divf %v0, %v1_den : f32
-    linalg.yield %v1 : f32
+      ins(%y.acc, %bias : tensor<128x256xf32>, tensor<256xf32>) outs(%y.empty : tensor<128x256xf32>) {
+  ^bb0(%y.acc.in: f32, %bias.in: f32, %y.out: f32):
+    %y.v0 = arith.addf %y.acc.in, %bias.in : f32
+    %y.v1_neg = arith.negf %y.v0 : f32
+    %y.v1_exp = math.exp %y.v1_neg : f32
+    %y.v1_one = arith.constant 1.0 : f32
+    %y.v1_den = arith.addf %y.v1_exp, %y.v1_one : f32
+    %y.v1 = arith.divf %y.v0, %y.v1_den : f32
+    linalg.yield %y.v1 : f32
   } -> tensor<128x256xf32>
   return %y : tensor<128x256xf32>
 }

@@ -7,43 +7,43 @@
 //   y = matmul(h, wd) [transpose_b=True]
 func.func @main(%x: tensor<64x512xf32>, %wg: tensor<2048x512xf32>, %wu: tensor<2048x512xf32>, %wd: tensor<512x2048xf32>) -> (tensor<64x512xf32>) {
   // gate = matmul(x, wg) ; act = silu(gate)
-  %act_zero = arith.constant 0.0 : f32
-  %act_acc_empty = tensor.empty() : tensor<64x2048xf32>
-  %act_acc_init = linalg.fill ins(%act_zero : f32) outs(%act_acc_empty : tensor<64x2048xf32>) -> tensor<64x2048xf32>
-  %act_acc = linalg.matmul
+  %act.zero = arith.constant 0.0 : f32
+  %act.acc.empty = tensor.empty() : tensor<64x2048xf32>
+  %act.acc.init = linalg.fill ins(%act.zero : f32) outs(%act.acc.empty : tensor<64x2048xf32>) -> tensor<64x2048xf32>
+  %act.acc = linalg.matmul
       indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>]
-      ins(%x, %wg : tensor<64x512xf32>, tensor<2048x512xf32>) outs(%act_acc_init : tensor<64x2048xf32>) -> tensor<64x2048xf32>
-  %act_empty = tensor.empty() : tensor<64x2048xf32>
+      ins(%x, %wg : tensor<64x512xf32>, tensor<2048x512xf32>) outs(%act.acc.init : tensor<64x2048xf32>) -> tensor<64x2048xf32>
+  %act.empty = tensor.empty() : tensor<64x2048xf32>
   %act = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
-      ins(%act_acc : tensor<64x2048xf32>) outs(%act_empty : tensor<64x2048xf32>) {
-  ^bb0(%acc: f32, %out: f32):
-    %v0_neg = arith.negf %acc : f32
-    %v0_exp = math.exp %v0_neg : f32
-    %v0_one = arith.constant 1.0 : f32
-    %v0_den = arith.addf %v0_exp, %v0_one : f32
-    %v0 = arith.divf %acc, %v0_den : f32
-    linalg.yield %v0 : f32
+      ins(%act.acc : tensor<64x2048xf32>) outs(%act.empty : tensor<64x2048xf32>) {
+  ^bb0(%act.acc.in: f32, %act.out: f32):
+    %act.v0_neg = arith.negf %act.acc.in : f32
+    %act.v0_exp = math.exp %act.v0_neg : f32
+    %act.v0_one = arith.constant 1.0 : f32
+    %act.v0_den = arith.addf %act.v0_exp, %act.v0_one : f32
+    %act.v0 = arith.divf %act.acc.in, %act.v0_den : f32
+    linalg.yield %act.v0 : f32
   } -> tensor<64x2048xf32>
   // up = matmul(x, wu) ; h = mul(act, up)
-  %h_zero = arith.constant 0.0 : f32
-  %h_acc_empty = tensor.empty() : tensor<64x2048xf32>
-  %h_acc_init = linalg.fill ins(%h_zero : f32) outs(%h_acc_empty : tensor<64x2048xf32>) -> tensor<64x2048xf32>
-  %h_acc = linalg.matmul
+  %h.zero = arith.constant 0.0 : f32
+  %h.acc.empty = tensor.empty() : tensor<64x2048xf32>
+  %h.acc.init = linalg.fill ins(%h.zero : f32) outs(%h.acc.empty : tensor<64x2048xf32>) -> tensor<64x2048xf32>
+  %h.acc = linalg.matmul
       indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>]
-      ins(%x, %wu : tensor<64x512xf32>, tensor<2048x512xf32>) outs(%h_acc_init : tensor<64x2048xf32>) -> tensor<64x2048xf32>
-  %h_empty = tensor.empty() : tensor<64x2048xf32>
+      ins(%x, %wu : tensor<64x512xf32>, tensor<2048x512xf32>) outs(%h.acc.init : tensor<64x2048xf32>) -> tensor<64x2048xf32>
+  %h.empty = tensor.empty() : tensor<64x2048xf32>
   %h = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
-      ins(%act, %h_acc : tensor<64x2048xf32>, tensor<64x2048xf32>) outs(%h_empty : tensor<64x2048xf32>) {
-  ^bb0(%in_act: f32, %acc: f32, %out: f32):
-    %v0 = arith.mulf %in_act, %acc : f32
-    linalg.yield %v0 : f32
+      ins(%act, %h.acc : tensor<64x2048xf32>, tensor<64x2048xf32>) outs(%h.empty : tensor<64x2048xf32>) {
+  ^bb0(%act.in: f32, %h.acc.in: f32, %h.out: f32):
+    %h.v0 = arith.mulf %act.in, %h.acc.in : f32
+    linalg.yield %h.v0 : f32
   } -> tensor<64x2048xf32>
   // y = matmul(h, wd)
-  %y_zero = arith.constant 0.0 : f32
-  %y_acc_empty = tensor.empty() : tensor<64x512xf32>
-  %y_acc_init = linalg.fill ins(%y_zero : f32) outs(%y_acc_empty : tensor<64x512xf32>) -> tensor<64x512xf32>
+  %y.zero = arith.constant 0.0 : f32
+  %y.acc.empty = tensor.empty() : tensor<64x512xf32>
+  %y.acc.init = linalg.fill ins(%y.zero : f32) outs(%y.acc.empty : tensor<64x512xf32>) -> tensor<64x512xf32>
   %y = linalg.matmul
       indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>]
-      ins(%h, %wd : tensor<64x2048xf32>, tensor<512x2048xf32>) outs(%y_acc_init : tensor<64x512xf32>) -> tensor<64x512xf32>
+      ins(%h, %wd : tensor<64x2048xf32>, tensor<512x2048xf32>) outs(%y.acc.init : tensor<64x512xf32>) -> tensor<64x512xf32>
   return %y : tensor<64x512xf32>
 }

@@ -5,17 +5,17 @@
 #   y_e1 = add(y_mm, bias)
 #   y = silu(y_e1)
 @T.prim_func(s_tir=True)
-def main(x: T.Buffer((128, 512), "float32"), w: T.Buffer((256, 512), "float32"), bias: T.Buffer((256,), "float32"), y: T.Buffer((128, 256), "float32")):
+def main(t_x: T.Buffer((128, 512), "float32"), t_w: T.Buffer((256, 512), "float32"), t_bias: T.Buffer((256,), "float32"), t_y: T.Buffer((128, 256), "float32")):
     T.func_attr({"global_symbol": "main", "tir.noalias": True})
-    y_acc = T.alloc_buffer((128, 256), "float32")
+    acc_y = T.alloc_buffer((128, 256), "float32")
     # y_mm = matmul(x, w) ; y_e1 = add(y_mm, bias) ; y = silu(y_e1)
     for i, j, k in T.grid(128, 256, 512):
         with T.sblock("y_matmul"):
             vi, vj, vk = T.axis.remap("SSR", [i, j, k])
             with T.init():
-                y_acc[vi, vj] = T.float32(0)
-            y_acc[vi, vj] = y_acc[vi, vj] + x[vi, vk] * w[vj, vk]
+                acc_y[vi, vj] = T.float32(0)
+            acc_y[vi, vj] = acc_y[vi, vj] + t_x[vi, vk] * t_w[vj, vk]
     for i, j in T.grid(128, 256):
         with T.sblock("y_epilogue"):
             vi, vj = T.axis.remap("SS", [i, j])
-            y[vi, vj] = ((y_acc[vi, vj] + bias[vj]) * T.sigmoid((y_acc[vi, vj] + bias[vj])))
+            t_y[vi, vj] = ((acc_y[vi, vj] + t_bias[vj]) * T.sigmoid((acc_y[vi, vj] + t_bias[vj])))

@@ -7,43 +7,43 @@
 #   h = mul(act, up)
 #   y = matmul(h, wd) [transpose_b=True]
 @T.prim_func(s_tir=True)
-def main(x: T.Buffer((64, 512), "float32"), wg: T.Buffer((2048, 512), "float32"), wu: T.Buffer((2048, 512), "float32"), wd: T.Buffer((512, 2048), "float32"), y: T.Buffer((64, 512), "float32")):
+def main(t_x: T.Buffer((64, 512), "float32"), t_wg: T.Buffer((2048, 512), "float32"), t_wu: T.Buffer((2048, 512), "float32"), t_wd: T.Buffer((512, 2048), "float32"), t_y: T.Buffer((64, 512), "float32")):
     T.func_attr({"global_symbol": "main", "tir.noalias": True})
-    act = T.alloc_buffer((64, 2048), "float32")
-    h = T.alloc_buffer((64, 2048), "float32")
-    act_acc = T.alloc_buffer((64, 2048), "float32")
-    h_acc = T.alloc_buffer((64, 2048), "float32")
-    y_acc = T.alloc_buffer((64, 512), "float32")
+    t_act = T.alloc_buffer((64, 2048), "float32")
+    t_h = T.alloc_buffer((64, 2048), "float32")
+    acc_act = T.alloc_buffer((64, 2048), "float32")
+    acc_h = T.alloc_buffer((64, 2048), "float32")
+    acc_y = T.alloc_buffer((64, 512), "float32")
     # gate = matmul(x, wg) ; act = silu(gate)
     for i, j, k in T.grid(64, 2048, 512):
         with T.sblock("act_matmul"):
             vi, vj, vk = T.axis.remap("SSR", [i, j, k])
             with T.init():
-                act_acc[vi, vj] = T.float32(0)
-            act_acc[vi, vj] = act_acc[vi, vj] + x[vi, vk] * wg[vj, vk]
+                acc_act[vi, vj] = T.float32(0)
+            acc_act[vi, vj] = acc_act[vi, vj] + t_x[vi, vk] * t_wg[vj, vk]
     for i, j in T.grid(64, 2048):
         with T.sblock("act_epilogue"):
             vi, vj = T.axis.remap("SS", [i, j])
-            act[vi, vj] = (act_acc[vi, vj] * T.sigmoid(act_acc[vi, vj]))
+            t_act[vi, vj] = (acc_act[vi, vj] * T.sigmoid(acc_act[vi, vj]))
     # up = matmul(x, wu) ; h = mul(act, up)
     for i, j, k in T.grid(64, 2048, 512):
         with T.sblock("h_matmul"):
             vi, vj, vk = T.axis.remap("SSR", [i, j, k])
             with T.init():
-                h_acc[vi, vj] = T.float32(0)
-            h_acc[vi, vj] = h_acc[vi, vj] + x[vi, vk] * wu[vj, vk]
+                acc_h[vi, vj] = T.float32(0)
+            acc_h[vi, vj] = acc_h[vi, vj] + t_x[vi, vk] * t_wu[vj, vk]
     for i, j in T.grid(64, 2048):
         with T.sblock("h_epilogue"):
             vi, vj = T.axis.remap("SS", [i, j])
-            h[vi, vj] = (act[vi, vj] * h_acc[vi, vj])
+            t_h[vi, vj] = (t_act[vi, vj] * acc_h[vi, vj])
     # y = matmul(h, wd)
     for i, j, k in T.grid(64, 512, 2048):
         with T.sblock("y_matmul"):
             vi, vj, vk = T.axis.remap("SSR", [i, j, k])
             with T.init():
-                y_acc[vi, vj] = T.float32(0)
-            y_acc[vi, vj] = y_acc[vi, vj] + h[vi, vk] * wd[vj, vk]
+                acc_y[vi, vj] = T.float32(0)
+            acc_y[vi, vj] = acc_y[vi, vj] + t_h[vi, vk] * t_wd[vj, vk]
     for i, j in T.grid(64, 512):
         with T.sblock("y_epilogue"):
             vi, vj = T.axis.remap("SS", [i, j])
-            y[vi, vj] = y_acc[vi, vj]
+            t_y[vi, vj] = acc_y[vi, vj]
