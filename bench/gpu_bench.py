@@ -253,8 +253,8 @@ def cmd_build(args):
 
 def pack(work: Path, dest: Path, baseline: Path | None = None):
     """specs (+ specs_dyn) + every artifact's stripped kernel.so + kernel.json (+ plan.json,
-    validation.json); with `baseline`, the same static artifacts of that work dir under base/
-    (unpacked next to the work dir's: `time --work W --baseline W/base`)."""
+    validation.json); with `baseline`, the same static and dynamic-M artifacts of that work dir under
+    base/ (unpacked next to the work dir's: `time --work W --baseline W/base`)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     missing = []
 
@@ -272,7 +272,8 @@ def pack(work: Path, dest: Path, baseline: Path | None = None):
             tf.add(p, arcname=str(p.relative_to(work)))
         for so in sorted((work / "out").glob("*/*/tir-cuda/kernel.so")) + sorted((work / "out_dyn").glob("*/tir-cuda/kernel.so")):
             add_artifact(tf, so.parent, str(so.parent.relative_to(work)))
-        for so in sorted((work / "out").glob("*/*/tir-cuda/kernel.so")) if baseline else []:
+        ours = sorted((work / "out").glob("*/*/tir-cuda/kernel.so")) + sorted((work / "out_dyn").glob("*/tir-cuda/kernel.so"))
+        for so in ours if baseline else []:
             rel = so.parent.relative_to(work)
             if (baseline / rel / "kernel.so").exists():
                 add_artifact(tf, baseline / rel, f"base/{rel}")
@@ -408,6 +409,8 @@ def cmd_time(args):
     project = Project(work / "specs", work / "out")
     assert not project.errors, project.errors
     dyn = {p.parent.parent.name: Artifact(p) for p in sorted((work / "out_dyn").glob("*/tir-cuda/kernel.json"))}
+    base_dyn = {p.parent.parent.name: Artifact(p) for p in
+                sorted((Path(args.baseline) / "out_dyn").glob("*/tir-cuda/kernel.json"))} if args.baseline else {}
     run = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "peak_tflops": PEAK,
            "method": "interleaved round-robin, median of 15 rounds of ~1 ms loops after warm-up; each loop one CUDA "
                      "graph replay (device time; *_loop_ms: the same calls from Python, host overhead included); "
@@ -443,6 +446,8 @@ def cmd_time(args):
         dname = v.spec if v.spec in dyn else None
         if dname and dyn[dname].range[0] <= m <= dyn[dname].range[1]:
             impls["dynamic"] = [dyn[dname].bind(*s, o) for s, o in zip(sets, outs)]
+            if dname in base_dyn:       # the same dynamic-M artifact as the earlier fusebuild built it
+                impls["baseline_dynamic"] = [base_dyn[dname].bind(*s, o) for s, o in zip(sets, outs)]
         row = {"spec": v.spec, "kind": kind, "epilogue": op, "M": m, "N": n, "K": k, "flops": flops,
                "weight_bytes": wbytes, "config": [ln["config"] for ln in art.manifest["launches"]],
                "hints": v.schedule.get("tir-cuda", {}), "compile_ms": None}
@@ -468,6 +473,7 @@ def cmd_time(args):
         dump()      # after every row: a run cut short still leaves its numbers
         extra = f"  dyn {ms['dynamic'] * 1e3:8.1f} us" if "dynamic" in ms else ""
         extra += f"  baseline {ms['baseline'] * 1e3:8.1f} us" if "baseline" in ms else ""
+        extra += f"  baseline dyn {ms['baseline_dynamic'] * 1e3:8.1f} us" if "baseline_dynamic" in ms else ""
         print(f"{a.id:50s} fused {ms['fused'] * 1e3:8.1f} us  eager {ms['eager'] * 1e3:8.1f} us  "
               f"x{ms['eager'] / ms['fused']:.3f}  {wbytes / ms['fused'] / 1e6:7.0f} GB/s{extra}  | loop: fused "
               f"{loop['fused'] * 1e3:.1f} eager {loop['eager'] * 1e3:.1f} us", flush=True)

@@ -1,11 +1,13 @@
 """Real-model specs the targets had not seen when they were written (tests/data/real_models):
 Qwen2.5-0.5B's SwiGLU MLP with a dynamic M, GPT-2's GELU MLP (nn.Linear and Conv1D weight
 layouts, a dynamic M from 3), Gemma-2B's GeGLU, Qwen2-1.5B's down projection + residual with
-odd K, prime shapes with W stored [K, N], SwiGLU in that layout, a three-GEMM fp16 chain, and
-the GPU benchmark's two GELU MLPs. Every one loads, and every tir-cuda variant renders here;
-the CPU targets build and validate the GPT-2 MLP in both layouts. On an H200 the 38 tir-cuda
-artifacts of the first ten validated (bench/results/gpu_validation_real_models_h200.log), and
-the benchmark MLPs' 10 (gpu_validation_mlp_h200.log)."""
+odd K, prime shapes with W stored [K, N], SwiGLU in that layout, a three-GEMM fp16 chain, the
+GPU benchmark's two GELU MLPs, and (2026-12-01) the Phi-3-mini MLP, the Llama-2 vocabulary
+projection, a Qwen2.5-7B up projection at mid M and mid-M variants of three of the above.
+Every one loads, and every tir-cuda variant renders here; the CPU targets build and validate
+the GPT-2 MLP in both layouts. On an H200 the 38 tir-cuda artifacts of the first ten validated
+(bench/results/gpu_validation_real_models_h200.log), the benchmark MLPs' 10
+(gpu_validation_mlp_h200.log), and the 12 of the 2026-12-01 six (gpu_real_models_validate_h200.log)."""
 from __future__ import annotations
 
 import pytest
