@@ -51,6 +51,11 @@ def winner(key: Key, config: dict, date="2026-12-01T10:00:00Z") -> dict:
             "config": config, "date": date, "run": "r1", "median_s": 1e-3}
 
 
+def backed(win: dict) -> list:
+    """The winner with the `ok` measurement of its candidate that a winner needs to be used."""
+    return [dict(win, kind="measurement", status="ok"), win]
+
+
 def functions(mlir: str) -> dict:
     return {f.split("(", 1)[0]: f for f in mlir.split("func.func ")[1:]}
 
@@ -60,7 +65,7 @@ def test_a_row_function_takes_its_static_problems_winner(tmp_path):
     path = tmp_path / "records.jsonl"
     env = {"FUSEBUILD_TUNING": str(path)}
     assert schedule(a, BACKEND, env).parts == {}
-    Records(path).append([winner(static_key(a, 64), TILES)])
+    Records(path).append(backed(winner(static_key(a, 64), TILES)))
     s = schedule(a, BACKEND, env)
     assert s.source == "default" and list(s.parts) == ["M=64"]
     assert s.parts["M=64"]["used"] == TILES and s.parts["M=64"]["tuned_on"].endswith("2026-12-01")
@@ -75,7 +80,7 @@ def test_a_row_function_takes_its_static_problems_winner(tmp_path):
 def test_a_static_winner_with_other_module_flags_is_not_used_and_the_note_says_why(tmp_path):
     a = dynamic(tmp_path)
     path = tmp_path / "records.jsonl"
-    Records(path).append([winner(static_key(a, 32), {"data_tiling": 1, "ukernels": 1})])
+    Records(path).append(backed(winner(static_key(a, 32), {"data_tiling": 1, "ukernels": 1})))
     s = schedule(a, BACKEND, {"FUSEBUILD_TUNING": str(path)})
     assert s.parts == {}
     assert "M=32: tuned winner not used: its flags --iree-opt-data-tiling=true" in s.note, s.note
@@ -86,7 +91,7 @@ def test_a_static_artifact_has_no_parts(tmp_path):
     v = variant_of(SPEC.format(lo=1).replace("{dynamic: [1, 64], validate: [33]}", "64"), "mlir-cpu")
     a = Artifact(v, "mlir-cpu", tmp_path / "out")
     path = tmp_path / "records.jsonl"
-    Records(path).append([winner(static_key(dynamic(tmp_path), 64), TILES)])
+    Records(path).append(backed(winner(static_key(dynamic(tmp_path), 64), TILES)))
     s = schedule(a, BACKEND, {"FUSEBUILD_TUNING": str(path)})
     assert s.source == "tuned" and s.parts == {} and "parts" not in s.key_fields()
 
@@ -115,7 +120,7 @@ def test_the_parts_with_static_winners_compile_and_validate_at_every_size(tmp_pa
     need()
     a = dynamic(tmp_path, lo)
     path = tmp_path / "records.jsonl"
-    Records(path).append([winner(static_key(a, 32), TILES)])
+    Records(path).append(backed(winner(static_key(a, 32), TILES)))
     s = schedule(a, BACKEND, {"FUSEBUILD_TUNING": str(path)})
     assert list(s.parts) == ["M=32"]
     a.dir.mkdir(parents=True)

@@ -45,12 +45,18 @@ def record(key: Key, kind: str, config: dict, **extra) -> dict:
             "config": config, "date": "2026-12-01T10:00:00Z", "run": "r1", "median_s": 1e-3, "status": "ok", **extra}
 
 
+def backed(*winners) -> list:
+    """Each winner record with the `ok` measurement of its candidate a winner needs to be used."""
+    return [r for w in winners for r in (dict(w, kind="measurement", status="ok"), w)]
+
+
 def this_key(a) -> Key:
     backend = get_backend("tir-cpu")
     return key_for(a.variant, "tir-cpu", Space.of(backend.info), backend.toolchain().versions, D.name("tir-cpu"))
 
 
-WINNER = {"tile_m": 256, "tile_n": 96, "micro_m": 4, "micro_n": 16}
+# a complete config, as `fusebuild tune` records them (a partial one is never used)
+WINNER = get_backend("tir-cpu").info.hints.resolve({"tile_m": 256, "tile_n": 96, "micro_m": 4, "micro_n": 16})
 
 
 def env(path) -> dict:
@@ -80,13 +86,13 @@ def test_a_dynamic_winner_is_never_used_by_the_static_artifact_nor_the_reverse(t
     backend = get_backend("tir-cpu")
     path = tmp_path / "records.jsonl"
     timed = [{"at": {"M": m}, "median_s": 1e-4} for m in (1, 7, 64)]
-    Records(path).append([record(this_key(dyn), "winner", WINNER, sizes=timed)])
+    Records(path).append(backed(record(this_key(dyn), "winner", WINNER, sizes=timed)))
     s = schedule(dyn, backend, env(path))
     assert s.source == "tuned" and s.used == WINNER
     assert s.report()["tuning"]["timed_at"] == [{"M": 1}, {"M": 7}, {"M": 64}]
     assert schedule(static, backend, env(path)).source == "default"
     other = dict(WINNER, micro_n=32)
-    Records(path).append([record(this_key(static), "winner", other)])
+    Records(path).append(backed(record(this_key(static), "winner", other)))
     assert schedule(static, backend, env(path)).used == other
     assert schedule(dyn, backend, env(path)).used == WINNER
     assert "timed_at" not in schedule(static, backend, env(path)).report()["tuning"]
@@ -144,7 +150,7 @@ def test_build_uses_the_winner_for_this_device_and_toolchain_only(tmp_path):
     s = schedule(a, backend, env(path))
     assert s.source == "default" and s.used["micro_n"] == 48
     assert "tuned with other toolchain versions (apache-tvm 0.1 -> " in Records(path).explain_missing(key)
-    st.append([record(key, "winner", WINNER)])
+    st.append(backed(record(key, "winner", WINNER)))
     s = schedule(a, backend, env(path))
     assert s.source == "tuned" and s.used == WINNER
     assert s.tuned_on == f"{D.name('tir-cpu')}, 2026-12-01"
@@ -158,7 +164,7 @@ def test_the_spec_hints_are_used_when_nothing_is_tuned_and_a_bad_winner_is_not(t
     path = tmp_path / "records.jsonl"
     s = schedule(a, backend, env(path))
     assert (s.source, s.used["micro_n"], s.given) == ("hint", 32, {"micro_n": 32})
-    Records(path).append([record(this_key(a), "winner", dict(WINNER, micro_n=999))])
+    Records(path).append(backed(record(this_key(a), "winner", dict(WINNER, micro_n=999))))
     s = schedule(a, backend, env(path))
     assert s.source == "hint" and "micro_n=999" in s.note
 
@@ -168,10 +174,11 @@ def test_a_winner_measured_with_other_render_code_builds_with_a_note_and_is_meas
     backend = get_backend("tir-cpu")
     path = tmp_path / "records.jsonl"
     code = render_code(backend)
-    Records(path).append([record(this_key(a), "winner", WINNER, code=code)])
+    Records(path).append([record(this_key(a), "measurement", WINNER), record(this_key(a), "winner", WINNER, code=code)])
     s = schedule(a, backend, env(path))
     assert s.source == "tuned" and s.note == ""
-    Records(path).append([record(this_key(a), "winner", WINNER, code="0123456789abcdef", date="2026-12-02T00:00:00Z")])
+    Records(path).append(backed(record(this_key(a), "winner", WINNER, code="0123456789abcdef",
+                                             date="2026-12-02T00:00:00Z")))
     s = schedule(a, backend, env(path))
     assert s.source == "tuned" and s.used == WINNER          # still a checked, valid config
     assert f"(render code 0123456789abcdef, now {code})" in s.note and "`fusebuild tune` measures it again" in s.note
@@ -248,7 +255,7 @@ def test_the_winner_is_the_newest_by_date_whatever_the_line_order(tmp_path):
     st = Records(tmp_path / "records.jsonl")
     new = record(key, "winner", WINNER, date="2026-12-02T00:00:00Z")
     old = record(key, "winner", dict(WINNER, micro_n=32), date="2026-12-01T00:00:00Z")
-    st.append([new, old])                                   # an older record merged in later
+    st.append(backed(new, old))                                   # an older record merged in later
     assert Records(tmp_path / "records.jsonl").winner(key.id) == new
 
 

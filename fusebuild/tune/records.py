@@ -22,14 +22,25 @@ Two kinds of line, both carrying `key` (problem, target, device, toolchain versi
                `median_s`, `run`, `date`, `previous` (the winner it replaced), `rule` and
                `reference` (what it had to beat: the re-timed winner, else the spec's hints
                or defaults; the fastest wins only if its IQR lies wholly below the reference's)
-A key's winner is its newest winner record by date.
+A key's winner is its newest winner record by date that is backed by an `ok` measurement
+of the same key, candidate and config (a winner naming a failed or never measured candidate
+is ignored: `unbacked`).
+
+Nothing read is trusted: a line is used only if it parses and has the shape above (`check`:
+the types of every field read), and if its `key_id` is the digest of its `key`; a record is
+then used for a key only when that key is the one this machine computes (same id). The
+others are skipped and counted (`skipped`, `why_skipped`; per key id in `dropped`), like a
+line that does not parse. A file that cannot be read (a directory, no permission) reads as
+no records, with `error` saying why.
 """
 from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 from ..hashing import canonical, sha256
@@ -38,6 +49,7 @@ from .problem import Key
 FORMAT = 1
 KINDS = ("measurement", "winner")
 OK = "ok"
+STATUSES = (OK, "compile-failed", "wrong-result", "run-failed")
 
 
 def now() -> str:
@@ -48,8 +60,75 @@ def dumps(record: dict) -> str:
     return canonical(record).decode()
 
 
-def parse_lines(text: str) -> tuple:
-    """([record], number of lines skipped)."""
+def _num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _scalar(x) -> bool:
+    return isinstance(x, (int, float, str)) and not (isinstance(x, float) and not math.isfinite(x))
+
+
+def _sizes_problem(sizes) -> str:
+    if not isinstance(sizes, list) or not all(isinstance(s, dict) and isinstance(s.get("at"), dict)
+                                              and _num(s.get("median_s")) for s in sizes):
+        return "sizes is not a list of {at: {...}, median_s: number}"
+    return ""
+
+
+def check(rec) -> str:
+    """Why `rec` is not a usable record ('' if it is): the shape and types of the fields read."""
+    if not isinstance(rec, dict):
+        return "not an object"
+    if rec.get("format") != FORMAT:
+        return f"format is not {FORMAT}"
+    kind = rec.get("kind")
+    if kind not in KINDS:
+        return f"kind is not one of {', '.join(KINDS)}"
+    key = rec.get("key")
+    if not isinstance(key, dict):
+        return "key is not an object"
+    try:
+        k = Key.from_json(key)
+        if not all(isinstance(v, str) for v in (k.problem, k.target, k.device)):
+            return "key problem, target and device must be strings"
+        if k.as_json() != key:
+            return "key is not {problem, target, device, toolchain: {name: version}}"
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return "key is not {problem, target, device, toolchain: {name: version}}"
+    if not isinstance(rec.get("key_id"), str) or rec["key_id"] != k.id:
+        return "key_id is not the digest of its key"
+    if not isinstance(rec.get("candidate"), str) or not rec["candidate"]:
+        return "candidate is not a string"
+    cfg = rec.get("config")
+    if not isinstance(cfg, dict) or not all(isinstance(n, str) and _scalar(v) for n, v in cfg.items()):
+        return "config is not an object of hint values"
+    if not isinstance(rec.get("date"), str):
+        return "date is not a string"
+    for name in ("run", "code", "error", "problem"):
+        if name in rec and rec[name] is not None and not isinstance(rec[name], str):
+            return f"{name} is not a string"
+    for name in ("iqr_s", "q1_s", "q3_s", "min_s", "torch_s"):
+        if rec.get(name) is not None and not _num(rec[name]):
+            return f"{name} is not a number"
+    if "sizes" in rec and rec["sizes"] is not None and _sizes_problem(rec["sizes"]):
+        return _sizes_problem(rec["sizes"])
+    if kind == "measurement":
+        if rec.get("status") not in STATUSES:
+            return f"status is not one of {', '.join(STATUSES)}"
+        if "anchor" in rec and not isinstance(rec["anchor"], bool):
+            return "anchor is not true or false"
+    if (kind == "winner" or rec.get("status") == OK) and not (_num(rec.get("median_s")) and rec["median_s"] > 0):
+        return "median_s is not a positive number"
+    for name in ("previous", "reference"):
+        if rec.get(name) is not None and not isinstance(rec[name], dict):
+            return f"{name} is not an object"
+    return ""
+
+
+def parse_lines(text: str, why: Counter | None = None, dropped: Counter | None = None) -> tuple:
+    """([record], number of lines skipped): a line is skipped if it does not parse or is not a
+    well-formed record (`check`); `why` counts the reasons, `dropped` the skipped records per
+    key_id (where they name one)."""
     out, skipped = [], 0
     for line in text.splitlines():
         line = line.strip()
@@ -57,14 +136,19 @@ def parse_lines(text: str) -> tuple:
             continue
         try:
             rec = json.loads(line)
-            ok = (isinstance(rec, dict) and rec.get("format") == FORMAT and rec.get("kind") in KINDS
-                  and isinstance(rec.get("key"), dict) and isinstance(rec.get("config"), dict))
+            bad = check(rec)
         except ValueError:
-            ok = False
-        if ok:
+            rec, bad = None, "does not parse"
+        except RecursionError:
+            rec, bad = None, "nested too deep"
+        if not bad:
             out.append(rec)
-        else:
-            skipped += 1
+            continue
+        skipped += 1
+        if why is not None:
+            why[bad] += 1
+        if dropped is not None and isinstance(rec, dict) and isinstance(rec.get("key_id"), str):
+            dropped[rec["key_id"]] += 1
     return out, skipped
 
 
@@ -75,11 +159,17 @@ class Records:
     def __init__(self, path):
         self.path = Path(path)
         self.records, self.skipped = [], 0
+        self.why_skipped, self.dropped = Counter(), Counter()
+        self.error = ""                  # why the file could not be read ('' if it could, or is absent)
         self._seen = set()
-        if self.path.exists():
-            recs, self.skipped = parse_lines(self.path.read_text(errors="replace"))
-            for r in recs:
-                self._add(r)
+        try:
+            text = self.path.read_text(errors="replace") if self.path.exists() else ""
+        except OSError as err:
+            self.error = f"{self.path}: {err.strerror or err}"
+            text = ""
+        recs, self.skipped = parse_lines(text, self.why_skipped, self.dropped)
+        for r in recs:
+            self._add(r)
 
     def _add(self, rec: dict) -> bool:
         h = sha256(canonical(rec))
@@ -90,7 +180,34 @@ class Records:
         return True
 
     def add_extra(self, recs) -> int:
-        return sum(self._add(r) for r in recs)
+        return sum(self._add(r) for r in recs if not check(r))
+
+    def skipped_text(self) -> str:
+        """`3 line(s) of PATH skipped (2 does not parse, 1 date is not a string)`; '' if none."""
+        if not self.skipped:
+            return ""
+        why = ", ".join(f"{n} {reason}" for reason, n in self.why_skipped.most_common())
+        return f"{self.skipped} line(s) of {self.path} skipped ({why})"
+
+    def writable(self) -> str:
+        """Why records cannot be appended to the file ('' if they can); creates nothing that stays."""
+        if self.error:
+            return self.error
+        if self.path.is_dir():
+            return f"{self.path} is a directory"
+        above = next((d for d in self.path.parents if d.exists()), None)
+        if above is not None and not above.is_dir():
+            return f"{above} is not a directory"
+        existed = self.path.exists()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.close(fd)
+            if not existed:
+                os.unlink(self.path)
+        except OSError as err:
+            return f"{self.path}: {err.strerror or err}"
+        return ""
 
     # --- reading --------------------------------------------------------------------
     def of(self, key_id: str, kind: str | None = None) -> list:
@@ -111,10 +228,20 @@ class Records:
         times = [r for r in self.of(key_id, "measurement") if r["candidate"] == candidate and r.get("status") == OK]
         return max(reversed(times), key=lambda r: r.get("date", "")) if times else None
 
+    def backed(self, win: dict) -> bool:
+        """Whether an `ok` measurement of the winner's key, candidate and config exists."""
+        return any(r.get("status") == OK and r["candidate"] == win["candidate"] and r["config"] == win["config"]
+                   for r in self.of(win["key_id"], "measurement"))
+
+    def unbacked(self, key_id: str) -> list:
+        """The key's winner records not backed by an `ok` measurement (ignored: `winner`)."""
+        return [r for r in self.of(key_id, "winner") if not self.backed(r)]
+
     def winner(self, key_id: str) -> dict | None:
         """The key's newest winner by date (records merged from the cache may arrive in the
-        file after newer ones); the later line breaks a tie."""
-        wins = self.of(key_id, "winner")
+        file after newer ones) among those backed by an `ok` measurement of the same candidate
+        and config; the later line breaks a tie."""
+        wins = [r for r in self.of(key_id, "winner") if self.backed(r)]
         return max(reversed(wins), key=lambda r: r.get("date", "")) if wins else None
 
     def explain_missing(self, key: Key) -> str:

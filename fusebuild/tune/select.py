@@ -11,9 +11,14 @@ changed (tile_m 256 -> 128, tuned on ...)"); validation.json reports the same re
 
 A winner is looked up under the artifact's key (problem, target, device, toolchain
 versions: problem.py) in the records file (FUSEBUILD_TUNING), then in the artifact cache
-(share.py). Records of another device or toolchain are never used. A winner whose hints
-the backend no longer declares, or no longer accepts, is not used either (its note says
-why). Only fused artifacts are tuned; FUSEBUILD_TUNING=off turns tuned schedules off.
+(share.py). Records of another device or toolchain are never used: a record counts only
+if its `key` is the key computed here and its `key_id` that key's digest (records.py
+`check`); a malformed record is skipped. A winner is used only if an `ok` measurement of the
+same key, candidate and config backs it, and only if its config is complete (every hint the
+backend defaults) and every hint is one the backend declares and accepts; otherwise the note
+says why it was not. A records file that cannot be read (a directory, no permission) counts
+as no records, with a note. Only fused artifacts are tuned; FUSEBUILD_TUNING=off turns tuned
+schedules off.
 """
 from __future__ import annotations
 
@@ -133,16 +138,21 @@ def schedule(a, backend, env=None) -> Schedule:
     versions, device = dict(_versions(backend)), D.name(a.target, env)
     key = key_for(a.variant, a.target, space, versions, device)
     store = load(path)
+    if store.error:
+        return dataclasses.replace(plain, note=f"tuning records not read ({store.error}): not tuned")
     win = store.winner(key.id) or _from_cache(store, key)
     bad = _unusable(table, win)
+    ignored = _ignored(store, key, win)
     if win is None:
-        chosen = plain
+        chosen = dataclasses.replace(plain, note=ignored) if ignored else plain
     elif bad:
-        chosen = Schedule(plain.source, given, plain.used, note=f"tuned winner not used: {bad}")
+        chosen = Schedule(plain.source, given, plain.used,
+                          note="; ".join(n for n in (f"tuned winner not used: {bad}", ignored) if n))
     else:
         chosen = Schedule("tuned", given, dict(win["config"]), f"{win['key']['device']}, {win['date'][:10]}",
                           {"key_id": key.id, "candidate": win["candidate"], "median_s": win.get("median_s"),
-                           "run": win.get("run"), **_timed_at(win)}, note=stale(win, backend, store))
+                           "run": win.get("run"), **_timed_at(win)},
+                          note="; ".join(n for n in (stale(win, backend, store), ignored) if n))
     return _with_parts(chosen, a, backend, space, store, versions, device)
 
 
@@ -160,11 +170,30 @@ def stale(win: dict, backend, store: Records) -> str:
 
 
 def _unusable(table, win) -> str:
-    """Why a winner's hints cannot be used ('' if they can): a hint no longer declared or accepted."""
+    """Why a winner's hints cannot be used ('' if they can): a hint no longer declared or accepted,
+    or one the backend defaults that the config lacks (a partial config is never completed)."""
     if win is None:
         return ""
+    missing = [k for k in table.resolve({}) if k not in win["config"]]
+    if missing:
+        return f"its config lacks {', '.join(missing)} (a winner's config names every hint)"
     return "; ".join(f"{k}={v}: {table[k].problem(v) if k in table else 'no such hint'}"
                      for k, v in win["config"].items() if k not in table or table[k].problem(v))
+
+
+def _ignored(store: Records, key: Key, win) -> str:
+    """A note on the records of `key` that were ignored: malformed ones filed under its id (or
+    under its id with another key), and winners no `ok` measurement backs ('' if none)."""
+    notes = []
+    if store.dropped.get(key.id):
+        notes.append(f"{store.dropped[key.id]} tuning record(s) filed under this key ignored (malformed, or "
+                     "their key is not this device's and toolchain's)")
+    unbacked = [r for r in store.unbacked(key.id) if win is None or r.get("date", "") >= win.get("date", "")]
+    if unbacked:
+        names = ", ".join(sorted({r["candidate"] for r in unbacked}))
+        notes.append(f"tuned winner not used: {names} has no ok measurement of this key and config "
+                     "(failed or never measured)")
+    return "; ".join(notes)
 
 
 def _with_parts(chosen: Schedule, a, backend, space, store, versions: dict, device: str) -> Schedule:
@@ -181,7 +210,10 @@ def _with_parts(chosen: Schedule, a, backend, space, store, versions: dict, devi
         win = store.winner(key.id) or _from_cache(store, key)
         if win is None:
             continue
-        bad = _unusable(backend.info.hints, win) or backend.part_problem(chosen.used, win["config"])
+        try:
+            bad = _unusable(backend.info.hints, win) or backend.part_problem(chosen.used, win["config"])
+        except (KeyError, TypeError, ValueError) as err:
+            bad = f"its config does not apply ({type(err).__name__}: {err})"
         if bad:
             notes.append(f"{label}: tuned winner not used: {bad}")
             continue
@@ -195,7 +227,8 @@ def _with_parts(chosen: Schedule, a, backend, space, store, versions: dict, devi
 
 
 def _timed_at(win: dict) -> dict:
-    """A dynamic problem's winner: the sizes it was timed at (median_s is their geometric mean)."""
+    """A dynamic problem's winner: the sizes it was timed at (median_s is their geometric mean);
+    records.check has made sure `sizes` is a list of {at, median_s}."""
     return {"timed_at": [s["at"] for s in win["sizes"]]} if win.get("sizes") else {}
 
 

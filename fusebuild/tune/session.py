@@ -72,6 +72,15 @@ class Session:
             raise FusebuildError("FUSEBUILD_TUNING=off: there is no records file to tune into",
                                  valid="a path (default tuning/records.jsonl)")
         self.store = Records(path)
+        from ..errors import FusebuildError
+        if self.store.error:
+            raise FusebuildError(f"fusebuild tune: cannot read the tuning records: {self.store.error}",
+                                 valid="FUSEBUILD_TUNING: a file path (default tuning/records.jsonl)")
+        if not opts.dry_run:
+            why = self.store.writable()
+            if why:
+                raise FusebuildError(f"fusebuild tune: cannot write the tuning records: {why}",
+                                     valid="FUSEBUILD_TUNING: a writable file path (default tuning/records.jsonl)")
         self.results = []
         self.cost = {}                  # artifact id -> {candidates, build_s, measure_s}
         self.built = []                 # (artifact, manifest) written by this run
@@ -96,8 +105,9 @@ class Session:
         if not arts:
             self.print("fusebuild tune: no fused artifact matches (tunable targets: tir-cpu, mlir-cpu, tir-cuda)")
             return 1
+        self.check_space(arts)
         if self.store.skipped:
-            self.print(f"note: {self.store.skipped} line(s) of {self.store.path} do not parse; they are ignored")
+            self.print(f"note: {self.store.skipped_text()}; they are ignored")
         for a in arts:
             if self.opts.measure_only:
                 self.measure(a)
@@ -107,6 +117,19 @@ class Session:
             self.write_pack(Path(self.opts.pack))
         self.summary()
         return 1 if any(r.get("error") for r in self.results) else 0
+
+    def check_space(self, arts: list):
+        """--space applies to every selected target: checked against each before any work, so a
+        target without one of its hints stops the run before anything is built."""
+        if not self.opts.space or self.opts.measure_only:
+            return
+        from .space import Space, SpaceError
+        for target in sorted({a.target for a in arts}):
+            try:
+                Space.of(self.project.backend(target).info, self.opts.space)
+            except SpaceError as err:
+                raise SpaceError(f"{err.message}; --space applies to every selected target: "
+                                 f"choose targets with --target", valid=err.valid) from None
 
     # --- plan + build ---------------------------------------------------------------------
     def tune(self, a):
@@ -427,8 +450,18 @@ def _winner_text(win) -> str:
 
 
 def _first_line(text) -> str:
-    lines = [ln for ln in str(text or "").splitlines() if ln.strip()]
-    return (lines[-1] if lines else "")[:160]
+    """The line of an error worth printing: from the first compiler `error:` on, else the last
+    Python `...Error: ...` line, else the first line with words in it (never a caret or `~~~`
+    marker line that compilers put under a quoted source line)."""
+    import re
+    lines = [ln.strip() for ln in str(text or "").splitlines()]
+    lines = [ln for ln in lines if re.search(r"[A-Za-z0-9]", ln)]
+    for ln in lines:
+        m = re.search(r"\berror:\s*(\S.*)", ln, re.I)
+        if m:
+            return f"error: {m.group(1)}"[:160]
+    raised = [ln for ln in lines if re.match(r"([\w.]+(Error|Exception|Fault)|stage \w+)\b", ln)]
+    return (raised[-1] if raised else lines[0] if lines else "")[:160]
 
 
 def _result(a, key, win, measured, failed, changed, store) -> dict:

@@ -277,16 +277,19 @@ def _unique(values) -> tuple:
 
 
 def parse_overrides(items) -> dict:
-    """['tile_m=64,128', 'micro_n=16'] -> {'tile_m': (64, 128), 'micro_n': (16,)}."""
+    """['tile_m=64,128', 'micro_n=16'] -> {'tile_m': (64, 128), 'micro_n': (16,)}; a hint given
+    twice searches the values of both (['micro_m=2', 'micro_m=6'] -> {'micro_m': (2, 6)}); an
+    empty value (`micro_m=4,,8`) is refused."""
     out = {}
     for item in items or ():
         name, sep, vals = item.partition("=")
+        parts = [v.strip() for v in vals.split(",")]
         try:
-            values = tuple(int(v) for v in vals.split(",") if v.strip())
+            values = tuple(int(v) for v in parts) if all(parts) else ()
         except ValueError:
             values = ()
         if not sep or not name.strip() or not values:
-            raise SpaceError(f"--space {item!r}: expected NAME=V1,V2,... with integer values",
+            raise SpaceError(f"--space {item!r}: expected NAME=V1,V2,... with integer values (none empty)",
                              valid="e.g. --space tile_m=64,128")
-        out[name.strip()] = values
+        out[name.strip()] = _unique(out.get(name.strip(), ()) + values)
     return out
