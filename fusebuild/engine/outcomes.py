@@ -56,7 +56,7 @@ def artifact_reports(validate_tasks, failures: dict, started: float) -> list:
             out.append(report if fresh else dict(base, status=str(Status.FAIL), stage="validate",
                                                  reason=failures[name]))
         elif report is not None:
-            out.append(report)
+            out.append(dict(report, **base))       # the row names this artifact, whatever the file says
         else:
             out.append(dict(base, status=str(Status.NOT_BUILT), stage="-", reason="did not run"))
     return out

@@ -19,6 +19,7 @@ Failures come back as doit TaskFailed with a short message, not a traceback.
 from __future__ import annotations
 
 import contextvars
+import json
 import time
 import traceback
 
@@ -133,7 +134,7 @@ def validate(project, a):
         write_json(a.report, report)
         return _failed(devices.failed_elsewhere(a, report))
     act = cache.Action("validate", a.dir, keys.validate(a, backend, toolchain).cache_key(), (a.report.name,))
-    if act.restore():
+    if act.restore(rewrite=lambda name, data: restamp(data, report)):
         return None
     report["worker"]["validate"] = RAN_ON.get()
     try:
@@ -178,6 +179,34 @@ def validate(project, a):
     if modes.hint(a):
         bad.append(modes.hint(a))
     return TaskFailed(f"validate {a.id}: FAIL " + "; ".join(bad))
+
+
+# What names the artifact a report is about, rather than what its content gives: the
+# validate cache key is content-addressed (graph, seed, hints, artifact bytes), so two
+# artifacts of different specs, variants or dynamic ranges with identical content share
+# one cache entry, and the report restored from it must name the one being built.
+IDENTITY = ("spec", "variant", "target", "mode", "params", "seed", "runtime")
+
+
+def restamp(data: bytes, base: dict) -> bytes:
+    """A cached validation.json with the identity fields of `base` (_report_base of the
+    artifact being built); byte-identical when they already match (early cutoff)."""
+    try:
+        report = json.loads(data)
+    except ValueError:
+        return data
+    if not isinstance(report, dict):
+        return data
+    want = {k: base[k] for k in IDENTITY if k in base}
+    if all(_same(report.get(k), v) for k, v in want.items()):
+        return data
+    report.update(want)
+    return (json.dumps(report, indent=1, sort_keys=True, default=str) + "\n").encode()
+
+
+def _same(x, y) -> bool:
+    """Equal as they are written to JSON (tuples and lists alike)."""
+    return json.dumps(x, sort_keys=True, default=str) == json.dumps(y, sort_keys=True, default=str)
 
 
 def _sizes(values: dict) -> str:
