@@ -94,9 +94,9 @@ def test_impossible_hints_are_refused_with_the_rule(hints, message):
 
 def test_shape_with_no_tile_is_refused_at_load():
     assert refused(gemm(8, 24, 64)) == (
-        "specs/g.yaml:11: targets: target mlir-aie (variant M=8, N=24, K=64): no tiling fits npu2: no tile "
-        "size divides the shape (tile_n must be a multiple of 16, tile_m a divisor of M) (valid: smaller shapes, "
-        "another dtype, or a target without these limits)")
+        "specs/g.yaml:11: targets: target mlir-aie (variant M=8, N=24, K=64): no tiling fits npu2: N=24 is not "
+        "a multiple of 16 (tile_n: the kernels' vector width) (the design takes no tails: every tile is whole) "
+        "(valid: N a multiple of 16 (pad the operands), or another target)")
 
 
 def test_shape_too_big_for_npu2_is_refused_at_load_with_the_reason():

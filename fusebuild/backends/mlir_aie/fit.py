@@ -90,26 +90,65 @@ def search(graph, hints: dict):
     try:
         st = analyze(graph)
     except DesignError as err:
-        raise FitError(err.message, valid=err.valid) from None
+        fe = FitError(err.message, valid=err.valid)
+        fe.operand = getattr(err, "operand", None)
+        raise fe from None
     device = device_of(hints)
     cols = PLANNING["columns"][device]
     given = {k: hints[k] for k in _applicable(st) if k in hints}
+    faults = _shape_faults(st)
+    if faults:
+        rules = " and ".join(dict.fromkeys(r for _, r in faults))
+        raise FitError(f"no tiling fits {device}: {'; '.join(f for f, _ in faults)} (the design takes no "
+                       f"tails: every tile is whole)", valid=f"{rules} (pad the operands), or another target")
     _check_hints(st, given, device, cols)
-    first_err = None
+    failed = []
     for cores, tiles in _candidates(st, cols, given):
         for t in tiles:
             tiling = _tiling(cores, t)
             try:
                 return st, tiling, plan(st, tiling, graph.tensors, device)
             except PlanError as err:
-                first_err = first_err or (tiling, err)
+                failed.append((cores, t, err))
                 if given and len(given) == len(_applicable(st)):
                     raise _hint_error(st, graph, hints, tiling, err, device) from None
     if given:
-        tiling, err = first_err if first_err else (None, None)
-        raise _hint_error(st, graph, hints, tiling, err, device) from None
+        near = _nearest(st, graph, hints, device)
+        if failed:
+            # the completion of the hints nearest to a tiling that fits (else the smallest): its
+            # failure is the one to fix, not the first (biggest) completion's
+            if near:
+                nc, nt = near[0]
+                c, t, err = min(failed, key=lambda f: _distance(f[0], f[1], _values(nc, nt)))
+            else:
+                c, t, err = min(failed, key=lambda f: (f[1][0] * f[1][1] * (f[1][2] or 1), -sum(f[0])))
+            raise _hint_error(st, graph, hints, _tiling(c, t), err, device) from None
+        raise _hint_error(st, graph, hints, None, None, device) from None
     raise FitError(f"no tiling fits {device}: {_smallest_failure(st, graph, cols, device)}",
                    valid=_what_fits(st, graph, cols, device))
+
+
+def _shape_faults(st) -> list:
+    """(what, rule) for each dimension no tile can divide: N (or an elementwise group's columns)
+    not a multiple of the kernels' vector width, K not a multiple of one aie::mmul step's K."""
+    if st.kind == "elementwise":
+        R, C = st.ew.shape
+        if C % VEC:
+            return [(f"{C} columns are not a multiple of {VEC} (tile_n: the kernels' vector width)",
+                     f"columns a multiple of {VEC}")]
+        return []
+    s = MAC[st.dtype][1]
+    many = len(st.groups) > 1
+    out = []
+    for g in st.groups:
+        name = f" of '{g.out}'" if many else ""
+        if g.N % VEC:
+            out.append((f"N={g.N}{name} is not a multiple of {VEC} (tile_n: the kernels' vector width)",
+                        f"N a multiple of {VEC}"))
+        if g.a_src is None and g.K % s:
+            out.append((f"K={g.K}{name} is not a multiple of {s} (tile_k: the K of one {st.dtype} aie::mmul step)",
+                        f"K a multiple of {s}"))
+    return out
 
 
 def _what_fits(st, graph, cols, device) -> str:
@@ -149,6 +188,27 @@ def _check_hints(st, given, device, cols):
     if st.kind == "gemm" and given.get("tile_k", s) % s:
         raise FitError(f"hint tile_k={given['tile_k']} is not a multiple of {s} (the K of one aie::mmul step)",
                        valid=f"tile_k: a multiple of {s}")
+    # each hint must divide its dimension: the user's own hint is what fails, whatever completes it
+    if st.kind == "elementwise":
+        R, C = st.ew.shape
+        dims = [("tile_m", "rows", R, 1, MAX_TILE["m"]), ("tile_n", "columns", C, VEC, MAX_TILE["n"])]
+    else:
+        host = [g for g in st.groups if g.a_src is None]
+        dims = [("tile_m", "M", st.M, 1, MAX_TILE["m"])]
+        dims += [("tile_n", f"N={g.N} of '{g.out}'" if len(host) > 1 else "N", g.N, VEC, MAX_TILE["n"])
+                 for g in host]
+        dims += [("tile_k", f"K={g.K} of '{g.out}'" if len(host) > 1 else "K", g.K, s, MAX_TILE["k"])
+                 for g in host]
+    for hint, what, x, step, cap in dims:
+        if hint in given and x % given[hint]:
+            what = what if "=" in what else f"{what}={x}"
+            ok = _divisors(x, step, cap)
+            valid = (f"{hint}: a divisor of {x} that is a multiple of {step} ({', '.join(map(str, ok))})"
+                     if step > 1 else f"{hint}: a divisor of {x} ({', '.join(map(str, ok))})")
+            if not ok:
+                valid = f"none: {x} has no divisor that is a multiple of {step}; pad the operands to a multiple"
+            raise FitError(f"hint {hint}={given[hint]} does not divide {what}"
+                           + (f" in multiples of {step}" if step > 1 else ""), valid=valid)
 
 
 def _applicable(st):
@@ -179,18 +239,21 @@ def _hint_error(st, graph, hints, tiling, err, device):
     return FitError(f"schedule hints {what} do not fit {device}: {why}", valid=valid)
 
 
-def nearest(st, graph, hints, device, count=3) -> list:
-    """Tilings that fit, closest to the hints (log2 distance over the hinted values)."""
+def _values(c, t) -> dict:
+    return {"tile_m": t[0], "tile_n": t[1], "tile_k": t[2], "cores": max(c)}
+
+
+def _distance(c, t, hints) -> float:
+    """log2 distance of a candidate to the hinted values."""
+    return sum(abs(math.log2(v) - math.log2(hints[key])) for key, v in _values(c, t).items()
+               if key in hints and v and hints[key])
+
+
+@functools.lru_cache(maxsize=64)
+def _nearest_cached(digest, hints_key, graph_holder, device, count):
+    st, graph, hints = analyze(graph_holder.graph), graph_holder.graph, dict(hints_key)
     cols = PLANNING["columns"][device]
-
-    def dist(c, t):
-        d = 0.0
-        for key, v in (("tile_m", t[0]), ("tile_n", t[1]), ("tile_k", t[2]), ("cores", max(c))):
-            if key in hints and v:
-                d += abs(math.log2(v) - math.log2(hints[key]))
-        return d
-
-    cands = sorted(((dist(c, t), c, t) for c, tiles in _candidates(st, cols, {}) for t in tiles),
+    cands = sorted(((_distance(c, t, hints), c, t) for c, tiles in _candidates(st, cols, {}) for t in tiles),
                    key=lambda x: (x[0], -sum(x[1])))
     found = []
     for _, c, t in cands:
@@ -198,10 +261,21 @@ def nearest(st, graph, hints, device, count=3) -> list:
             plan(st, _tiling(c, t), graph.tensors, device)
         except PlanError:
             continue
-        found.append(_hints_text(st, c, t))
+        found.append((c, t))
         if len(found) == count:
             break
-    return found
+    return tuple(found)
+
+
+def _nearest(st, graph, hints, device, count=3) -> tuple:
+    """(cores, tile) of the tilings that fit, closest to the hints."""
+    key = tuple(sorted((k, v) for k, v in hints.items() if k in HINTS))
+    return _nearest_cached(graph.digest(), key, _Holder(graph), device, count)
+
+
+def nearest(st, graph, hints, device, count=3) -> list:
+    """Tilings that fit, closest to the hints (log2 distance over the hinted values)."""
+    return [_hints_text(st, c, t) for c, t in _nearest(st, graph, hints, device, count)]
 
 
 def _hints_text(st, c, t) -> str:
@@ -232,6 +306,17 @@ def fit(graph, hints: dict):
     return _cached(graph.digest(), key, _Holder(graph))
 
 
-def check(graph, hints: dict) -> None:
-    """The spec loader's check: raises FitError when the graph cannot be rendered as hinted."""
-    fit(graph, hints)
+def check(graph, hints: dict) -> list:
+    """The spec loader's check: raises FitError when the graph cannot be rendered as hinted; a
+    refusal caused by an operand (a full-shape epilogue operand) is returned as a Limit on the
+    node that reads it, so the loader points at that graph entry, not at the schedule."""
+    try:
+        fit(graph, hints)
+    except FitError as err:
+        operand = getattr(err, "operand", None)
+        readers = [n.output for n in graph.nodes if operand and operand in n.inputs]
+        if not readers:
+            raise
+        from ..limits import Limit
+        return [Limit(err.message, err.valid or "", node=readers[0])]
+    return []

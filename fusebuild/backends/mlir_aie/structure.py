@@ -26,7 +26,9 @@ from ...ir.graph import Acc, Call, Load, fuse
 
 
 class DesignError(FusebuildError):
-    """The graph or its tiling does not map onto the NPU."""
+    """The graph or its tiling does not map onto the NPU; `operand`, when set, is the tensor at
+    fault (fit.check points the spec loader at the node that reads it)."""
+    operand: str | None = None
 
 
 @dataclass(frozen=True)
@@ -164,9 +166,11 @@ def _steps(expr, t, M, N, produced, index):
         return steps + [Step(op, (), other, "pair")], produced[other]
     kind = _kind(t[other].shape, M, N, other)
     if kind == "full":
-        raise DesignError(f"epilogue operand '{other}' has the output's full shape [{M}, {N}]: in a fused design it "
-                          f"would be a third input stream into each core (a compute tile has 2 input DMA channels)",
-                          valid="a row ([N]), column ([M, 1]) or scalar operand, or mode: separate")
+        err = DesignError(f"epilogue operand '{other}' has the output's full shape [{M}, {N}]: in a fused design "
+                          f"it would be a third input stream into each core (a compute tile has 2 input DMA "
+                          f"channels)", valid="a row ([N]), column ([M, 1]) or scalar operand, or mode: separate")
+        err.operand = other
+        raise err
     return steps + [Step(op, (), other, kind)], pair
 
 

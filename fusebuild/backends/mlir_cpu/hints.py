@@ -54,6 +54,43 @@ def _tiles(cfg, p):
     return None
 
 
+MAX_NATIVE_VECTORS = 512      # IREE's --iree-llvmcpu-max-allowed-number-of-native-vectors (default)
+ACC_BYTES = 4                 # the register tile accumulates in float32
+
+
+def max_vector_bytes(p) -> int:
+    """IREE's llvm-cpu vector size limit (LLVMCPUVerifyVectorSizeLegality): a vector.contract
+    whose iteration space (vec_m x vec_n x vec_k accumulator elements) reaches native vector
+    bytes x 512 fails to compile ("One or more operations with large vector sizes (32768
+    bytes)" with AVX-512's 64-byte vectors)."""
+    return p.lanes * p.bytes * MAX_NATIVE_VECTORS
+
+
+def vector_size(cfg, p):
+    """(why, what would fit) when the register tile's contract is too large for IREE, else None."""
+    vm, vn, vk = (cfg.get(h) for h in ("vec_m", "vec_n", "vec_k"))
+    if vm is None or vn is None or vk is None:
+        return None
+    limit = max_vector_bytes(p)
+    size = vm * vn * vk * ACC_BYTES
+    if size < limit:
+        return None
+    most = (limit - 1) // (vm * vn * ACC_BYTES)
+    pow2 = 1 << (most.bit_length() - 1) if most else 0
+    fit = (f"vec_k <= {most} with vec_m={vm} vec_n={vn} (e.g. vec_k={pow2})" if most
+           else "a smaller vec_m x vec_n")
+    return (f"register tile {vm}x{vn} with k step vec_k={vk} is a {size}-byte vector.contract "
+            f"({vm}*{vn}*{vk} x {ACC_BYTES}-byte accumulators); IREE's llvm-cpu pipeline refuses {limit} "
+            f"bytes or more ({p.lanes * p.bytes}-byte native vectors x {MAX_NATIVE_VECTORS}, "
+            f"--iree-llvmcpu-max-allowed-number-of-native-vectors)",
+            f"vec_m*vec_n*vec_k*{ACC_BYTES} < {limit}: {fit}")
+
+
+def _vector_size(cfg, p):
+    found = vector_size(cfg, p)
+    return found[0] if found else None
+
+
 HINTS = table(
     Hint("data_tiling", "1: pack operands into tiles, matmul as mmt4d (--iree-opt-data-tiling); 0: tile the "
                         "matmul in place (IREE's default)", 0, choices=(0, 1), tune=(0, 1)),
@@ -75,5 +112,7 @@ HINTS = table(
         Rule("together", "the five tile hints are set together or not at all", _together),
         Rule("tiles", "whole vectors, register tile dividing the workgroup tile, fits the registers "
                       "and the problem", _tiles),
+        Rule("vector-size", "the register tile's vector.contract (vec_m*vec_n*vec_k float32) stays below IREE's "
+                            "llvm-cpu vector size limit (native vector bytes x 512)", _vector_size),
     ),
 )
