@@ -275,3 +275,15 @@ def test_a_dynamic_m_artifact_is_tuned_at_its_sizes_and_builds_with_the_winner(t
     p.doit("build", check=0)
     assert sched(static)["source"] == "tuned" and "timed_at" not in sched(static)["tuning"]
     assert sched(dyn)["tuning"]["candidate"] == win["candidate"]
+
+
+def test_a_pack_of_an_output_folder_outside_the_project_unpacks_under_its_name(proj, tmp_path):
+    """--pack stores members relative to the output folder (`build/.tune/...`), so an output folder
+    outside the working directory does not give `../..` members that tar strips on the way in."""
+    import tarfile
+    pack = tmp_path / "pack.tar.xz"
+    out = tune(proj, ART, "--space", "micro_n=16", "--build-only", "--pack", str(pack),
+               env={"FUSEBUILD_OUT": str(tmp_path / "elsewhere" / "build")})
+    assert "FUSEBUILD_OUT=build fusebuild tune --measure" in out, out
+    names = tarfile.open(pack).getnames()
+    assert names and all(n.startswith("build/.tune/g/M64_N96_K32/tir-cpu/") for n in names), names

@@ -23,7 +23,6 @@ committed records file (or the cache).
 from __future__ import annotations
 
 import fnmatch
-import os
 import sys
 import time
 import uuid
@@ -337,22 +336,28 @@ class Session:
 
     def write_pack(self, path: Path):
         """What `--measure` needs from this run's builds (manifests, the built candidates'
-        artifact files), paths relative to the project: unpack it at the project's root."""
+        artifact files), under the output folder's name (`out/.tune/...`): unpack it at the project's
+        root. Paths are relative to the output folder, never to the working directory (an output
+        folder outside it gave `../..` members, which tar strips on the way in)."""
         import tarfile
         n = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         with tarfile.open(path, "w:xz") as tar:
             for a, man in self.built:
-                tar.add(M.path(a), arcname=os.path.relpath(M.path(a)))
+                def arc(p, out=Path(a.out)):
+                    return str(Path(out.name) / Path(p).relative_to(out))
+                tar.add(M.path(a), arcname=arc(M.path(a)))
                 files = self.project.backend(a.target).artifact_files
                 for c in man["candidates"]:
                     if c["status"] == "built" and not c.get("same_as"):
                         for f in files:
-                            tar.add(a.out / c["folder"] / f, arcname=os.path.relpath(a.out / c["folder"] / f))
+                            tar.add(a.out / c["folder"] / f, arcname=arc(a.out / c["folder"] / f))
                         n += 1
+        outs = sorted({Path(a.out).name for a, _ in self.built})
+        env = "" if outs in ([], ["out"]) else f"FUSEBUILD_OUT={outs[0]} "
         self.print(f"packed {n} candidate(s) of {len(self.built)} artifact(s) into {path} "
                    f"({path.stat().st_size / 1e6:.1f} MB): `tar xf {path.name}` at the project root, then "
-                   f"`fusebuild tune --measure`")
+                   f"`{env}fusebuild tune --measure`")
 
     def summary(self):
         for r in self.results:
