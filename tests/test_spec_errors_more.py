@@ -13,21 +13,8 @@ from fusebuild.backends.limits import Limit
 from fusebuild.cli import main as cli
 from fusebuild.errors import SpecError
 from fusebuild.spec import parse_spec
+from test_spec_load import GOOD   # the one small valid spec these errors are made from
 
-GOOD = """\
-name: op
-params:
-  M: [2, 4]
-  N: 8
-  K: 16
-inputs:
-  x: {shape: [M, K], dtype: float32}
-  w: {shape: [N, K], dtype: float32}
-  b: {shape: [N], dtype: float32}
-graph:
-  - {op: matmul, inputs: [x, w], output: y, transpose_b: true, epilogue: [{add: b}, silu]}
-outputs: [y]
-"""
 INTERNAL = ("y_mm", "y_e1")
 
 
