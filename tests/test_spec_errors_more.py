@@ -221,3 +221,15 @@ def test_a_dynamic_broadcast_mismatch_says_the_dimension_is_dynamic():
         "b [10, 8] do not broadcast (dimension -2: M (dynamic 1..10) vs 10) (valid: shapes that broadcast (numpy: "
         "each dimension, from the right, equal or 1 in one operand); a dynamic dimension only matches the same "
         "parameter, or a static 1)")
+
+
+@pytest.mark.parametrize("entry,message", [
+    ("buckets: [0, 4]", "params.M.buckets: 0 is not a size: sizes are positive integers"),
+    ("validate: [2.5]", "params.M.validate: 2.5 is not a size: sizes are positive integers"),
+    ("validate: []", "params.M.validate: expected a non-empty list of sizes, got []"),
+])
+def test_a_dynamic_parameters_bad_size_is_named(entry, message):
+    text = GOOD.replace("M: [2, 4]", "M: {dynamic: [1, 4], " + entry + "}")
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, "specs/op.yaml")
+    assert message in str(info.value), str(info.value)

@@ -119,8 +119,11 @@ def _sizes(value, key, lo, hi, field, line, fail):
     if key not in value:
         return None
     sizes, kline = value[key], _line(value, key, line)
-    if not isinstance(sizes, list) or not sizes or not all(_posint(v) for v in sizes):
+    if not isinstance(sizes, list) or not sizes:
         fail(f"expected a non-empty list of sizes, got {quote(sizes)}", kline, f"{field}.{key}", FIELDS[key])
+    bad = [v for v in sizes if not _posint(v)]
+    if bad:
+        fail(f"{quote(bad[0])} is not a size: sizes are positive integers", kline, f"{field}.{key}", FIELDS[key])
     bad = [v for v in sizes if not lo <= v <= hi]
     if bad:
         fail(f"size {bad[0]} is outside the dynamic range [{lo}, {hi}]", kline, f"{field}.{key}",
