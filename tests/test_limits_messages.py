@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from fusebuild.backends.mlir_cpu import hints as cpu_hints
-from fusebuild.errors import SpecError
 from fusebuild.spec import parse_spec
 from fusebuild.tune.space import Gemm, Problem
+
+from conftest import refused
 
 
 def gemm(M, N, K, target, dtype="float32", hints="", epilogue="", extra=""):
@@ -15,12 +16,6 @@ def gemm(M, N, K, target, dtype="float32", hints="", epilogue="", extra=""):
             f"  w: {{shape: [N, K], dtype: {dtype}}}\n  bias: {{shape: [N], dtype: {dtype}}}\n{extra}"
             f"graph:\n  - {{op: matmul, inputs: [x, w], output: y, transpose_b: true{epilogue}}}\n"
             f"outputs: [y]\ntargets: [{target}]\n{hints}")
-
-
-def refused(text) -> str:
-    with pytest.raises(SpecError) as info:
-        parse_spec(text, "specs/g.yaml")
-    return str(info.value)
 
 
 # 1. mlir-cpu: IREE's llvm-cpu vector size limit (native vector bytes x 512; AVX-512: 32768)
@@ -42,7 +37,8 @@ def test_mlir_cpu_vector_size_rule_matches_iree_limit():
     assert rule.check({**TILES, "vec_n": 32, "vec_k": 32}, AVX512)
     assert rule.check({**TILES, "vec_m": 16, "vec_k": 32}, AVX512)
     assert cpu_hints.max_vector_bytes(AVX2) == 16384
-    why, valid = cpu_hints.vector_size({**TILES, "vec_k": 64}, AVX512)
+    why, valid = rule.check({**TILES, "vec_k": 64}, AVX512), rule.fit({**TILES, "vec_k": 64}, AVX512)
+    assert rule.hint == "vec_k"
     assert "32768-byte vector.contract" in why and "refuses 32768 bytes or more" in why
     assert "--iree-llvmcpu-max-allowed-number-of-native-vectors" in why
     assert valid == "vec_m*vec_n*vec_k*4 < 32768: vec_k <= 63 with vec_m=8 vec_n=16 (e.g. vec_k=32)"

@@ -56,10 +56,14 @@ class Hint:
 class Rule:
     """A constraint between hints: `check(config, problem)` -> why `config` is left out of a
     tuning space (None: allowed). `config` holds the resolved hints (absent: unset); `problem`
-    is a tune.space.Problem (GEMM shapes, dtype, vector lanes, cores of the device)."""
+    is a tune.space.Problem (GEMM shapes, dtype, vector lanes, cores of the device). Where a
+    spec's hints break it, `fit(config, problem)` says what would apply (None: `meaning`), and
+    `hint` is the hint to name ('': the first hint the reason names)."""
     name: str
     meaning: str
     check: object
+    fit: object = None
+    hint: str = ""
 
 
 @dataclass(frozen=True)

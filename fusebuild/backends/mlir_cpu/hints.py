@@ -66,29 +66,33 @@ def max_vector_bytes(p) -> int:
     return p.lanes * p.bytes * MAX_NATIVE_VECTORS
 
 
-def vector_size(cfg, p):
-    """(why, what would fit) when the register tile's contract is too large for IREE, else None."""
+def _contract(cfg, p):
+    """(vec_m, vec_n, vec_k, bytes of the register tile's vector.contract, IREE's limit), or None
+    when the tile hints are unset or the contract is below the limit."""
     vm, vn, vk = (cfg.get(h) for h in ("vec_m", "vec_n", "vec_k"))
     if vm is None or vn is None or vk is None:
         return None
-    limit = max_vector_bytes(p)
-    size = vm * vn * vk * ACC_BYTES
-    if size < limit:
-        return None
-    most = (limit - 1) // (vm * vn * ACC_BYTES)
-    pow2 = 1 << (most.bit_length() - 1) if most else 0
-    fit = (f"vec_k <= {most} with vec_m={vm} vec_n={vn} (e.g. vec_k={pow2})" if most
-           else "a smaller vec_m x vec_n")
-    return (f"register tile {vm}x{vn} with k step vec_k={vk} is a {size}-byte vector.contract "
-            f"({vm}*{vn}*{vk} x {ACC_BYTES}-byte accumulators); IREE's llvm-cpu pipeline refuses {limit} "
-            f"bytes or more ({p.lanes * p.bytes}-byte native vectors x {MAX_NATIVE_VECTORS}, "
-            f"--iree-llvmcpu-max-allowed-number-of-native-vectors)",
-            f"vec_m*vec_n*vec_k*{ACC_BYTES} < {limit}: {fit}")
+    size, limit = vm * vn * vk * ACC_BYTES, max_vector_bytes(p)
+    return (vm, vn, vk, size, limit) if size >= limit else None
 
 
 def _vector_size(cfg, p):
-    found = vector_size(cfg, p)
-    return found[0] if found else None
+    found = _contract(cfg, p)
+    if found is None:
+        return None
+    vm, vn, vk, size, limit = found
+    return (f"register tile {vm}x{vn} with k step vec_k={vk} is a {size}-byte vector.contract "
+            f"({vm}*{vn}*{vk} x {ACC_BYTES}-byte accumulators); IREE's llvm-cpu pipeline refuses {limit} "
+            f"bytes or more ({p.lanes * p.bytes}-byte native vectors x {MAX_NATIVE_VECTORS}, "
+            f"--iree-llvmcpu-max-allowed-number-of-native-vectors)")
+
+
+def _vector_fit(cfg, p):
+    vm, vn, _, _, limit = _contract(cfg, p)
+    most = (limit - 1) // (vm * vn * ACC_BYTES)
+    pow2 = 1 << (most.bit_length() - 1) if most else 0
+    fit = f"vec_k <= {most} with vec_m={vm} vec_n={vn} (e.g. vec_k={pow2})" if most else "a smaller vec_m x vec_n"
+    return f"vec_m*vec_n*vec_k*{ACC_BYTES} < {limit}: {fit}"
 
 
 HINTS = table(
@@ -113,6 +117,7 @@ HINTS = table(
         Rule("tiles", "whole vectors, register tile dividing the workgroup tile, fits the registers "
                       "and the problem", _tiles),
         Rule("vector-size", "the register tile's vector.contract (vec_m*vec_n*vec_k float32) stays below IREE's "
-                            "llvm-cpu vector size limit (native vector bytes x 512)", _vector_size),
+                            "llvm-cpu vector size limit (native vector bytes x 512)", _vector_size,
+             fit=_vector_fit, hint="vec_k"),
     ),
 )

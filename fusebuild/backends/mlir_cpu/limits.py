@@ -35,17 +35,15 @@ def _hint_rules(graph, hints: dict) -> list:
         return []
     from ...tune.device import vector_bits
     from ...tune.space import Problem
-    from .hints import HINTS, vector_size
+    from .hints import HINTS
     cfg = HINTS.resolve(hints)
     p = Problem.of(graph, 1, vector_bits())
     for rule in HINTS.rules:
         why = rule.check(cfg, p)
         if not why:
             continue
-        valid = rule.meaning
-        if rule.name == "vector-size":
-            why, valid = vector_size(cfg, p)
+        valid = rule.fit(cfg, p) if rule.fit else rule.meaning
         named = [h for h in re.findall(r"[a-z_]+", why) if h in hints]
-        hint = "vec_k" if rule.name == "vector-size" else (named[0] if named else next(iter(hints)))
+        hint = rule.hint or (named[0] if named else next(iter(hints)))
         return [Limit(f"schedule hints break rule '{rule.name}': {why}", valid, hint=hint)]
     return []
