@@ -45,8 +45,14 @@ def _umask() -> int:
     return mask
 
 
+def json_text(obj) -> str:
+    """How fusebuild writes a JSON file (reports, plans, manifests): one form, so a file rewritten
+    from its parsed content is byte-identical when nothing in it changed."""
+    return json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n"
+
+
 def write_json(path, obj, **kw) -> bool:
-    return write_atomic(path, json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n", **kw)
+    return write_atomic(path, json_text(obj), **kw)
 
 
 def read_json(path, default=None):

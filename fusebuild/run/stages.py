@@ -27,7 +27,7 @@ from doit.exceptions import TaskFailed
 
 from .. import cache
 from ..backends.base import RenderJob
-from ..fsutil import read_json, staging, write_atomic, write_json
+from ..fsutil import json_text, read_json, staging, write_atomic, write_json
 from ..plan import keys
 from ..plan.artifacts import needs_toolchain, units
 from ..runtime import manifest
@@ -201,7 +201,7 @@ def restamp(data: bytes, base: dict) -> bytes:
     if all(_same(report.get(k), v) for k, v in want.items()):
         return data
     report.update(want)
-    return (json.dumps(report, indent=1, sort_keys=True, default=str) + "\n").encode()
+    return json_text(report).encode()
 
 
 def _same(x, y) -> bool:

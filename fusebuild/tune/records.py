@@ -110,8 +110,8 @@ def check(rec) -> str:
     for name in ("iqr_s", "q1_s", "q3_s", "min_s", "torch_s"):
         if rec.get(name) is not None and not _num(rec[name]):
             return f"{name} is not a number"
-    if "sizes" in rec and rec["sizes"] is not None and _sizes_problem(rec["sizes"]):
-        return _sizes_problem(rec["sizes"])
+    if rec.get("sizes") is not None and (bad := _sizes_problem(rec["sizes"])):
+        return bad
     if kind == "measurement":
         if rec.get("status") not in STATUSES:
             return f"status is not one of {', '.join(STATUSES)}"
@@ -198,9 +198,10 @@ class Records:
         above = next((d for d in self.path.parents if d.exists()), None)
         if above is not None and not above.is_dir():
             return f"{above} is not a directory"
+        if above is not None and above != self.path.parent:     # folders append() will make
+            return "" if os.access(above, os.W_OK | os.X_OK) else f"{above}: Permission denied"
         existed = self.path.exists()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.close(fd)
             if not existed:

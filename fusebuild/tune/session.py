@@ -29,6 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import FusebuildError
 from ..hashing import digest, file_sha256
 from ..tables import table
 from . import device as D
@@ -67,11 +68,9 @@ class Session:
         self.project = Project.from_settings(env)
         path = records_path(env)
         if path is None:
-            from ..errors import FusebuildError
             raise FusebuildError("FUSEBUILD_TUNING=off: there is no records file to tune into",
                                  valid="a path (default tuning/records.jsonl)")
         self.store = Records(path)
-        from ..errors import FusebuildError
         if self.store.error:
             raise FusebuildError(f"fusebuild tune: cannot read the tuning records: {self.store.error}",
                                  valid="FUSEBUILD_TUNING: a file path (default tuning/records.jsonl)")
