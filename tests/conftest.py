@@ -143,6 +143,15 @@ def snapshot(root: Path, run_records: bool = True) -> dict:
 
 # --- spec text -> variant -> render: the one helper every renderer test uses --------------
 
+def refused(text: str, path: str = "specs/g.yaml") -> str:
+    """The one-line SpecError a spec text is refused with when it loads (fails if it loads)."""
+    from fusebuild.errors import SpecError
+    from fusebuild.spec import parse_spec
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, path)
+    return str(info.value)
+
+
 def variants(spec, target=None) -> list:
     """The variants of a spec (a path, or YAML text) that build `target` (all if None)."""
     from fusebuild.spec import load_spec, parse_spec

@@ -14,10 +14,10 @@ from fusebuild.backends.mlir_aie import aieparse, rules
 from fusebuild.backends.mlir_aie.fit import search
 from fusebuild.backends.mlir_aie.plan import PLANNING, PlanError, Tiling, plan
 from fusebuild.backends.mlir_aie.structure import analyze
-from fusebuild.errors import SpecError
 from fusebuild.spec import load_spec, parse_spec
 
-from conftest import REPO, render as render_spec
+from conftest import REPO, refused
+from conftest import render as render_spec
 
 LLAMA = REPO / "tests" / "data" / "specs" / "llama32_1b_mlp.yaml"
 
@@ -27,12 +27,6 @@ def gemm(M, N, K, hints="", dtype="bfloat16", epilogue=""):
             f"  w: {{shape: [N, K], dtype: {dtype}}}\n  b: {{shape: [N], dtype: {dtype}}}\n  r: {{shape: [M, N], dtype: {dtype}}}\n"
             f"graph:\n  - {{op: matmul, inputs: [x, w], output: y, transpose_b: true{epilogue}}}\n"
             f"outputs: [y]\ntargets: [mlir-aie]\n{hints}")
-
-
-def refused(text) -> str:
-    with pytest.raises(SpecError) as info:
-        parse_spec(text, "specs/g.yaml")
-    return str(info.value)
 
 
 def test_llama_3_2_1b_mlp_fits_at_decode_and_prefill_sizes():

@@ -9,10 +9,8 @@ import pytest
 
 from fusebuild.backends.mlir_aie import aieparse, kernels, rules
 from fusebuild.backends.mlir_aie.emulate import EmulationError
-from fusebuild.errors import SpecError
-from fusebuild.spec import parse_spec
 
-from conftest import build, check_against_torch, render, run_and_compare, variants
+from conftest import build, check_against_torch, refused, render, run_and_compare, variants
 
 EW_CHAIN = """\
 name: ew1
@@ -72,12 +70,6 @@ targets: [mlir-aie]
 """
 
 
-def refused(text) -> str:
-    with pytest.raises(SpecError) as info:
-        parse_spec(text, "specs/t.yaml")
-    return str(info.value)
-
-
 def declared(design) -> dict:
     return dict(re.findall(r"func\.func private @(\w+)\(([^)]*)\)", design))
 
@@ -105,7 +97,7 @@ def test_elementwise_chain_of_three_inputs_is_refused_at_load():
                             "  b: {shape: [N], dtype: $dtype}\n  s: {shape: [1], dtype: $dtype}\n")
     text = text.replace("  - {op: gelu, inputs: [t], output: y}",
                         "  - {op: mul, inputs: [t, s], output: u}\n  - {op: gelu, inputs: [u], output: y}")
-    assert refused(text).endswith(
+    assert refused(text, "specs/t.yaml").endswith(
         "the elementwise chain 'y' (add -> mul -> gelu) reads 3 input tensors (x, b, s); its core has 2 input DMA "
         "channels (valid: an elementwise chain that reads at most two input tensors)")
 
@@ -127,7 +119,7 @@ def test_two_bias_epilogues_get_one_kernel_name_per_signature(tmp_path):
 
 
 def test_two_bias_in_float32_at_gpt2_size_is_refused_with_the_limits_and_what_fits():
-    message = refused(TWO_BIAS.format(E=768, H=3072, dtype="float32"))
+    message = refused(TWO_BIAS.format(E=768, H=3072, dtype="float32"), "specs/t.yaml")
     assert "two signatures" not in message and "{'s2mm'" not in message
     assert "no tiling fits npu2: with the smallest tiles and the most cores" in message
     assert "no mem tile has room for another link (9 input DMA channels, 1 output DMA channel, 7168 bytes): the " \
